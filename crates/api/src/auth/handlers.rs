@@ -1,0 +1,262 @@
+//! `/v1/auth/*` and `/v1/me`.
+use actix_web::{HttpResponse, get, post, web};
+use licentia_domain::ids::UserId;
+use licentia_persistence::repo::{tokens, users};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::principal::{Caller, Principal};
+use crate::crypto;
+use crate::error::{ApiError, ApiResult};
+use crate::routes::accounts::AccountOut;
+use crate::state::AppState;
+
+/// Credentials for a password login.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// The user's e-mail address (case-insensitive).
+    #[schema(example = "admin@licentia.local")]
+    pub email: String,
+    /// The user's password.
+    #[schema(format = Password)]
+    pub password: String,
+}
+
+/// A fresh token pair.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// A JWT to send as `Authorization: Bearer <token>`.
+    pub access_token: String,
+    /// Always `Bearer`.
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// An opaque token for `POST /v1/auth/refresh`; single use, rotated on every refresh.
+    pub refresh_token: String,
+}
+
+/// A refresh token to rotate or revoke.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// The refresh token from the last token response.
+    pub refresh_token: String,
+}
+
+/// The logged-in user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeUser {
+    pub id: Uuid,
+    pub email: String,
+}
+
+/// The API key in use.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeApiKey {
+    pub id: Uuid,
+    pub name: String,
+    /// The key's public prefix.
+    pub prefix: String,
+}
+
+/// Who the caller is.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeResponse {
+    /// The user, when authenticated with a JWT.
+    pub user: Option<MeUser>,
+    /// The API key, when authenticated with `X-API-Key`.
+    pub api_key: Option<MeApiKey>,
+    /// `admin`, `owner`, `operator` or `viewer`.
+    pub role: String,
+    /// The scopes the caller holds.
+    pub scopes: Vec<String>,
+    /// The caller's account.
+    pub account: AccountOut,
+}
+
+async fn issue_pair(state: &AppState, user_id: UserId, family: Uuid) -> ApiResult<TokenResponse> {
+    let now = licentia_persistence::now();
+    let access_token = state
+        .jwt
+        .issue(user_id.as_uuid(), now)
+        .map_err(ApiError::Internal)?;
+    let refresh = format!("lrt_{}", crypto::random_token(32));
+    let ttl = i64::try_from(state.config.refresh_token_ttl_secs).unwrap_or(i64::MAX);
+    tokens::insert(
+        state.db.conn(),
+        user_id,
+        family,
+        crypto::sha256_hex(&refresh),
+        now.saturating_add(time::Duration::seconds(ttl)),
+    )
+    .await?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: state.jwt.ttl_secs(),
+        refresh_token: refresh,
+    })
+}
+
+/// Log in with e-mail and password
+///
+/// Returns an access token (JWT) and a refresh token.
+#[utoipa::path(
+    operation_id = "create_token",
+    tag = "auth",
+    request_body = TokenRequest,
+    responses(
+        (status = 200, description = "Logged in", body = TokenResponse),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 422, response = crate::openapi::Unprocessable),
+        (status = 429, response = crate::openapi::TooManyRequests),
+    )
+)]
+#[post("/v1/auth/token")]
+pub async fn create_token(
+    state: web::Data<AppState>,
+    body: web::Json<TokenRequest>,
+) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    let found = users::find_by_email(state.db.conn(), &body.email).await?;
+    let password = body.password;
+    let (user, ok) = match found {
+        Some((user, hash)) => {
+            let ok = web::block(move || crypto::verify_password(&password, &hash))
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            (Some(user), ok)
+        }
+        None => {
+            // Same work for unknown addresses, so timing does not reveal which exist.
+            web::block(move || crypto::verify_password(&password, crypto::dummy_hash()))
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            (None, false)
+        }
+    };
+    match (user, ok) {
+        (Some(user), true) => {
+            Ok(HttpResponse::Ok().json(issue_pair(&state, user.id, Uuid::now_v7()).await?))
+        }
+        _ => Err(ApiError::unauthorized("wrong e-mail or password")),
+    }
+}
+
+/// Rotate a refresh token
+///
+/// Returns a new token pair; the presented refresh token stops working. Presenting a token
+/// that was already rotated revokes its whole family.
+#[utoipa::path(
+    operation_id = "refresh_token",
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new token pair", body = TokenResponse),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 422, response = crate::openapi::Unprocessable),
+        (status = 429, response = crate::openapi::TooManyRequests),
+    )
+)]
+#[post("/v1/auth/refresh")]
+pub async fn refresh_token(
+    state: web::Data<AppState>,
+    body: web::Json<RefreshRequest>,
+) -> ApiResult<HttpResponse> {
+    let db = state.db.conn();
+    let invalid = || ApiError::invalid_token("the refresh token is invalid, expired or revoked");
+    let token = tokens::find_by_hash(db, &crypto::sha256_hex(&body.refresh_token))
+        .await?
+        .ok_or_else(invalid)?;
+    if token.revoked {
+        return Err(invalid());
+    }
+    if token.used || !tokens::mark_used(db, token.id).await? {
+        // A rotated token came back: someone holds a copy. Revoke the whole family.
+        tracing::warn!(family = %token.family_id, "refresh token reuse detected; family revoked");
+        tokens::revoke_family(db, token.family_id).await?;
+        return Err(invalid());
+    }
+    if token.expires_at <= licentia_persistence::now() {
+        return Err(invalid());
+    }
+    if users::find(db, token.user_id).await?.is_none() {
+        return Err(invalid());
+    }
+    Ok(HttpResponse::Ok().json(issue_pair(&state, token.user_id, token.family_id).await?))
+}
+
+/// Log out
+///
+/// Revokes the refresh token's whole family. Unknown tokens are accepted silently so that
+/// logging out twice is harmless.
+#[utoipa::path(
+    operation_id = "logout",
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 204, description = "Logged out"),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 422, response = crate::openapi::Unprocessable),
+    )
+)]
+#[post("/v1/auth/logout")]
+pub async fn logout(
+    state: web::Data<AppState>,
+    body: web::Json<RefreshRequest>,
+) -> ApiResult<HttpResponse> {
+    let db = state.db.conn();
+    if let Some(token) = tokens::find_by_hash(db, &crypto::sha256_hex(&body.refresh_token)).await? {
+        tokens::revoke_family(db, token.family_id).await?;
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Who am I
+///
+/// The caller's identity, role, scopes and account.
+#[utoipa::path(
+    operation_id = "get_me",
+    tag = "auth",
+    responses(
+        (status = 200, description = "The caller", body = MeResponse),
+        (status = 401, response = crate::openapi::Unauthorized),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+#[get("/v1/me")]
+pub async fn get_me(principal: Principal) -> ApiResult<HttpResponse> {
+    let (user, api_key) = match &principal.caller {
+        Caller::User { id, email } => (
+            Some(MeUser {
+                id: id.as_uuid(),
+                email: email.clone(),
+            }),
+            None,
+        ),
+        Caller::ApiKey { id, name, prefix } => (
+            None,
+            Some(MeApiKey {
+                id: id.as_uuid(),
+                name: name.clone(),
+                prefix: prefix.clone(),
+            }),
+        ),
+    };
+    Ok(HttpResponse::Ok().json(MeResponse {
+        user,
+        api_key,
+        role: principal.role.as_str().to_owned(),
+        scopes: principal
+            .scopes
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect(),
+        account: AccountOut::from(principal.account.clone()),
+    }))
+}

@@ -1,0 +1,256 @@
+//! Layered configuration: defaults, then an optional `licentia.toml`, then `LICENTIA_*`
+//! environment variables. A bad value stops the start with one line naming it.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// A secret value: its `Debug` never shows it.
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Every setting of the service. Field names are the environment variables without the
+/// `LICENTIA_` prefix, lower-cased.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Config {
+    pub database_url: String,
+    pub bind: String,
+    pub admin_email: String,
+    pub admin_password: Option<Secret>,
+    pub currency: String,
+    pub jwt_secret: Option<Secret>,
+    pub jwt_algorithm: String,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    /// Clock skew tolerated on `exp`/`nbf`; kept small on purpose.
+    pub jwt_leeway_secs: u64,
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+    pub provision_attempts: u32,
+    pub encryption_key: Option<Secret>,
+    pub job_poll_ms: u64,
+    pub sweep_interval_secs: u64,
+    pub renew_lead_days: u64,
+    pub grace_days: u64,
+    pub expiring_soon_days: u64,
+    pub transfer_ttl_hours: u64,
+    pub license_file_ttl_days: u64,
+    pub body_limit_bytes: u64,
+    pub cors_origins: String,
+    pub webhook_allowed_hosts: String,
+    pub rate_limit: String,
+    pub log: String,
+    pub log_format: String,
+    pub db_max_connections: u32,
+    pub db_acquire_timeout_ms: u64,
+    pub request_timeout_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://licentia.db?mode=rwc".into(),
+            bind: "127.0.0.1:8080".into(),
+            admin_email: "admin@licentia.local".into(),
+            admin_password: None,
+            currency: "USD".into(),
+            jwt_secret: None,
+            jwt_algorithm: "HS256".into(),
+            jwt_issuer: "licentia".into(),
+            jwt_audience: "licentia-api".into(),
+            jwt_leeway_secs: 5,
+            access_token_ttl_secs: 900,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            provision_attempts: 10,
+            encryption_key: None,
+            job_poll_ms: 1000,
+            sweep_interval_secs: 60,
+            renew_lead_days: 3,
+            grace_days: 30,
+            expiring_soon_days: 7,
+            transfer_ttl_hours: 168,
+            license_file_ttl_days: 30,
+            body_limit_bytes: 65536,
+            cors_origins: String::new(),
+            webhook_allowed_hosts: String::new(),
+            rate_limit: "on".into(),
+            log: "info".into(),
+            log_format: "text".into(),
+            db_max_connections: 10,
+            db_acquire_timeout_ms: 2000,
+            request_timeout_secs: 30,
+        }
+    }
+}
+
+/// A configuration problem, already phrased as the one line to print.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Loads defaults → file → environment. `file` is `--config`/`LICENTIA_CONFIG`; without
+    /// it, `./licentia.toml` is read when present.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let path = file
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("licentia.toml"));
+        if file.is_some() && !path.exists() {
+            return Err(ConfigError(format!(
+                "config file {} does not exist",
+                path.display()
+            )));
+        }
+        let figment = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(&path))
+            .merge(Env::prefixed("LICENTIA_").ignore(&["config"]));
+        Self::from_figment(&figment)
+    }
+
+    /// Extracts and validates; public so that tests can layer their own values.
+    pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
+        let config: Config = figment.extract().map_err(|e| ConfigError(describe(&e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |var: &str, why: &str| {
+            Err(ConfigError(format!(
+                "LICENTIA_{} {why}",
+                var.to_uppercase()
+            )))
+        };
+        if !(self.database_url.starts_with("sqlite:")
+            || self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://"))
+        {
+            return bad(
+                "database_url",
+                "must start with sqlite:, postgres:// or postgresql://",
+            );
+        }
+        if self.bind.parse::<SocketAddr>().is_err() {
+            return bad(
+                "bind",
+                &format!("is not a socket address (host:port): {:?}", self.bind),
+            );
+        }
+        if licentia_domain::money::Currency::parse(&self.currency).is_err() {
+            return bad(
+                "currency",
+                "must be three upper-case letters (ISO 4217), e.g. USD",
+            );
+        }
+        if !matches!(self.jwt_algorithm.as_str(), "HS256" | "HS384" | "HS512") {
+            return bad("jwt_algorithm", "must be one of HS256, HS384, HS512");
+        }
+        if let Some(secret) = &self.jwt_secret {
+            if secret.expose().len() < 32 {
+                return bad("jwt_secret", "must be at least 32 characters");
+            }
+        }
+        if let Some(key) = &self.encryption_key {
+            if crate::crypto::decode_key(key.expose()).is_none() {
+                return bad("encryption_key", "must be 32 bytes, base64-encoded");
+            }
+        }
+        if let Some(password) = &self.admin_password {
+            if password.expose().chars().count() < 8 {
+                return bad("admin_password", "must be at least 8 characters");
+            }
+        }
+        if !self.admin_email.contains('@') {
+            return bad("admin_email", "is not an e-mail address");
+        }
+        let positive: [(&str, u64); 14] = [
+            ("access_token_ttl_secs", self.access_token_ttl_secs),
+            ("refresh_token_ttl_secs", self.refresh_token_ttl_secs),
+            ("provision_attempts", u64::from(self.provision_attempts)),
+            ("job_poll_ms", self.job_poll_ms),
+            ("sweep_interval_secs", self.sweep_interval_secs),
+            ("renew_lead_days", self.renew_lead_days),
+            ("grace_days", self.grace_days),
+            ("expiring_soon_days", self.expiring_soon_days),
+            ("transfer_ttl_hours", self.transfer_ttl_hours),
+            ("license_file_ttl_days", self.license_file_ttl_days),
+            ("body_limit_bytes", self.body_limit_bytes),
+            ("db_max_connections", u64::from(self.db_max_connections)),
+            ("db_acquire_timeout_ms", self.db_acquire_timeout_ms),
+            ("request_timeout_secs", self.request_timeout_secs),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return bad(name, "must be a positive integer");
+            }
+        }
+        if !matches!(self.rate_limit.as_str(), "on" | "off") {
+            return bad("rate_limit", "must be on or off");
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return bad("log_format", "must be text or json");
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log).is_err() {
+            return bad("log", "is not a valid tracing filter");
+        }
+        Ok(())
+    }
+
+    pub fn bind_addr(&self) -> SocketAddr {
+        self.bind
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080)))
+    }
+
+    pub fn rate_limit_enabled(&self) -> bool {
+        self.rate_limit == "on"
+    }
+
+    pub fn cors_origins(&self) -> Vec<String> {
+        split_list(&self.cors_origins)
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Turns a figment error into one line naming the variable, e.g.
+/// `LICENTIA_ACCESS_TOKEN_TTL_SECS: invalid type: found string "abc", expected u64`.
+fn describe(err: &figment::Error) -> String {
+    let key = err
+        .path
+        .last()
+        .map(|k| format!("LICENTIA_{}", k.to_uppercase()));
+    let kind = err.kind.to_string();
+    match key {
+        Some(key) => format!("{key}: {kind}"),
+        None => kind,
+    }
+}

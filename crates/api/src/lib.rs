@@ -1,0 +1,20 @@
+//! Licentia's HTTP API: actix-web handlers, authentication, problem responses, the OpenAPI
+//! document, configuration and start-up. The `licentia` binary is a thin CLI over this.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod extract;
+pub mod fallback;
+pub mod openapi;
+pub mod pagination;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+
+pub use config::Config;
+pub use startup::{prepare, serve};
+pub use state::AppState;

@@ -1,0 +1,31 @@
+//! Every documented route, registered once: the same function feeds the server and the
+//! OpenAPI document, so the two cannot drift.
+pub mod accounts;
+pub mod products;
+pub mod system;
+pub mod users;
+
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::auth::handlers as auth;
+
+pub fn configure(cfg: &mut ServiceConfig<'_>) {
+    cfg.service(system::get_health)
+        .service(system::get_readiness)
+        .service(auth::create_token)
+        .service(auth::refresh_token)
+        .service(auth::logout)
+        .service(auth::get_me)
+        .service(accounts::create_account)
+        .service(accounts::list_accounts)
+        .service(accounts::get_account)
+        .service(accounts::update_account)
+        .service(users::create_user)
+        .service(users::list_users)
+        .service(users::delete_user)
+        .service(products::create_product)
+        .service(products::list_products)
+        .service(products::get_product)
+        .service(products::update_product)
+        .service(products::archive_product);
+}

@@ -1,0 +1,524 @@
+//! `/v1/products`: the catalog. Every authenticated caller reads it; admins write it.
+use actix_web::{HttpResponse, get, patch, post, web};
+use garde::Validate;
+use licentia_domain::ids::ProductId;
+use licentia_domain::period::Period;
+use licentia_domain::pricing::{PeriodPrice, ProductOption, ProductPricing};
+use licentia_domain::product::{Product, valid_product_code};
+use licentia_persistence::PersistenceError;
+use licentia_persistence::repo::products::{self, ProductFilter};
+use serde::{Deserialize, Deserializer, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::accounts::MAX_AMOUNT;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::extract::validate;
+use crate::pagination::{CursorKey, Page, page_of, parse_limit};
+use crate::state::AppState;
+
+/// A price for one period.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PriceDto {
+    /// Months: one of 1, 3, 6, 12, 24, 36.
+    #[schema(example = 12)]
+    pub period_months: i64,
+    /// Amount in minor units of the deployment's currency, 0..10^12.
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64, example = 12000)]
+    pub amount: i64,
+}
+
+/// A configurable option of a product, priced per unit and period.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OptionDto {
+    /// Stable code, e.g. `extra_domains`.
+    #[schema(example = "extra_domains")]
+    pub code: String,
+    /// Display name.
+    pub name: String,
+    /// Smallest quantity a license may have.
+    #[schema(minimum = 0)]
+    pub min: u32,
+    /// Largest quantity a license may have.
+    #[schema(minimum = 0)]
+    pub max: u32,
+    /// Unit price per period; exactly one per product period.
+    pub prices: Vec<PriceDto>,
+}
+
+/// A software product.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProductOut {
+    pub id: Uuid,
+    /// Unique code, e.g. `ispmanager-business`.
+    pub code: String,
+    pub name: String,
+    /// One price per orderable period.
+    pub prices: Vec<PriceDto>,
+    /// The license configuration options.
+    pub options: Vec<OptionDto>,
+    /// Seats per license; null is unlimited.
+    pub max_registrations: Option<u32>,
+    /// Whether licenses of this product may move between partners.
+    pub transferable: bool,
+    /// Archived products cannot be ordered; existing licenses keep working.
+    pub archived: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+fn price_out(p: &PeriodPrice) -> PriceDto {
+    PriceDto {
+        period_months: i64::from(p.period.months()),
+        amount: p.amount,
+    }
+}
+
+impl From<Product> for ProductOut {
+    fn from(p: Product) -> Self {
+        Self {
+            id: p.id.as_uuid(),
+            code: p.code,
+            name: p.name,
+            prices: p.pricing.prices.iter().map(price_out).collect(),
+            options: p
+                .pricing
+                .options
+                .iter()
+                .map(|o| OptionDto {
+                    code: o.code.clone(),
+                    name: o.name.clone(),
+                    min: o.min,
+                    max: o.max,
+                    prices: o.prices.iter().map(price_out).collect(),
+                })
+                .collect(),
+            max_registrations: p.max_registrations,
+            transferable: p.transferable,
+            archived: p.archived,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+/// A new product.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProduct {
+    /// Unique code: lower-case letters, digits, `-`, `_`; 1..64 characters.
+    #[garde(custom(product_code))]
+    #[schema(
+        pattern = "^[a-z0-9][a-z0-9_-]{0,63}$",
+        example = "ispmanager-business"
+    )]
+    pub code: String,
+    /// Display name, 1..200 characters.
+    #[garde(length(chars, min = 1, max = 200))]
+    #[schema(min_length = 1, max_length = 200, example = "ISPmanager Business")]
+    pub name: String,
+    /// One price per orderable period.
+    #[garde(skip)]
+    pub prices: Vec<PriceDto>,
+    /// Configuration options (default none).
+    #[garde(skip)]
+    #[serde(default)]
+    pub options: Vec<OptionDto>,
+    /// Seats per license; omit or null for unlimited.
+    #[garde(range(min = 1))]
+    #[schema(minimum = 1)]
+    pub max_registrations: Option<u32>,
+    /// Whether licenses may move between partners (default true).
+    #[garde(skip)]
+    pub transferable: Option<bool>,
+}
+
+fn product_code(code: &str, _: &()) -> garde::Result {
+    if valid_product_code(code) {
+        Ok(())
+    } else {
+        Err(garde::Error::new(
+            "must be 1..64 characters of a-z, 0-9, '-' and '_', starting with a letter or digit",
+        ))
+    }
+}
+
+/// `Some(None)` when the field is present and null, `None` when absent.
+fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Changes to a product; absent fields stay as they are.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProduct {
+    #[garde(length(chars, min = 1, max = 200))]
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: Option<String>,
+    /// Replaces every price.
+    #[garde(skip)]
+    pub prices: Option<Vec<PriceDto>>,
+    /// Replaces every option.
+    #[garde(skip)]
+    pub options: Option<Vec<OptionDto>>,
+    /// Seats per license; null makes it unlimited.
+    #[garde(skip)]
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<u32>, minimum = 1)]
+    pub max_registrations: Option<Option<u32>>,
+    #[garde(skip)]
+    pub transferable: Option<bool>,
+    /// Archive (true) or restore (false).
+    #[garde(skip)]
+    pub archived: Option<bool>,
+}
+
+/// Turns the wire prices into domain prices, collecting every problem.
+fn parse_prices(
+    field: &str,
+    prices: &[PriceDto],
+    errors: &mut Vec<FieldError>,
+) -> Vec<PeriodPrice> {
+    let mut out = Vec::with_capacity(prices.len());
+    for (i, p) in prices.iter().enumerate() {
+        let period = Period::new(p.period_months);
+        if period.is_err() {
+            errors.push(FieldError::new(
+                format!("{field}[{i}].period_months"),
+                "must be one of 1, 3, 6, 12, 24, 36",
+            ));
+        }
+        if !(0..=MAX_AMOUNT).contains(&p.amount) {
+            errors.push(FieldError::new(
+                format!("{field}[{i}].amount"),
+                format!("must be from 0 to {MAX_AMOUNT}"),
+            ));
+        }
+        if let Ok(period) = period {
+            out.push(PeriodPrice {
+                period,
+                amount: p.amount,
+            });
+        }
+    }
+    out
+}
+
+fn parse_pricing(
+    prices: &[PriceDto],
+    options: &[OptionDto],
+    errors: &mut Vec<FieldError>,
+) -> ProductPricing {
+    let before = errors.len();
+    let prices = parse_prices("prices", prices, errors);
+    let options = options
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            if o.name.is_empty() || o.name.chars().count() > 200 {
+                errors.push(FieldError::new(
+                    format!("options[{i}].name"),
+                    "must be 1..200 characters",
+                ));
+            }
+            ProductOption {
+                code: o.code.clone(),
+                name: o.name.clone(),
+                min: o.min,
+                max: o.max,
+                prices: parse_prices(&format!("options[{i}].prices"), &o.prices, errors),
+            }
+        })
+        .collect();
+    let pricing = ProductPricing { prices, options };
+    // Structural rules only make sense once every value parsed.
+    if errors.len() == before {
+        if let Err(violations) = pricing.validate() {
+            errors.extend(
+                violations
+                    .into_iter()
+                    .map(|v| FieldError::new(v.field, v.message)),
+            );
+        }
+    }
+    pricing
+}
+
+fn guard_write(principal: &Principal) -> ApiResult<()> {
+    principal.require_admin()
+}
+
+/// Create a product
+#[utoipa::path(
+    operation_id = "create_product",
+    tag = "products",
+    request_body = CreateProduct,
+    responses(
+        (status = 201, description = "Created", body = ProductOut),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 422, response = crate::openapi::Unprocessable),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+#[post("/v1/products")]
+pub async fn create_product(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: web::Json<CreateProduct>,
+) -> ApiResult<HttpResponse> {
+    guard_write(&principal)?;
+    let body = body.into_inner();
+    let mut errors = match validate(&body) {
+        Err(ApiError::Validation { errors, .. }) => errors,
+        _ => Vec::new(),
+    };
+    let pricing = parse_pricing(&body.prices, &body.options, &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let now = licentia_persistence::now();
+    let product = Product {
+        id: ProductId::new(),
+        code: body.code,
+        name: body.name,
+        pricing,
+        max_registrations: body.max_registrations,
+        transferable: body.transferable.unwrap_or(true),
+        archived: false,
+        created_at: now,
+        updated_at: now,
+    };
+    match products::insert(state.db.conn(), &product).await {
+        Ok(product) => Ok(HttpResponse::Created().json(ProductOut::from(product))),
+        Err(PersistenceError::Unique(_)) => Err(ApiError::AlreadyExists(
+            "a product with this code already exists".into(),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Catalog filters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ProductQuery {
+    /// Page size, 1..200 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
+    pub limit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Include archived products (default false).
+    #[param(value_type = Option<bool>)]
+    pub include_archived: Option<String>,
+    /// Only the product with this code.
+    pub code: Option<String>,
+}
+
+/// List products
+#[utoipa::path(
+    operation_id = "list_products",
+    tag = "products",
+    params(ProductQuery),
+    responses(
+        (status = 200, description = "A page of products", body = Page<ProductOut>),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 422, response = crate::openapi::Unprocessable),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+#[get("/v1/products")]
+pub async fn list_products(
+    state: web::Data<AppState>,
+    principal: Principal,
+    query: web::Query<ProductQuery>,
+) -> ApiResult<HttpResponse> {
+    let query = query.into_inner();
+    let mut errors = Vec::new();
+    let limit = parse_limit(query.limit.as_deref())
+        .map_err(|e| errors.push(e))
+        .unwrap_or(1);
+    let include_archived = match query.include_archived.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            errors.push(FieldError::new("include_archived", "must be true or false"));
+            false
+        }
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let scope = format!(
+        "{}|products|{include_archived}|{}",
+        principal.account_id(),
+        query.code.as_deref().unwrap_or("")
+    );
+    let after = match &query.cursor {
+        Some(c) => Some(state.cursors.decode(&scope, c)?.id),
+        None => None,
+    };
+    let filter = ProductFilter {
+        include_archived,
+        code: query.code,
+    };
+    let rows = products::list(
+        state.db.conn(),
+        &filter,
+        licentia_persistence::repo::Page {
+            after,
+            limit: limit + 1,
+        },
+    )
+    .await?;
+    let page = page_of(
+        rows,
+        limit,
+        &state.cursors,
+        &scope,
+        |p| CursorKey {
+            id: p.id.as_uuid(),
+            value: None,
+        },
+        ProductOut::from,
+    );
+    Ok(HttpResponse::Ok().json(page))
+}
+
+async fn load(state: &AppState, id: Uuid) -> ApiResult<Product> {
+    products::find(state.db.conn(), ProductId::from_uuid(id))
+        .await?
+        .ok_or(ApiError::NotFound)
+}
+
+/// Get a product
+#[utoipa::path(
+    operation_id = "get_product",
+    tag = "products",
+    params(("id" = Uuid, Path, description = "Product id")),
+    responses(
+        (status = 200, description = "The product", body = ProductOut),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 404, response = crate::openapi::NotFound),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+#[get("/v1/products/{id}")]
+pub async fn get_product(
+    state: web::Data<AppState>,
+    _principal: Principal,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(ProductOut::from(load(&state, id.into_inner()).await?)))
+}
+
+/// Update a product
+///
+/// Price changes apply to later orders and renewals; existing licenses keep working.
+#[utoipa::path(
+    operation_id = "update_product",
+    tag = "products",
+    params(("id" = Uuid, Path, description = "Product id")),
+    request_body = UpdateProduct,
+    responses(
+        (status = 200, description = "The updated product", body = ProductOut),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 422, response = crate::openapi::Unprocessable),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+#[patch("/v1/products/{id}")]
+pub async fn update_product(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<Uuid>,
+    body: web::Json<UpdateProduct>,
+) -> ApiResult<HttpResponse> {
+    guard_write(&principal)?;
+    let mut product = load(&state, id.into_inner()).await?;
+    let body = body.into_inner();
+    let mut errors = match validate(&body) {
+        Err(ApiError::Validation { errors, .. }) => errors,
+        _ => Vec::new(),
+    };
+    if body.prices.is_some() || body.options.is_some() {
+        let prices = body
+            .prices
+            .unwrap_or_else(|| product.pricing.prices.iter().map(price_out).collect());
+        let options = body
+            .options
+            .unwrap_or_else(|| ProductOut::from(product.clone()).options);
+        product.pricing = parse_pricing(&prices, &options, &mut errors);
+    }
+    if let Some(Some(0)) = body.max_registrations {
+        errors.push(FieldError::new(
+            "max_registrations",
+            "must be at least 1, or null for unlimited",
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    if let Some(name) = body.name {
+        product.name = name;
+    }
+    if let Some(max) = body.max_registrations {
+        product.max_registrations = max;
+    }
+    if let Some(transferable) = body.transferable {
+        product.transferable = transferable;
+    }
+    if let Some(archived) = body.archived {
+        product.archived = archived;
+    }
+    product.updated_at = licentia_persistence::now();
+    let product = products::update(state.db.conn(), &product).await?;
+    Ok(HttpResponse::Ok().json(ProductOut::from(product)))
+}
+
+/// Archive a product
+///
+/// Archived products cannot be ordered; existing licenses keep working. Archiving twice is
+/// harmless.
+#[utoipa::path(
+    operation_id = "archive_product",
+    tag = "products",
+    params(("id" = Uuid, Path, description = "Product id")),
+    responses(
+        (status = 200, description = "The archived product", body = ProductOut),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+#[post("/v1/products/{id}/archive")]
+pub async fn archive_product(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    guard_write(&principal)?;
+    let mut product = load(&state, id.into_inner()).await?;
+    if !product.archived {
+        product.archived = true;
+        product.updated_at = licentia_persistence::now();
+        product = products::update(state.db.conn(), &product).await?;
+    }
+    Ok(HttpResponse::Ok().json(ProductOut::from(product)))
+}

@@ -1,0 +1,222 @@
+//! `/v1/accounts/{id}/users`: admins manage every account's users, owners their own.
+use actix_web::{HttpResponse, delete, get, post, web};
+use garde::Validate;
+use licentia_domain::account::User;
+use licentia_domain::auth::{AccountKind, Role, Scope};
+use licentia_domain::ids::UserId;
+use licentia_persistence::PersistenceError;
+use licentia_persistence::repo::users;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::accounts::{ListQuery, visible_account};
+use crate::auth::Principal;
+use crate::crypto;
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::extract::validate;
+use crate::pagination::{CursorKey, Page, page_of};
+use crate::state::AppState;
+
+/// A user of an account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserOut {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub email: String,
+    /// `admin` (provider staff), `owner`, `operator` or `viewer`.
+    pub role: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<User> for UserOut {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.id.as_uuid(),
+            account_id: u.account_id.as_uuid(),
+            email: u.email,
+            role: u.role.as_str().to_owned(),
+            created_at: u.created_at,
+        }
+    }
+}
+
+/// A new user.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    /// Login e-mail address, unique across the service.
+    #[garde(email, length(max = 254))]
+    #[schema(format = Email, max_length = 254, example = "ops@acme.example")]
+    pub email: String,
+    /// 12..256 characters.
+    #[garde(length(chars, min = 12, max = 256))]
+    #[schema(format = Password, min_length = 12, max_length = 256)]
+    pub password: String,
+    /// `owner`, `operator` or `viewer` for a partner account; `admin` for the provider's.
+    #[garde(skip)]
+    #[schema(example = "operator")]
+    pub role: String,
+}
+
+/// Create a user
+#[utoipa::path(
+    operation_id = "create_user",
+    tag = "users",
+    params(("id" = Uuid, Path, description = "Account id")),
+    request_body = CreateUser,
+    responses(
+        (status = 201, description = "Created", body = UserOut),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 422, response = crate::openapi::Unprocessable),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+#[post("/v1/accounts/{id}/users")]
+pub async fn create_user(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<Uuid>,
+    body: web::Json<CreateUser>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Scope::AccountAdmin)?;
+    let account = visible_account(&state, &principal, id.into_inner()).await?;
+    let body = body.into_inner();
+    let mut errors = match validate(&body) {
+        Err(ApiError::Validation { errors, .. }) => errors,
+        _ => Vec::new(),
+    };
+    let role = body
+        .role
+        .parse::<Role>()
+        .ok()
+        .filter(|role| match account.kind {
+            AccountKind::Provider => *role == Role::Admin,
+            AccountKind::Partner => *role != Role::Admin,
+        });
+    if role.is_none() {
+        let allowed = match account.kind {
+            AccountKind::Provider => "must be admin for the provider's account",
+            AccountKind::Partner => "must be one of owner, operator, viewer",
+        };
+        errors.push(FieldError::new("role", allowed));
+    }
+    let Some(role) = role.filter(|_| errors.is_empty()) else {
+        return Err(ApiError::validation(errors));
+    };
+    let password = body.password;
+    let hash = web::block(move || crypto::hash_password(&password))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(ApiError::Internal)?;
+    match users::create(state.db.conn(), account.id, &body.email, hash, role).await {
+        Ok(user) => Ok(HttpResponse::Created().json(UserOut::from(user))),
+        Err(PersistenceError::Unique(_)) => Err(ApiError::AlreadyExists(
+            "a user with this e-mail address already exists".into(),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// List an account's users
+#[utoipa::path(
+    operation_id = "list_users",
+    tag = "users",
+    params(("id" = Uuid, Path, description = "Account id"), ListQuery),
+    responses(
+        (status = 200, description = "A page of users", body = Page<UserOut>),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 422, response = crate::openapi::Unprocessable),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+#[get("/v1/accounts/{id}/users")]
+pub async fn list_users(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<Uuid>,
+    query: web::Query<ListQuery>,
+) -> ApiResult<HttpResponse> {
+    let account = visible_account(&state, &principal, id.into_inner()).await?;
+    principal.require(Scope::AccountAdmin)?;
+    let scope = format!("{}|users|{}", principal.account_id(), account.id);
+    let (limit, after) = query.keyset(&state, &scope)?;
+    let rows = users::list_for_account(
+        state.db.conn(),
+        account.id,
+        licentia_persistence::repo::Page {
+            after,
+            limit: limit + 1,
+        },
+    )
+    .await?;
+    let page = page_of(
+        rows,
+        limit,
+        &state.cursors,
+        &scope,
+        |u| CursorKey {
+            id: u.id.as_uuid(),
+            value: None,
+        },
+        UserOut::from,
+    );
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// Delete a user
+///
+/// The user's refresh tokens go with it and its access tokens stop working at once.
+#[utoipa::path(
+    operation_id = "delete_user",
+    tag = "users",
+    params(("id" = Uuid, Path, description = "Account id"), ("user_id" = Uuid, Path, description = "User id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+#[delete("/v1/accounts/{id}/users/{user_id}")]
+pub async fn delete_user(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<(Uuid, Uuid)>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Scope::AccountAdmin)?;
+    let (account_id, user_id) = path.into_inner();
+    let account = visible_account(&state, &principal, account_id).await?;
+    let user_id = UserId::from_uuid(user_id);
+    let db = state.db.conn();
+    let user = users::find(db, user_id)
+        .await?
+        .filter(|u| u.account_id == account.id)
+        .ok_or(ApiError::NotFound)?;
+    // An account must keep someone able to manage it.
+    let keeper = if account.kind == AccountKind::Provider {
+        Role::Admin
+    } else {
+        Role::Owner
+    };
+    if user.role == keeper && users::count_with_role(db, account.id, keeper).await? <= 1 {
+        return Err(ApiError::Conflict(format!(
+            "the account's last {} cannot be deleted",
+            keeper.as_str()
+        )));
+    }
+    if !users::delete(db, account.id, user_id).await? {
+        return Err(ApiError::NotFound);
+    }
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,218 @@
+//! Building the state (database, secrets, bootstrap admin) and the HTTP server.
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Server, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::{self, ErrorHandlerResponse, ErrorHandlers};
+use actix_web::{App, HttpMessage, HttpServer, web};
+use licentia_domain::account::Account;
+use licentia_domain::auth::{AccountKind, Role};
+use licentia_domain::ids::AccountId;
+use licentia_domain::money::Currency;
+use licentia_persistence::repo::{accounts, settings, users};
+use licentia_persistence::{Db, PersistenceError, PoolConfig};
+use tracing_actix_web::{RequestId, TracingLogger};
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::auth::jwt::JwtKeys;
+use crate::config::Config;
+use crate::crypto;
+use crate::error::{ApiError, PROBLEM_JSON};
+use crate::fallback::{RouteTable, not_matched};
+use crate::pagination::CursorCodec;
+use crate::state::AppState;
+
+/// A failure to start, phrased for the one line the binary prints.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("database: {0}")]
+    Database(#[from] PersistenceError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Connects, migrates (unless told not to), loads or creates the shared secrets and the
+/// bootstrap admin, and returns the state every handler and worker uses.
+pub async fn prepare(config: Config, migrate: bool) -> Result<AppState, StartError> {
+    let pool = PoolConfig {
+        max_connections: config.db_max_connections,
+        acquire_timeout: Duration::from_millis(config.db_acquire_timeout_ms),
+    };
+    let db = Db::connect(&config.database_url, &pool).await?;
+    if migrate {
+        db.migrate().await?;
+    }
+    let currency = Currency::parse(&config.currency)
+        .map_err(|_| StartError::Other("LICENTIA_CURRENCY is invalid".into()))?;
+    let jwt_secret = match &config.jwt_secret {
+        Some(secret) => secret.expose().to_owned(),
+        // Generated once and kept in the database so that every process of the service agrees.
+        None => settings::get_or_insert(db.conn(), "jwt_secret", crypto::random_token(48)).await?,
+    };
+    let jwt = JwtKeys::new(
+        &config.jwt_algorithm,
+        std::slice::from_ref(&jwt_secret),
+        &config.jwt_issuer,
+        &config.jwt_audience,
+        config.access_token_ttl_secs,
+        config.jwt_leeway_secs,
+    )
+    .map_err(StartError::Other)?;
+    let cursor_key = sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(
+        format!("licentia-cursor:{jwt_secret}"),
+    ));
+    bootstrap_admin(&db, &config, currency).await?;
+    Ok(AppState {
+        db,
+        config: Arc::new(config),
+        jwt: Arc::new(jwt),
+        currency,
+        cursors: CursorCodec::new(cursor_key.into()),
+    })
+}
+
+/// On an empty database, creates the provider account and its first admin. Safe when several
+/// processes start at once: the provider id is agreed through the settings table and
+/// the e-mail address is unique.
+async fn bootstrap_admin(db: &Db, config: &Config, currency: Currency) -> Result<(), StartError> {
+    let conn = db.conn();
+    let candidate = AccountId::new();
+    let stored =
+        settings::get_or_insert(conn, "provider_account_id", candidate.to_string()).await?;
+    let provider_id: AccountId = stored
+        .parse()
+        .map_err(|_| StartError::Other("stored provider_account_id is not a UUID".into()))?;
+    if accounts::find(conn, provider_id).await?.is_none() {
+        let created = accounts::create(
+            conn,
+            accounts::NewAccount {
+                id: provider_id,
+                kind: AccountKind::Provider,
+                name: "Provider".into(),
+                currency,
+                credit_limit: 0,
+            },
+        )
+        .await;
+        match created {
+            Ok(_) | Err(PersistenceError::Unique(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if users::count_with_role(conn, provider_id, Role::Admin).await? > 0 {
+        return Ok(());
+    }
+    let (password, generated) = match &config.admin_password {
+        Some(p) => (p.expose().to_owned(), false),
+        None => (crypto::random_token(18), true),
+    };
+    let hash = tokio::task::spawn_blocking(move || {
+        crypto::hash_password(&password).map(|h| (h, password))
+    })
+    .await
+    .map_err(|e| StartError::Other(e.to_string()))?
+    .map_err(StartError::Other)?;
+    match users::create(conn, provider_id, &config.admin_email, hash.0, Role::Admin).await {
+        Ok(user) => {
+            if generated {
+                // Printed once, on the start that created the admin; never stored in clear.
+                tracing::warn!(email = %user.email, password = %hash.1, "bootstrap admin created with a generated password; change it");
+            } else {
+                tracing::info!(email = %user.email, "bootstrap admin created");
+            }
+            Ok(())
+        }
+        Err(PersistenceError::Unique(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The provider's account, for handlers that need it.
+pub async fn provider_account(db: &Db) -> Result<Option<Account>, PersistenceError> {
+    accounts::find_provider(db.conn()).await
+}
+
+/// Adds `X-Request-Id` to every response and puts it in the body of 5xx problems so that
+/// clients can quote it.
+fn add_request_id<B: MessageBody + 'static>(
+    res: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let id = res
+        .request()
+        .extensions()
+        .get::<RequestId>()
+        .map(|id| id.to_string());
+    let Some(id) = id else {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    };
+    let (req, mut res) = res.into_parts();
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut()
+            .insert(header::HeaderName::from_static("x-request-id"), value);
+    }
+    if res.status().is_server_error() {
+        let status = res.status();
+        let err = if status == actix_web::http::StatusCode::SERVICE_UNAVAILABLE {
+            ApiError::Unavailable
+        } else {
+            ApiError::Internal(String::new())
+        };
+        let mut problem = err.problem();
+        problem.status = status.as_u16();
+        problem.request_id = Some(id);
+        let body = serde_json::to_string(&problem).unwrap_or_default();
+        res.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        let res = res.set_body(BoxBody::new(body));
+        return Ok(ErrorHandlerResponse::Response(
+            ServiceResponse::new(req, res).map_into_right_body(),
+        ));
+    }
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, res).map_into_left_body(),
+    ))
+}
+
+/// Builds the HTTP server on an already-bound listener (tests bind port 0).
+pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
+    let doc = crate::openapi::document();
+    let routes = web::Data::new(RouteTable::from_document(&doc));
+    let body_limit = usize::try_from(state.config.body_limit_bytes).unwrap_or(usize::MAX);
+    let request_timeout = Duration::from_secs(state.config.request_timeout_secs);
+    let data = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        let (app, _) = App::new()
+            .into_utoipa_app()
+            .app_data(data.clone())
+            .app_data(routes.clone())
+            .app_data(crate::extract::json_config(body_limit))
+            .app_data(crate::extract::path_config())
+            .app_data(crate::extract::query_config())
+            .configure(crate::routes::configure)
+            .split_for_parts();
+        app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", doc.clone()))
+            .service(web::resource("/docs").route(web::get().to(|| async {
+                actix_web::HttpResponse::PermanentRedirect()
+                    .insert_header((header::LOCATION, "/docs/"))
+                    .finish()
+            })))
+            .default_service(web::to(not_matched))
+            .wrap(ErrorHandlers::new().default_handler(add_request_id))
+            .wrap(TracingLogger::default())
+            .wrap(middleware::NormalizePath::new(
+                middleware::TrailingSlash::MergeOnly,
+            ))
+    })
+    .client_request_timeout(request_timeout)
+    .client_disconnect_timeout(Duration::from_secs(5))
+    .shutdown_timeout(30)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}

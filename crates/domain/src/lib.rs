@@ -1,0 +1,23 @@
+//! Licentia's pure domain core.
+//!
+//! Types and rules only: ids, money, periods, calendar arithmetic, catalog pricing, the license
+//! state machine, the transfer handshake, roles and scopes. No I/O happens here, so every rule
+//! is unit-testable without a database or a clock.
+
+#![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod account;
+pub mod auth;
+pub mod calendar;
+pub mod ids;
+pub mod license;
+pub mod money;
+pub mod period;
+pub mod pricing;
+pub mod product;
+pub mod transfer;
+
+mod text_enum;
+
+pub use text_enum::ParseEnumError;

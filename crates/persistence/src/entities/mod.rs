@@ -1,0 +1,14 @@
+//! sea-orm entities: one module per table. They stay inside this crate's repositories'
+//! signatures as rows; callers get domain records.
+pub mod accounts;
+pub mod api_keys;
+pub mod events;
+pub mod jobs;
+pub mod ledger_entries;
+pub mod licenses;
+pub mod order_items;
+pub mod orders;
+pub mod products;
+pub mod refresh_tokens;
+pub mod settings;
+pub mod users;

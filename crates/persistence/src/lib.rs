@@ -1,0 +1,100 @@
+//! Licentia's persistence: sea-orm entities, the connection, migrations and repositories.
+//!
+//! Repositories are free functions over any [`sea_orm::ConnectionTrait`], so the same call
+//! works on the pool or inside a transaction; they return domain records, never rows.
+#![forbid(unsafe_code)]
+
+pub mod entities;
+mod error;
+pub mod repo;
+
+use std::time::Duration;
+
+use licentia_migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+
+pub use error::{PersistenceError, Result};
+pub use sea_orm::{DatabaseTransaction, TransactionTrait};
+
+/// Pool settings chosen by the application's configuration.
+#[derive(Clone, Debug)]
+pub struct PoolConfig {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The database handle shared by every request and worker of one process.
+#[derive(Clone, Debug)]
+pub struct Db {
+    conn: DatabaseConnection,
+}
+
+impl Db {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`).
+    ///
+    /// SQLite gets one connection: it has a single writer anyway, and one connection makes
+    /// every transaction serial instead of failing with `SQLITE_BUSY` on lock upgrades.
+    pub async fn connect(url: &str, pool: &PoolConfig) -> Result<Self> {
+        let mut opts = ConnectOptions::new(url.to_owned());
+        let is_sqlite = url.starts_with("sqlite:");
+        opts.max_connections(if is_sqlite { 1 } else { pool.max_connections })
+            .min_connections(if is_sqlite { 1 } else { 0 })
+            .acquire_timeout(pool.acquire_timeout)
+            .connect_timeout(pool.acquire_timeout)
+            .sqlx_logging(false)
+            .map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true)
+            });
+        let conn = Database::connect(opts).await?;
+        Ok(Self { conn })
+    }
+
+    /// Applies every pending migration.
+    pub async fn migrate(&self) -> Result<()> {
+        Migrator::up(&self.conn, None).await?;
+        Ok(())
+    }
+
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.conn.get_database_backend()
+    }
+
+    /// Succeeds when the database answers a trivial query.
+    pub async fn ping(&self) -> Result<()> {
+        self.conn.execute_unprepared("SELECT 1").await?;
+        Ok(())
+    }
+
+    /// Closes the pool.
+    pub async fn close(self) -> Result<()> {
+        self.conn.close().await?;
+        Ok(())
+    }
+}
+
+/// The current time, truncated to microseconds (what PostgreSQL keeps) and in UTC.
+pub fn now() -> time::OffsetDateTime {
+    truncate(time::OffsetDateTime::now_utc())
+}
+
+/// Truncates to microseconds in UTC so that values read back compare equal to values written.
+pub fn truncate(t: time::OffsetDateTime) -> time::OffsetDateTime {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let micros = t.nanosecond() / 1_000 * 1_000;
+    t.replace_nanosecond(micros).unwrap_or(t)
+}

@@ -1,0 +1,15 @@
+//! Repositories: one module per aggregate. Partner-facing reads take the caller's account id,
+//! so an unscoped query stands out in review.
+pub mod accounts;
+pub mod events;
+pub mod products;
+pub mod settings;
+pub mod tokens;
+pub mod users;
+
+/// A keyset page: rows after `after` (exclusive), at most `limit`.
+#[derive(Clone, Copy, Debug)]
+pub struct Page {
+    pub after: Option<uuid::Uuid>,
+    pub limit: u64,
+}

@@ -1,0 +1,123 @@
+//! Users and their password hashes.
+use licentia_domain::account::User;
+use licentia_domain::auth::Role;
+use licentia_domain::ids::{AccountId, UserId};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+
+use super::Page;
+use crate::entities::users::{self, Column, Entity};
+use crate::error::{PersistenceError, Result, parse};
+
+impl TryFrom<users::Model> for User {
+    type Error = PersistenceError;
+    fn try_from(m: users::Model) -> Result<Self> {
+        Ok(User {
+            id: UserId::from_uuid(m.id),
+            account_id: AccountId::from_uuid(m.account_id),
+            email: m.email,
+            role: parse::<Role>("user.role", &m.role)?,
+            created_at: m.created_at,
+        })
+    }
+}
+
+/// Creates a user; a taken e-mail address reports [`PersistenceError::Unique`].
+pub async fn create(
+    db: &impl ConnectionTrait,
+    account_id: AccountId,
+    email: &str,
+    password_hash: String,
+    role: Role,
+) -> Result<User> {
+    let row = users::ActiveModel {
+        id: Set(UserId::new().as_uuid()),
+        account_id: Set(account_id.as_uuid()),
+        email: Set(licentia_domain::account::normalize_email(email)),
+        password_hash: Set(password_hash),
+        role: Set(role.as_str().to_owned()),
+        created_at: Set(crate::now()),
+    };
+    Entity::insert(row)
+        .exec_with_returning(db)
+        .await?
+        .try_into()
+}
+
+/// A user with the stored password hash, for login.
+pub async fn find_by_email(
+    db: &impl ConnectionTrait,
+    email: &str,
+) -> Result<Option<(User, String)>> {
+    let Some(row) = Entity::find()
+        .filter(Column::Email.eq(licentia_domain::account::normalize_email(email)))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let hash = row.password_hash.clone();
+    Ok(Some((User::try_from(row)?, hash)))
+}
+
+pub async fn find(db: &impl ConnectionTrait, id: UserId) -> Result<Option<User>> {
+    Entity::find_by_id(id.as_uuid())
+        .one(db)
+        .await?
+        .map(User::try_from)
+        .transpose()
+}
+
+pub async fn list_for_account(
+    db: &impl ConnectionTrait,
+    account_id: AccountId,
+    page: Page,
+) -> Result<Vec<User>> {
+    let mut q = Entity::find()
+        .filter(Column::AccountId.eq(account_id.as_uuid()))
+        .order_by_asc(Column::Id)
+        .limit(page.limit);
+    if let Some(after) = page.after {
+        q = q.filter(Column::Id.gt(after));
+    }
+    q.all(db).await?.into_iter().map(User::try_from).collect()
+}
+
+/// Deletes the user of that account (with its refresh tokens); false when there is none.
+pub async fn delete(db: &impl ConnectionTrait, account_id: AccountId, id: UserId) -> Result<bool> {
+    use crate::entities::refresh_tokens;
+    let exists = Entity::find_by_id(id.as_uuid())
+        .filter(Column::AccountId.eq(account_id.as_uuid()))
+        .one(db)
+        .await?
+        .is_some();
+    if !exists {
+        return Ok(false);
+    }
+    refresh_tokens::Entity::delete_many()
+        .filter(refresh_tokens::Column::UserId.eq(id.as_uuid()))
+        .exec(db)
+        .await?;
+    let res = Entity::delete_many()
+        .filter(Column::Id.eq(id.as_uuid()))
+        .filter(Column::AccountId.eq(account_id.as_uuid()))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// How many users the account has with that role (to keep at least one owner).
+pub async fn count_with_role(
+    db: &impl ConnectionTrait,
+    account_id: AccountId,
+    role: Role,
+) -> Result<u64> {
+    use sea_orm::PaginatorTrait;
+    Ok(Entity::find()
+        .filter(Column::AccountId.eq(account_id.as_uuid()))
+        .filter(Column::Role.eq(role.as_str()))
+        .count(db)
+        .await?)
+}
