@@ -1,1 +1,391 @@
+//! The harness of Licentia's black-box tests: a real server on a random port, backed by a
+//! database of its own (a temporary SQLite file, or a fresh PostgreSQL database that is
+//! dropped afterwards), driven over HTTP.
+#![forbid(unsafe_code)]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test harness: a failed step should fail the test loudly"
+)]
 
+use std::net::TcpListener;
+use std::path::PathBuf;
+
+use licentia_api::Config;
+use licentia_api::config::Secret;
+use reqwest::{Method, StatusCode};
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{Value, json};
+
+/// The environment variable naming the PostgreSQL server for the suite, e.g.
+/// `postgres://postgres@127.0.0.1:5432/postgres`.
+pub const PG_URL_VAR: &str = "LICENTIA_TEST_DATABASE_URL";
+
+pub const ADMIN_EMAIL: &str = "admin@licentia.test";
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+pub const USER_PASSWORD: &str = "partner-password-123";
+
+/// Which database a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs one scenario on SQLite and on PostgreSQL: `db_test!(name);` after `async fn name(app: TestApp)`.
+#[macro_export]
+macro_rules! db_test {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app = $crate::TestApp::spawn($crate::Backend::Sqlite).await;
+                super::$name(&app).await;
+                app.finish().await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(app) = $crate::TestApp::spawn_postgres().await else { return };
+                super::$name(&app).await;
+                app.finish().await;
+            }
+        }
+    )+};
+}
+
+enum Store {
+    Sqlite(PathBuf),
+    Postgres { admin_url: String, name: String },
+}
+
+/// A running service with its own database.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub backend: Backend,
+    pub database_url: String,
+    server: actix_web::dev::ServerHandle,
+    store: Store,
+}
+
+/// Settings for test servers: one worker, no rate limits, quiet logs.
+pub fn test_config(database_url: &str) -> Config {
+    Config {
+        database_url: database_url.to_owned(),
+        admin_email: ADMIN_EMAIL.into(),
+        admin_password: Some(Secret::new(ADMIN_PASSWORD)),
+        rate_limit: "off".into(),
+        log: "warn".into(),
+        workers: 1,
+        db_max_connections: 5,
+        ..Config::default()
+    }
+}
+
+fn pg_url_with_db(admin_url: &str, db: &str) -> String {
+    // Replace the path (database name) of the URL, keeping any query string.
+    let (base, query) = admin_url
+        .split_once('?')
+        .map_or((admin_url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let mut url = format!("{}/{db}", &base[..host_end]);
+    if let Some(q) = query {
+        url.push('?');
+        url.push_str(q);
+    }
+    url
+}
+
+impl TestApp {
+    /// A service on a fresh database of `backend`; panics if PostgreSQL is asked for and not configured.
+    pub async fn spawn(backend: Backend) -> TestApp {
+        match backend {
+            Backend::Sqlite => {
+                let path = std::env::temp_dir().join(format!(
+                    "licentia-test-{}.db",
+                    uuid::Uuid::new_v4().simple()
+                ));
+                let url = format!("sqlite://{}?mode=rwc", path.display());
+                Self::start(backend, url, Store::Sqlite(path), test_config).await
+            }
+            Backend::Postgres => Self::spawn_postgres()
+                .await
+                .expect("PostgreSQL is not configured"),
+        }
+    }
+
+    /// A service on a fresh PostgreSQL database, or `None` when the suite has no PostgreSQL
+    /// (then the test is skipped; `.ci/run` always sets it).
+    pub async fn spawn_postgres() -> Option<TestApp> {
+        Self::spawn_postgres_with(test_config).await
+    }
+
+    pub async fn spawn_postgres_with(configure: fn(&str) -> Config) -> Option<TestApp> {
+        let Ok(admin_url) = std::env::var(PG_URL_VAR) else {
+            eprintln!("{PG_URL_VAR} is not set: skipping the PostgreSQL run of this test");
+            return None;
+        };
+        let name = format!("licentia_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = Database::connect(admin_url.as_str())
+            .await
+            .unwrap_or_else(|e| panic!("{PG_URL_VAR} is set but PostgreSQL is unreachable: {e}"));
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .unwrap();
+        admin.close().await.ok();
+        let url = pg_url_with_db(&admin_url, &name);
+        Some(
+            Self::start(
+                Backend::Postgres,
+                url,
+                Store::Postgres { admin_url, name },
+                configure,
+            )
+            .await,
+        )
+    }
+
+    /// Same as [`TestApp::spawn`] with a custom configuration.
+    pub async fn spawn_sqlite_with(configure: fn(&str) -> Config) -> TestApp {
+        let path = std::env::temp_dir().join(format!(
+            "licentia-test-{}.db",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        Self::start(Backend::Sqlite, url, Store::Sqlite(path), configure).await
+    }
+
+    async fn start(
+        backend: Backend,
+        url: String,
+        store: Store,
+        configure: fn(&str) -> Config,
+    ) -> TestApp {
+        let state = licentia_api::prepare(configure(&url), true)
+            .await
+            .expect("service state");
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = licentia_api::serve(state, listener).unwrap();
+        let handle = server.handle();
+        tokio::spawn(server);
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        TestApp {
+            base: format!("http://127.0.0.1:{port}"),
+            client,
+            backend,
+            database_url: url,
+            server: handle,
+            store,
+        }
+    }
+
+    /// Stops the server and removes the database.
+    pub async fn finish(self) {
+        self.server.stop(false).await;
+        match &self.store {
+            Store::Sqlite(path) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+            }
+            Store::Postgres { admin_url, name } => {
+                let admin = Database::connect(admin_url.as_str()).await.unwrap();
+                admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .await
+                    .unwrap();
+                admin.close().await.ok();
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends a request with an optional bearer token and JSON body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        Resp::from(req.send().await.unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Resp {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Resp {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Resp {
+        self.call(Method::PATCH, path, Some(token), Some(body))
+            .await
+    }
+    pub async fn delete(&self, path: &str, token: &str) -> Resp {
+        self.call(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// Logs in and returns the full token response.
+    pub async fn login(&self, email: &str, password: &str) -> Resp {
+        self.call(
+            Method::POST,
+            "/v1/auth/token",
+            None,
+            Some(json!({"email": email, "password": password})),
+        )
+        .await
+    }
+
+    /// An access token of the bootstrap admin.
+    pub async fn admin_token(&self) -> String {
+        let resp = self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        resp.assert_status(StatusCode::OK);
+        resp.body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a partner account and returns its id.
+    pub async fn create_partner(&self, admin: &str, name: &str) -> String {
+        let resp = self
+            .post("/v1/accounts", admin, json!({"name": name}))
+            .await;
+        resp.assert_status(StatusCode::CREATED);
+        resp.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a user of `account` with `role` and returns an access token for it.
+    pub async fn user_token(&self, admin: &str, account: &str, role: &str) -> String {
+        let email = format!("{role}-{}@partner.test", uuid::Uuid::new_v4().simple());
+        let resp = self
+            .post(
+                &format!("/v1/accounts/{account}/users"),
+                admin,
+                json!({"email": email, "password": USER_PASSWORD, "role": role}),
+            )
+            .await;
+        resp.assert_status(StatusCode::CREATED);
+        let login = self.login(&email, USER_PASSWORD).await;
+        login.assert_status(StatusCode::OK);
+        login.body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A partner with an owner: `(account_id, owner_token)`.
+    pub async fn partner_with_owner(&self, admin: &str, name: &str) -> (String, String) {
+        let account = self.create_partner(admin, name).await;
+        let token = self.user_token(admin, &account, "owner").await;
+        (account, token)
+    }
+
+    /// Creates a product with a 1- and 12-month price and one option; returns it.
+    pub async fn create_product(&self, admin: &str, code: &str) -> Value {
+        let resp = self
+            .post(
+                "/v1/products",
+                admin,
+                json!({
+                    "code": code,
+                    "name": format!("Product {code}"),
+                    "prices": [{"period_months": 1, "amount": 1000}, {"period_months": 12, "amount": 10000}],
+                    "options": [{"code": "extra_domains", "name": "Extra domains", "min": 0, "max": 10,
+                                 "prices": [{"period_months": 1, "amount": 100}, {"period_months": 12, "amount": 1000}]}],
+                    "max_registrations": 3,
+                    "transferable": true
+                }),
+            )
+            .await;
+        resp.assert_status(StatusCode::CREATED);
+        resp.body
+    }
+}
+
+/// A response read to the end.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+    pub body: Value,
+}
+
+impl Resp {
+    pub async fn from(res: reqwest::Response) -> Resp {
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            text,
+            body,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    #[track_caller]
+    pub fn assert_status(&self, status: StatusCode) -> &Self {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
+        self
+    }
+
+    /// Asserts an RFC 9457 problem with this status and `code`.
+    #[track_caller]
+    pub fn assert_problem(&self, status: StatusCode, code: &str) -> &Self {
+        self.assert_status(status);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "content type of {}",
+            self.text
+        );
+        assert_eq!(self.body["code"], code, "problem code in {}", self.text);
+        assert_eq!(
+            self.body["status"],
+            status.as_u16(),
+            "problem status in {}",
+            self.text
+        );
+        assert!(
+            self.body["type"].is_string()
+                && self.body["title"].is_string()
+                && self.body["detail"].is_string()
+        );
+        self
+    }
+
+    /// Asserts a 422 naming `field` among its errors.
+    #[track_caller]
+    pub fn assert_invalid_field(&self, field: &str) -> &Self {
+        self.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        let errors = self.body["errors"].as_array().expect("errors array");
+        assert!(
+            errors.iter().any(|e| e["field"] == field),
+            "expected an error on {field}: {}",
+            self.text
+        );
+        self
+    }
+}

@@ -1,1 +1,8 @@
+//! Black-box HTTP tests of the whole service, each run on SQLite and on PostgreSQL.
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected shapes")]
 
+mod accounts;
+mod auth;
+mod openapi;
+mod products;
+mod system;

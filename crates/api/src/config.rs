@@ -8,9 +8,32 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 /// A secret value: its `Debug` never shows it.
-#[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Default, Serialize, PartialEq, Eq)]
 #[serde(transparent)]
 pub struct Secret(String);
+
+/// Environment values are parsed as TOML-like scalars, so a secret made only of digits
+/// arrives as a number; it is still a string to us.
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Scalar {
+            Text(String),
+            Int(i64),
+            UInt(u64),
+            Float(f64),
+            Bool(bool),
+        }
+        Ok(Secret(match Scalar::deserialize(d)? {
+            Scalar::Text(s) => s,
+            Scalar::Int(n) => n.to_string(),
+            Scalar::UInt(n) => n.to_string(),
+            Scalar::Float(n) => n.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+        }))
+    }
+}
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
@@ -62,6 +85,8 @@ pub struct Config {
     pub db_max_connections: u32,
     pub db_acquire_timeout_ms: u64,
     pub request_timeout_secs: u64,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
 }
 
 impl Default for Config {
@@ -97,6 +122,7 @@ impl Default for Config {
             db_max_connections: 10,
             db_acquire_timeout_ms: 2000,
             request_timeout_secs: 30,
+            workers: 0,
         }
     }
 }
@@ -120,7 +146,7 @@ impl Config {
             )));
         }
         let figment = Figment::from(Serialized::defaults(Config::default()))
-            .merge(Toml::file(&path))
+            .merge(Toml::file_exact(&path))
             .merge(Env::prefixed("LICENTIA_").ignore(&["config"]));
         Self::from_figment(&figment)
     }
@@ -163,20 +189,20 @@ impl Config {
         if !matches!(self.jwt_algorithm.as_str(), "HS256" | "HS384" | "HS512") {
             return bad("jwt_algorithm", "must be one of HS256, HS384, HS512");
         }
-        if let Some(secret) = &self.jwt_secret {
-            if secret.expose().len() < 32 {
-                return bad("jwt_secret", "must be at least 32 characters");
-            }
+        if let Some(secret) = &self.jwt_secret
+            && secret.expose().len() < 32
+        {
+            return bad("jwt_secret", "must be at least 32 characters");
         }
-        if let Some(key) = &self.encryption_key {
-            if crate::crypto::decode_key(key.expose()).is_none() {
-                return bad("encryption_key", "must be 32 bytes, base64-encoded");
-            }
+        if let Some(key) = &self.encryption_key
+            && crate::crypto::decode_key(key.expose()).is_none()
+        {
+            return bad("encryption_key", "must be 32 bytes, base64-encoded");
         }
-        if let Some(password) = &self.admin_password {
-            if password.expose().chars().count() < 8 {
-                return bad("admin_password", "must be at least 8 characters");
-            }
+        if let Some(password) = &self.admin_password
+            && password.expose().chars().count() < 8
+        {
+            return bad("admin_password", "must be at least 8 characters");
         }
         if !self.admin_email.contains('@') {
             return bad("admin_email", "is not an e-mail address");

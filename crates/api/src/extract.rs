@@ -1,39 +1,17 @@
 //! Request-body, path and query extraction errors, mapped to problem responses, and the
 //! validation bridge from `garde` reports to `errors:[{field, message}]`.
-use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
-use actix_web::{HttpRequest, mime, web};
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::error::{PathError, QueryPayloadError};
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, mime, web};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 
 use crate::error::{ApiError, FieldError};
-
-/// JSON bodies: 415 for another content type, 413 over the limit, 400 when not JSON,
-/// 422 when JSON of the wrong shape (unknown fields included).
-pub fn json_config(limit: usize) -> web::JsonConfig {
-    web::JsonConfig::default()
-        .limit(limit)
-        .content_type_required(true)
-        .content_type(|mime| mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON))
-        .error_handler(move |err, _req| json_error(err, limit).into())
-}
-
-fn json_error(err: JsonPayloadError, limit: usize) -> ApiError {
-    match err {
-        JsonPayloadError::ContentType => {
-            ApiError::UnsupportedMediaType("the request body must be application/json".into())
-        }
-        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
-            ApiError::PayloadTooLarge(limit)
-        }
-        JsonPayloadError::Deserialize(e) => match e.classify() {
-            Category::Data => ApiError::validation(vec![serde_field_error(&e.to_string())]),
-            Category::Syntax | Category::Eof | Category::Io => {
-                ApiError::MalformedJson(format!("the request body is not valid JSON: {e}"))
-            }
-        },
-        JsonPayloadError::Serialize(e) => ApiError::Internal(e.to_string()),
-        other => ApiError::BadRequest(format!("could not read the request body: {other}")),
-    }
-}
 
 /// Names the field in a serde message (`unknown field `x``, `missing field `x``, …).
 fn serde_field_error(message: &str) -> FieldError {
@@ -78,4 +56,144 @@ pub fn validate<T: garde::Validate<Context = ()>>(value: &T) -> Result<(), ApiEr
                 .collect(),
         )
     })
+}
+
+/// The body size limit, from `LICENTIA_BODY_LIMIT_BYTES`.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyLimit(pub usize);
+
+/// A JSON request body. Unlike `web::Json`, a value of the wrong shape is reported with the
+/// path of the offending field (`prices[1].amount`), which SDK users need.
+#[derive(Debug)]
+pub struct Json<T>(pub T);
+
+impl<T> Json<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for Json<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+fn is_json(req: &HttpRequest) -> bool {
+    matches!(req.mime_type(), Ok(Some(m)) if m.type_() == mime::APPLICATION && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON)))
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req.app_data::<BodyLimit>().map_or(65_536, |l| l.0);
+        let json = is_json(req);
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if !json {
+                return Err(ApiError::UnsupportedMediaType(
+                    "the request body must be application/json".into(),
+                ));
+            }
+            if declared.is_some_and(|n| n > limit) {
+                return Err(ApiError::PayloadTooLarge(limit));
+            }
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| {
+                    ApiError::BadRequest(format!("could not read the request body: {e}"))
+                })?;
+                if body.len() + chunk.len() > limit {
+                    return Err(ApiError::PayloadTooLarge(limit));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            parse_json(&body).map(Json)
+        })
+    }
+}
+
+/// Parses a JSON body: syntax errors are 400, shape errors 422 naming the field.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if nesting_depth(body) > MAX_DEPTH {
+        return Err(ApiError::MalformedJson(format!(
+            "the request body nests deeper than {MAX_DEPTH} levels"
+        )));
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        match inner.classify() {
+            Category::Data => {
+                let message = inner.to_string();
+                let mut field = serde_field_error(&message);
+                // The path ends at the offending field, except for a missing one (its parent).
+                if path != "." && !path.is_empty() {
+                    field.field = if message.starts_with("missing field") {
+                        format!("{path}.{}", field.field)
+                    } else {
+                        path
+                    };
+                }
+                ApiError::validation(vec![field])
+            }
+            Category::Syntax | Category::Eof | Category::Io => {
+                ApiError::MalformedJson(format!("the request body is not valid JSON: {inner}"))
+            }
+        }
+    })?;
+    de.end()
+        .map_err(|e| ApiError::MalformedJson(format!("the request body is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+/// No request body of this API nests deeper than a few levels; deeper ones are refused before
+/// any parsing.
+const MAX_DEPTH: usize = 32;
+
+/// The deepest nesting of arrays and objects in `body`, ignoring brackets inside strings.
+fn nesting_depth(body: &[u8]) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in body {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nesting_depth;
+
+    #[test]
+    fn depth_ignores_strings() {
+        assert_eq!(nesting_depth(br#"{"a": [1, {"b": "[[[{{{"}]}"#), 3);
+        assert_eq!(nesting_depth(br#"{"a": "\"[["}"#), 1);
+        assert_eq!(nesting_depth(b"[[[[]]]]"), 4);
+    }
 }

@@ -160,10 +160,25 @@ pub fn document() -> utoipa::openapi::OpenApi {
     api
 }
 
-/// The document as deterministic, pretty-printed JSON with a trailing newline.
+/// The document as deterministic, pretty-printed JSON with a trailing newline: object keys
+/// are sorted whatever map type serde_json was built with.
 pub fn document_json() -> String {
-    let value = serde_json::to_value(document()).unwrap_or_default();
+    let value = sorted(serde_json::to_value(document()).unwrap_or_default());
     let mut out = serde_json::to_string_pretty(&value).unwrap_or_default();
     out.push('\n');
     out
+}
+
+fn sorted(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<(String, serde_json::Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.into_iter().map(sorted).collect())
+        }
+        other => other,
+    }
 }

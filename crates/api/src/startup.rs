@@ -138,9 +138,10 @@ pub async fn provider_account(db: &Db) -> Result<Option<Account>, PersistenceErr
     accounts::find_provider(db.conn()).await
 }
 
-/// Adds `X-Request-Id` to every response and puts it in the body of 5xx problems so that
-/// clients can quote it.
-fn add_request_id<B: MessageBody + 'static>(
+/// Adds `X-Request-Id` to every error response, turns error responses that did not come
+/// from a handler (actix's own 404/413/…) into problem documents, and puts the request id
+/// into 5xx bodies so that clients can quote it.
+fn finish_error<B: MessageBody + 'static>(
     res: ServiceResponse<B>,
 ) -> actix_web::Result<ErrorHandlerResponse<B>> {
     let id = res
@@ -148,34 +149,49 @@ fn add_request_id<B: MessageBody + 'static>(
         .extensions()
         .get::<RequestId>()
         .map(|id| id.to_string());
-    let Some(id) = id else {
-        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
-    };
     let (req, mut res) = res.into_parts();
-    if let Ok(value) = HeaderValue::from_str(&id) {
+    if let Some(value) = id.as_deref().and_then(|id| HeaderValue::from_str(id).ok()) {
         res.headers_mut()
             .insert(header::HeaderName::from_static("x-request-id"), value);
     }
-    if res.status().is_server_error() {
-        let status = res.status();
-        let err = if status == actix_web::http::StatusCode::SERVICE_UNAVAILABLE {
-            ApiError::Unavailable
-        } else {
-            ApiError::Internal(String::new())
-        };
-        let mut problem = err.problem();
-        problem.status = status.as_u16();
-        problem.request_id = Some(id);
-        let body = serde_json::to_string(&problem).unwrap_or_default();
-        res.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        let res = res.set_body(BoxBody::new(body));
+    let status = res.status();
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes());
+    if is_problem && !status.is_server_error() {
         return Ok(ErrorHandlerResponse::Response(
-            ServiceResponse::new(req, res).map_into_right_body(),
+            ServiceResponse::new(req, res).map_into_left_body(),
         ));
     }
+    let err = match status.as_u16() {
+        404 => ApiError::NotFound,
+        405 => ApiError::MethodNotAllowed,
+        413 => ApiError::PayloadTooLarge(0),
+        415 => ApiError::UnsupportedMediaType("unsupported content type".into()),
+        503 => ApiError::Unavailable,
+        s if s >= 500 => ApiError::Internal(String::new()),
+        _ => ApiError::BadRequest(
+            status
+                .canonical_reason()
+                .unwrap_or("bad request")
+                .to_lowercase(),
+        ),
+    };
+    let mut problem = err.problem();
+    if status.as_u16() == 413 {
+        problem.detail = "the request body is too large".into();
+    }
+    problem.status = status.as_u16();
+    if status.is_server_error() {
+        problem.request_id = id;
+    }
+    let body = serde_json::to_string(&problem).unwrap_or_default();
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    let res = res.set_body(BoxBody::new(body));
     Ok(ErrorHandlerResponse::Response(
-        ServiceResponse::new(req, res).map_into_left_body(),
+        ServiceResponse::new(req, res).map_into_right_body(),
     ))
 }
 
@@ -185,13 +201,14 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> 
     let routes = web::Data::new(RouteTable::from_document(&doc));
     let body_limit = usize::try_from(state.config.body_limit_bytes).unwrap_or(usize::MAX);
     let request_timeout = Duration::from_secs(state.config.request_timeout_secs);
+    let workers = state.config.workers;
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         let (app, _) = App::new()
             .into_utoipa_app()
             .app_data(data.clone())
             .app_data(routes.clone())
-            .app_data(crate::extract::json_config(body_limit))
+            .app_data(crate::extract::BodyLimit(body_limit))
             .app_data(crate::extract::path_config())
             .app_data(crate::extract::query_config())
             .configure(crate::routes::configure)
@@ -203,7 +220,7 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> 
                     .finish()
             })))
             .default_service(web::to(not_matched))
-            .wrap(ErrorHandlers::new().default_handler(add_request_id))
+            .wrap(ErrorHandlers::new().default_handler(finish_error))
             .wrap(TracingLogger::default())
             .wrap(middleware::NormalizePath::new(
                 middleware::TrailingSlash::MergeOnly,
@@ -211,8 +228,12 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> 
     })
     .client_request_timeout(request_timeout)
     .client_disconnect_timeout(Duration::from_secs(5))
-    .shutdown_timeout(30)
-    .listen(listener)?
-    .run();
+    .shutdown_timeout(30);
+    let server = if workers > 0 {
+        server.workers(workers)
+    } else {
+        server
+    };
+    let server = server.listen(listener)?.run();
     Ok(server)
 }

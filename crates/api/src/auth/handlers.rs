@@ -119,7 +119,7 @@ async fn issue_pair(state: &AppState, user_id: UserId, family: Uuid) -> ApiResul
 #[post("/v1/auth/token")]
 pub async fn create_token(
     state: web::Data<AppState>,
-    body: web::Json<TokenRequest>,
+    body: crate::extract::Json<TokenRequest>,
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let found = users::find_by_email(state.db.conn(), &body.email).await?;
@@ -166,7 +166,7 @@ pub async fn create_token(
 #[post("/v1/auth/refresh")]
 pub async fn refresh_token(
     state: web::Data<AppState>,
-    body: web::Json<RefreshRequest>,
+    body: crate::extract::Json<RefreshRequest>,
 ) -> ApiResult<HttpResponse> {
     let db = state.db.conn();
     let invalid = || ApiError::invalid_token("the refresh token is invalid, expired or revoked");
@@ -196,7 +196,7 @@ pub async fn refresh_token(
 /// Revokes the refresh token's whole family. Unknown tokens are accepted silently so that
 /// logging out twice is harmless.
 #[utoipa::path(
-    operation_id = "logout",
+    operation_id = "revoke_refresh_token",
     tag = "auth",
     request_body = RefreshRequest,
     responses(
@@ -208,7 +208,7 @@ pub async fn refresh_token(
 #[post("/v1/auth/logout")]
 pub async fn logout(
     state: web::Data<AppState>,
-    body: web::Json<RefreshRequest>,
+    body: crate::extract::Json<RefreshRequest>,
 ) -> ApiResult<HttpResponse> {
     let db = state.db.conn();
     if let Some(token) = tokens::find_by_hash(db, &crypto::sha256_hex(&body.refresh_token)).await? {

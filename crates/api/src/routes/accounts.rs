@@ -142,7 +142,7 @@ pub async fn visible_account(
 pub async fn create_account(
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Json<CreateAccount>,
+    body: crate::extract::Json<CreateAccount>,
 ) -> ApiResult<HttpResponse> {
     principal.require_admin()?;
     validate(&*body)?;
@@ -250,7 +250,7 @@ pub async fn update_account(
     state: web::Data<AppState>,
     principal: Principal,
     id: web::Path<Uuid>,
-    body: web::Json<UpdateAccount>,
+    body: crate::extract::Json<UpdateAccount>,
 ) -> ApiResult<HttpResponse> {
     principal.require_admin()?;
     let account = visible_account(&state, &principal, id.into_inner()).await?;

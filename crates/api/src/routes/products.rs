@@ -242,14 +242,14 @@ fn parse_pricing(
         .collect();
     let pricing = ProductPricing { prices, options };
     // Structural rules only make sense once every value parsed.
-    if errors.len() == before {
-        if let Err(violations) = pricing.validate() {
-            errors.extend(
-                violations
-                    .into_iter()
-                    .map(|v| FieldError::new(v.field, v.message)),
-            );
-        }
+    if errors.len() == before
+        && let Err(violations) = pricing.validate()
+    {
+        errors.extend(
+            violations
+                .into_iter()
+                .map(|v| FieldError::new(v.field, v.message)),
+        );
     }
     pricing
 }
@@ -277,7 +277,7 @@ fn guard_write(principal: &Principal) -> ApiResult<()> {
 pub async fn create_product(
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Json<CreateProduct>,
+    body: crate::extract::Json<CreateProduct>,
 ) -> ApiResult<HttpResponse> {
     guard_write(&principal)?;
     let body = body.into_inner();
@@ -447,7 +447,7 @@ pub async fn update_product(
     state: web::Data<AppState>,
     principal: Principal,
     id: web::Path<Uuid>,
-    body: web::Json<UpdateProduct>,
+    body: crate::extract::Json<UpdateProduct>,
 ) -> ApiResult<HttpResponse> {
     guard_write(&principal)?;
     let mut product = load(&state, id.into_inner()).await?;

@@ -83,7 +83,7 @@ pub async fn create_user(
     state: web::Data<AppState>,
     principal: Principal,
     id: web::Path<Uuid>,
-    body: web::Json<CreateUser>,
+    body: crate::extract::Json<CreateUser>,
 ) -> ApiResult<HttpResponse> {
     principal.require(Scope::AccountAdmin)?;
     let account = visible_account(&state, &principal, id.into_inner()).await?;

@@ -1,0 +1,195 @@
+use licentia_tests::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, db_test};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+async fn login_good_and_bad(app: &TestApp) {
+    let ok = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    ok.assert_status(StatusCode::OK);
+    assert_eq!(ok.body["token_type"], "Bearer");
+    assert_eq!(ok.body["expires_in"], 900);
+    assert!(ok.body["refresh_token"].as_str().unwrap().len() > 30);
+    // E-mail look-up is case-insensitive.
+    app.login(&ADMIN_EMAIL.to_uppercase(), ADMIN_PASSWORD)
+        .await
+        .assert_status(StatusCode::OK);
+
+    let bad = app.login(ADMIN_EMAIL, "wrong-password").await;
+    bad.assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+    assert!(
+        bad.header("www-authenticate")
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    app.login("nobody@licentia.test", ADMIN_PASSWORD)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+
+    // Malformed JSON is 400; a well-formed body with an unknown field is 422.
+    let malformed = app
+        .client
+        .post(app.url("/v1/auth/token"))
+        .header("content-type", "application/json")
+        .body("{\"email\": ")
+        .send()
+        .await
+        .unwrap();
+    licentia_tests::Resp::from(malformed)
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "malformed_json");
+    app.call(
+        Method::POST,
+        "/v1/auth/token",
+        None,
+        Some(json!({"email": ADMIN_EMAIL, "password": "x", "otp": 1})),
+    )
+    .await
+    .assert_invalid_field("otp");
+    // Wrong content type is 415.
+    let text = app
+        .client
+        .post(app.url("/v1/auth/token"))
+        .body("email=a")
+        .send()
+        .await
+        .unwrap();
+    licentia_tests::Resp::from(text)
+        .await
+        .assert_problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+}
+
+async fn refresh_rotation_and_reuse(app: &TestApp) {
+    let first = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let r1 = first.body["refresh_token"].as_str().unwrap().to_owned();
+    let second = app
+        .call(
+            Method::POST,
+            "/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": r1})),
+        )
+        .await;
+    second.assert_status(StatusCode::OK);
+    let r2 = second.body["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(r1, r2);
+    let access = second.body["access_token"].as_str().unwrap();
+    app.get("/v1/me", access)
+        .await
+        .assert_status(StatusCode::OK);
+
+    // Reusing the rotated token fails and revokes the family: r2 stops working too.
+    let reuse = app
+        .call(
+            Method::POST,
+            "/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": r1})),
+        )
+        .await;
+    reuse.assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+    assert!(
+        reuse
+            .header("www-authenticate")
+            .unwrap()
+            .contains("invalid_token")
+    );
+    app.call(
+        Method::POST,
+        "/v1/auth/refresh",
+        None,
+        Some(json!({"refresh_token": r2})),
+    )
+    .await
+    .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+
+    // Another family is untouched by that, and logout revokes it.
+    let other = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let r3 = other.body["refresh_token"].as_str().unwrap().to_owned();
+    app.call(
+        Method::POST,
+        "/v1/auth/logout",
+        None,
+        Some(json!({"refresh_token": r3})),
+    )
+    .await
+    .assert_status(StatusCode::NO_CONTENT);
+    app.call(
+        Method::POST,
+        "/v1/auth/refresh",
+        None,
+        Some(json!({"refresh_token": r3})),
+    )
+    .await
+    .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+    app.call(
+        Method::POST,
+        "/v1/auth/refresh",
+        None,
+        Some(json!({"refresh_token": "garbage"})),
+    )
+    .await
+    .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+}
+
+async fn me_and_bad_credentials(app: &TestApp) {
+    let admin = app.admin_token().await;
+    let me = app.get("/v1/me", &admin).await;
+    me.assert_status(StatusCode::OK);
+    assert_eq!(me.body["user"]["email"], ADMIN_EMAIL);
+    assert_eq!(me.body["api_key"], serde_json::Value::Null);
+    assert_eq!(me.body["role"], "admin");
+    assert_eq!(me.body["account"]["kind"], "provider");
+    assert_eq!(me.body["account"]["currency"], "USD");
+    assert_eq!(me.body["scopes"].as_array().unwrap().len(), 6);
+
+    let (account, viewer) = {
+        let account = app.create_partner(&admin, "Viewer Co").await;
+        let token = app.user_token(&admin, &account, "viewer").await;
+        (account, token)
+    };
+    let me = app.get("/v1/me", &viewer).await;
+    assert_eq!(me.body["role"], "viewer");
+    assert_eq!(me.body["account"]["id"], account.as_str());
+    assert_eq!(me.body["scopes"], json!(["licenses:read", "billing:read"]));
+
+    // No credentials: 401 with a challenge and no error parameter.
+    let none = app.call(Method::GET, "/v1/me", None, None).await;
+    none.assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+    let challenge = none.header("www-authenticate").unwrap();
+    assert!(challenge.starts_with("Bearer") && !challenge.contains("error="));
+    // A tampered token: 401 invalid_token.
+    let parts: Vec<&str> = admin.split('.').collect();
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        parts[1],
+        parts[2].chars().rev().collect::<String>()
+    );
+    let bad = app.get("/v1/me", &tampered).await;
+    bad.assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+    assert!(
+        bad.header("www-authenticate")
+            .unwrap()
+            .contains("error=\"invalid_token\"")
+    );
+    app.get("/v1/me", "not.a.jwt")
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+    // Two credentials at once: 400.
+    let both = app
+        .client
+        .get(app.url("/v1/me"))
+        .bearer_auth(&admin)
+        .header("x-api-key", "lic_x")
+        .send()
+        .await
+        .unwrap();
+    licentia_tests::Resp::from(both)
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "bad_request");
+}
+
+db_test!(
+    login_good_and_bad,
+    refresh_rotation_and_reuse,
+    me_and_bad_credentials
+);
