@@ -77,6 +77,7 @@ pub fn test_config(database_url: &str) -> Config {
         log: "warn".into(),
         workers: 1,
         db_max_connections: 5,
+        encryption_key: Some(Secret::new("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")),
         ..Config::default()
     }
 }
@@ -191,7 +192,7 @@ impl TestApp {
         self.server.stop(false).await;
         match &self.store {
             Store::Sqlite(path) => {
-                for suffix in ["", "-wal", "-shm"] {
+                for suffix in ["", "-wal", "-shm", ".key"] {
                     let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
                 }
             }

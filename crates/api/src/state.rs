@@ -9,11 +9,19 @@ use crate::config::Config;
 use crate::pagination::CursorCodec;
 
 /// Application state, cheap to clone (everything behind `Arc` or a pool handle).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct AppState {
     pub db: Db,
     pub config: Arc<Config>,
     pub jwt: Arc<JwtKeys>,
     pub currency: Currency,
     pub cursors: CursorCodec,
+    /// AES-256-GCM key for secrets at rest (e.g. `admin_password`).
+    pub encryption_key: Arc<[u8; 32]>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("db", &self.db).field("config", &self.config).finish_non_exhaustive()
+    }
 }
