@@ -84,40 +84,62 @@ pub async fn prepare(config: Config, migrate: bool) -> Result<AppState, StartErr
 /// processes on several hosts, so there the key must be configured.
 fn encryption_key(config: &Config) -> Result<[u8; 32], StartError> {
     if let Some(key) = &config.encryption_key {
-        return crypto::decode_key(key.expose())
-            .ok_or_else(|| StartError::Other("LICENTIA_ENCRYPTION_KEY must be 32 bytes, base64-encoded".into()));
+        return crypto::decode_key(key.expose()).ok_or_else(|| {
+            StartError::Other("LICENTIA_ENCRYPTION_KEY must be 32 bytes, base64-encoded".into())
+        });
     }
     let Some(path) = sqlite_path(&config.database_url) else {
         if config.is_sqlite() {
             tracing::warn!("in-memory database: using an ephemeral encryption key");
-            return crypto::decode_key(&crypto::generate_key()).ok_or_else(|| StartError::Other("key generation".into()));
+            return crypto::decode_key(&crypto::generate_key())
+                .ok_or_else(|| StartError::Other("key generation".into()));
         }
-        return Err(StartError::Other("LICENTIA_ENCRYPTION_KEY must be set when the database is PostgreSQL".into()));
+        return Err(StartError::Other(
+            "LICENTIA_ENCRYPTION_KEY must be set when the database is PostgreSQL".into(),
+        ));
     };
     let key_path = std::path::PathBuf::from(format!("{path}.key"));
     if !key_path.exists() {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
-        let created = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&key_path);
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&key_path);
         match created {
             Ok(mut file) => {
                 file.write_all(crypto::generate_key().as_bytes())
-                    .map_err(|e| StartError::Other(format!("cannot write {}: {e}", key_path.display())))?;
+                    .map_err(|e| {
+                        StartError::Other(format!("cannot write {}: {e}", key_path.display()))
+                    })?;
                 tracing::warn!(path = %key_path.display(), "LICENTIA_ENCRYPTION_KEY is not set: generated a key file; back it up with the database");
             }
             // Another process created it first: read theirs.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(StartError::Other(format!("cannot create {}: {e}", key_path.display()))),
+            Err(e) => {
+                return Err(StartError::Other(format!(
+                    "cannot create {}: {e}",
+                    key_path.display()
+                )));
+            }
         }
     }
     let text = std::fs::read_to_string(&key_path)
         .map_err(|e| StartError::Other(format!("cannot read {}: {e}", key_path.display())))?;
-    crypto::decode_key(&text).ok_or_else(|| StartError::Other(format!("{} does not hold a base64 32-byte key", key_path.display())))
+    crypto::decode_key(&text).ok_or_else(|| {
+        StartError::Other(format!(
+            "{} does not hold a base64 32-byte key",
+            key_path.display()
+        ))
+    })
 }
 
 /// The file of a `sqlite:` URL, or `None` for an in-memory database.
 fn sqlite_path(url: &str) -> Option<String> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or(rest);
     (!path.is_empty() && !path.contains(":memory:")).then(|| path.to_owned())
 }

@@ -52,7 +52,10 @@ pub fn ip_key(ip: IpAddr) -> [u8; 16] {
 
 /// Registration keys given by a partner: 16..128 characters of `[A-Za-z0-9_-]`.
 pub fn valid_registration_key(key: &str) -> bool {
-    (16..=128).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    (16..=128).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 #[cfg(test)]
