@@ -77,6 +77,7 @@ pub fn test_config(database_url: &str) -> Config {
         log: "warn".into(),
         workers: 1,
         db_max_connections: 5,
+        job_poll_ms: 50,
         encryption_key: Some(Secret::new("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")),
         ..Config::default()
     }
@@ -291,6 +292,30 @@ impl TestApp {
         let account = self.create_partner(admin, name).await;
         let token = self.user_token(admin, &account, "owner").await;
         (account, token)
+    }
+
+    /// Polls the license until its status is `status` (provisioning runs as a job).
+    pub async fn wait_status(&self, token: &str, license: &str, status: &str) -> Value {
+        for _ in 0..100 {
+            let resp = self.get(&format!("/v1/licenses/{license}"), token).await;
+            resp.assert_status(StatusCode::OK);
+            if resp.body["status"] == status {
+                return resp.body;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("license {license} never reached {status}");
+    }
+
+    /// Credits an account (admin) with `amount` minor units.
+    pub async fn credit(&self, admin: &str, account: &str, amount: i64) {
+        self.post(
+            &format!("/v1/accounts/{account}/credits"),
+            admin,
+            json!({"amount": amount, "reference": "test top-up"}),
+        )
+        .await
+        .assert_status(StatusCode::CREATED);
     }
 
     /// Creates a product with a 1- and 12-month price and one option; returns it.

@@ -3,6 +3,8 @@
 
 mod accounts;
 mod auth;
+mod ledger;
+mod licenses;
 mod openapi;
 mod products;
 mod system;

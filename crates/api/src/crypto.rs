@@ -60,3 +60,44 @@ pub fn generate_key() -> String {
     rand::rng().fill_bytes(&mut key);
     STANDARD.encode(key)
 }
+
+/// Encrypts with AES-256-GCM under `key`; the output is the 12-byte nonce then the ciphertext.
+pub fn seal(key: &[u8; 32], plain: &[u8]) -> Result<Vec<u8>, String> {
+    use aes_gcm::aead::{Aead, KeyInit};
+    let cipher = aes_gcm::Aes256Gcm::new(&aes_gcm::Key::<aes_gcm::Aes256Gcm>::from(*key));
+    let mut nonce = [0u8; 12];
+    rand::rng().fill_bytes(&mut nonce);
+    let sealed = cipher
+        .encrypt(&aes_gcm::Nonce::from(nonce), plain)
+        .map_err(|e| e.to_string())?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&sealed);
+    Ok(out)
+}
+
+/// Decrypts what [`seal`] produced; `None` when the key is wrong or the data was altered.
+pub fn open(key: &[u8; 32], sealed: &[u8]) -> Option<Vec<u8>> {
+    use aes_gcm::aead::{Aead, KeyInit};
+    if sealed.len() < 12 {
+        return None;
+    }
+    let (nonce, body) = sealed.split_at(12);
+    let nonce: [u8; 12] = nonce.try_into().ok()?;
+    let cipher = aes_gcm::Aes256Gcm::new(&aes_gcm::Key::<aes_gcm::Aes256Gcm>::from(*key));
+    cipher.decrypt(&aes_gcm::Nonce::from(nonce), body).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn seal_round_trips_and_detects_tampering() {
+        let key = [7u8; 32];
+        let mut sealed = super::seal(&key, b"s3cret").unwrap_or_default();
+        assert_eq!(super::open(&key, &sealed).as_deref(), Some(&b"s3cret"[..]));
+        assert!(super::open(&[8u8; 32], &sealed).is_none());
+        if let Some(last) = sealed.last_mut() {
+            *last ^= 1;
+        }
+        assert!(super::open(&key, &sealed).is_none());
+    }
+}

@@ -75,6 +75,14 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     AlreadyExists(String),
+    #[error("{0}")]
+    InvalidTransition(String),
+    #[error("the license is past its term; renew it instead")]
+    LicenseExpired,
+    #[error("the balance and credit limit do not cover {needed} (available: {available})")]
+    InsufficientFunds { needed: i64, available: i64 },
+    #[error("the resource changed since it was read (If-Match does not match its ETag)")]
+    PreconditionFailed,
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
     #[error("{0}")]
@@ -131,6 +139,22 @@ impl ApiError {
             ),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             Self::AlreadyExists(_) => (StatusCode::CONFLICT, "already_exists", "Already exists"),
+            Self::InvalidTransition(_) => (
+                StatusCode::CONFLICT,
+                "invalid_transition",
+                "Invalid transition",
+            ),
+            Self::LicenseExpired => (StatusCode::CONFLICT, "license_expired", "License expired"),
+            Self::InsufficientFunds { .. } => (
+                StatusCode::PAYMENT_REQUIRED,
+                "insufficient_funds",
+                "Insufficient funds",
+            ),
+            Self::PreconditionFailed => (
+                StatusCode::PRECONDITION_FAILED,
+                "precondition_failed",
+                "Precondition failed",
+            ),
             Self::PayloadTooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
@@ -226,3 +250,23 @@ impl From<PersistenceError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<licentia_domain::license::TransitionError> for ApiError {
+    fn from(err: licentia_domain::license::TransitionError) -> Self {
+        use licentia_domain::license::{LicenseStatus, TransitionError};
+        match err {
+            TransitionError::InvalidTransition { from } => Self::InvalidTransition(format!(
+                "not allowed while the license is {}",
+                from.as_str()
+            )),
+            TransitionError::InProgress => Self::InvalidTransition(format!(
+                "not allowed while the license is {}; retry when provisioning is done",
+                LicenseStatus::InProgress.as_str()
+            )),
+            TransitionError::LicenseExpired => Self::LicenseExpired,
+            TransitionError::Forbidden => Self::Forbidden(
+                "only the provider's administrators can lift an administrative suspension".into(),
+            ),
+        }
+    }
+}

@@ -11,6 +11,7 @@ pub mod fallback;
 pub mod openapi;
 pub mod pagination;
 pub mod routes;
+pub mod service;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

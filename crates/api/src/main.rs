@@ -30,6 +30,8 @@ enum Command {
         #[arg(long)]
         no_migrate: bool,
     },
+    /// Run the job worker alone (no HTTP), for scaling out.
+    Worker,
     /// Apply pending migrations and exit.
     Migrate,
     /// Print the OpenAPI document and exit.
@@ -89,6 +91,14 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
                 .map_err(|e| e.to_string())?
                 .await
                 .map_err(|e| e.to_string())
+        }
+        Command::Worker => {
+            let state = prepare(config, false).await.map_err(|e| e.to_string())?;
+            let worker = licentia_api::service::provisioning::spawn_worker(state);
+            tracing::info!("job worker running");
+            tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
+            worker.abort();
+            Ok(())
         }
         Command::Openapi => Ok(()),
     }

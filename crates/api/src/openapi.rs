@@ -80,6 +80,30 @@ pub struct Conflict(Problem);
 )]
 pub struct Unprocessable(Problem);
 
+/// 402: balance plus credit limit do not cover the charge; nothing changed.
+#[derive(ToResponse)]
+#[response(
+    description = "Insufficient funds; nothing changed",
+    content_type = "application/problem+json"
+)]
+#[expect(
+    dead_code,
+    reason = "documents a response; only its OpenAPI form is used"
+)]
+pub struct PaymentRequired(Problem);
+
+/// 412: `If-Match` does not match the current `ETag`.
+#[derive(ToResponse)]
+#[response(
+    description = "If-Match does not match the current ETag",
+    content_type = "application/problem+json"
+)]
+#[expect(
+    dead_code,
+    reason = "documents a response; only its OpenAPI form is used"
+)]
+pub struct PreconditionFailed(Problem);
+
 /// 429: rate limited.
 #[derive(ToResponse)]
 #[response(
@@ -138,13 +162,16 @@ documents with a stable `code`. Amounts are integers in minor units of the deplo
     modifiers(&SecuritySchemes),
     components(
         schemas(Problem, FieldError),
-        responses(BadRequest, Unauthorized, Forbidden, NotFound, Conflict, Unprocessable, TooManyRequests, ServiceUnavailable)
+        responses(BadRequest, Unauthorized, PaymentRequired, Forbidden, NotFound, Conflict, PreconditionFailed, Unprocessable, TooManyRequests, ServiceUnavailable)
     ),
     tags(
         (name = "auth", description = "Log in, rotate refresh tokens, log out, who am I"),
         (name = "accounts", description = "The provider and its partner accounts"),
         (name = "users", description = "Users of an account"),
+        (name = "billing", description = "Balances, credits and the ledger"),
         (name = "products", description = "The software catalog"),
+        (name = "licenses", description = "Ordering and managing licenses"),
+        (name = "orders", description = "Orders (invoices) and their payment"),
         (name = "system", description = "Health and readiness"),
     )
 )]

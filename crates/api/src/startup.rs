@@ -269,6 +269,8 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> 
     let body_limit = usize::try_from(state.config.body_limit_bytes).unwrap_or(usize::MAX);
     let request_timeout = Duration::from_secs(state.config.request_timeout_secs);
     let workers = state.config.workers;
+    // Every serving process also works the job queue; jobs are leased, so several can.
+    crate::service::provisioning::spawn_worker(state.clone());
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         let (app, _) = App::new()

@@ -11,10 +11,11 @@ pub mod repo;
 use std::time::Duration;
 
 use licentia_migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
 
 pub use error::{PersistenceError, Result};
-pub use sea_orm::{DatabaseTransaction, TransactionTrait};
+pub use sea_orm;
+pub use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
 
 /// Pool settings chosen by the application's configuration.
 #[derive(Clone, Debug)]

@@ -1,6 +1,9 @@
 //! Every documented route, registered once: the same function feeds the server and the
 //! OpenAPI document, so the two cannot drift.
 pub mod accounts;
+pub mod ledger;
+pub mod licenses;
+pub mod orders;
 pub mod products;
 pub mod system;
 pub mod users;
@@ -20,6 +23,8 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
         .service(accounts::list_accounts)
         .service(accounts::get_account)
         .service(accounts::update_account)
+        .service(ledger::create_credit)
+        .service(ledger::list_ledger_entries)
         .service(users::create_user)
         .service(users::list_users)
         .service(users::delete_user)
@@ -27,5 +32,14 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
         .service(products::list_products)
         .service(products::get_product)
         .service(products::update_product)
-        .service(products::archive_product);
+        .service(products::archive_product)
+        .service(licenses::create_license)
+        .service(licenses::get_license)
+        .service(licenses::enable_license)
+        .service(licenses::disable_license)
+        .service(licenses::delete_license)
+        .service(orders::list_orders)
+        .service(orders::get_order)
+        .service(orders::pay_order)
+        .service(orders::cancel_order);
 }

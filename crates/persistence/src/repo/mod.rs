@@ -2,6 +2,10 @@
 //! so an unscoped query stands out in review.
 pub mod accounts;
 pub mod events;
+pub mod jobs;
+pub mod ledger;
+pub mod licenses;
+pub mod orders;
 pub mod products;
 pub mod settings;
 pub mod tokens;

@@ -1,0 +1,207 @@
+//! `/v1/accounts/{id}/credits` and `/v1/accounts/{id}/ledger`: the provider tops up an account;
+//! admins and the account itself read its ledger.
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, get, post, web};
+use garde::Validate;
+use licentia_domain::auth::Scope;
+use licentia_persistence::repo::accounts;
+use licentia_persistence::repo::events::{self, NewEvent};
+use licentia_persistence::repo::ledger::{self, LedgerEntry, LedgerKind};
+use licentia_persistence::{PersistenceError, TransactionTrait};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::accounts::{ListQuery, MAX_AMOUNT, visible_account};
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::validate;
+use crate::pagination::{CursorKey, Page, page_of};
+use crate::state::AppState;
+
+/// One movement of an account's money.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LedgerEntryOut {
+    pub id: Uuid,
+    /// The account whose balance moved.
+    pub account_id: Uuid,
+    /// Signed minor units: credits and refunds positive, charges negative.
+    #[schema(example = 50_000)]
+    pub amount: i64,
+    /// `credit`, `charge` or `refund`.
+    #[schema(example = "credit")]
+    pub kind: String,
+    /// Free text: the payment reference of a credit, the order of a charge.
+    #[schema(example = "Wire transfer 2024-118")]
+    pub reference: String,
+    /// The order a charge or refund belongs to.
+    pub order_id: Option<Uuid>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<LedgerEntry> for LedgerEntryOut {
+    fn from(e: LedgerEntry) -> Self {
+        Self {
+            id: e.id.as_uuid(),
+            account_id: e.account_id.as_uuid(),
+            amount: e.amount,
+            kind: e.kind.as_str().to_owned(),
+            reference: e.reference,
+            order_id: e.order_id.map(|o| o.as_uuid()),
+            created_at: e.created_at,
+        }
+    }
+}
+
+/// Money added to an account's balance by the provider.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCredit {
+    /// Positive integer in minor units, at most 10^12.
+    #[garde(range(min = 1, max = MAX_AMOUNT))]
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_i64, example = 50_000)]
+    pub amount: i64,
+    /// Where the money came from (payment reference), 1..200 characters.
+    #[garde(length(chars, min = 1, max = 200))]
+    #[schema(min_length = 1, max_length = 200, example = "Wire transfer 2024-118")]
+    pub reference: String,
+}
+
+/// A JSON body parsed before the handler runs but reported only when the handler asks for it,
+/// after its permission (403) and existence (404) checks: CONTRACT §0 puts validation (422)
+/// after both, while actix would otherwise fail on whichever extractor finishes first.
+pub struct LateJson<T>(Result<T, ApiError>);
+
+impl<T> LateJson<T> {
+    pub fn into_inner(self) -> Result<T, ApiError> {
+        self.0
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for LateJson<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = crate::extract::Json::<T>::from_request(req, payload);
+        Box::pin(async move { Ok(LateJson(body.await.map(crate::extract::Json::into_inner))) })
+    }
+}
+
+/// Credit an account
+///
+/// Adds money to the account's balance and records a `credit` ledger entry, in one
+/// transaction. Provider administrators only.
+#[utoipa::path(
+    operation_id = "create_credit",
+    tag = "billing",
+    params(("id" = Uuid, Path, description = "Account id")),
+    request_body = CreateCredit,
+    responses(
+        (status = 201, description = "The credit's ledger entry", body = LedgerEntryOut),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 422, response = crate::openapi::Unprocessable),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+#[post("/v1/accounts/{id}/credits")]
+pub async fn create_credit(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<Uuid>,
+    body: LateJson<CreateCredit>,
+) -> ApiResult<HttpResponse> {
+    principal.require_admin()?;
+    let account = visible_account(&state, &principal, id.into_inner()).await?;
+    let body = body.into_inner()?;
+    validate(&body)?;
+
+    let txn = state
+        .db
+        .conn()
+        .begin()
+        .await
+        .map_err(PersistenceError::from)?;
+    let entry = ledger::credit(
+        &txn,
+        account.id,
+        body.amount,
+        LedgerKind::Credit,
+        &body.reference,
+        None,
+    )
+    .await?;
+    let after = accounts::get(&txn, account.id).await?;
+    events::record(
+        &txn,
+        NewEvent {
+            event_type: "account.credited",
+            account_id: account.id,
+            license_id: None,
+            actor: principal.actor(),
+            before: Some(json!({"balance": after.balance - entry.amount})),
+            after: Some(json!({
+                "balance": after.balance,
+                "ledger_entry_id": entry.id,
+                "amount": entry.amount,
+                "reference": entry.reference,
+            })),
+        },
+    )
+    .await?;
+    txn.commit().await.map_err(PersistenceError::from)?;
+    Ok(HttpResponse::Created().json(LedgerEntryOut::from(entry)))
+}
+
+/// List an account's ledger
+///
+/// Oldest first. Admins see every account's ledger; a partner sees its own (scope
+/// `billing:read`).
+#[utoipa::path(
+    operation_id = "list_ledger_entries",
+    tag = "billing",
+    params(("id" = Uuid, Path, description = "Account id"), ListQuery),
+    responses(
+        (status = 200, description = "A page of ledger entries", body = Page<LedgerEntryOut>),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 422, response = crate::openapi::Unprocessable),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+#[get("/v1/accounts/{id}/ledger")]
+pub async fn list_ledger_entries(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<Uuid>,
+    query: web::Query<ListQuery>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Scope::BillingRead)?;
+    let account = visible_account(&state, &principal, id.into_inner()).await?;
+    let scope = format!("{}|ledger|{}", principal.account_id(), account.id);
+    let (limit, after) = query.keyset(&state, &scope)?;
+    let rows = ledger::list(state.db.conn(), account.id, after, limit + 1).await?;
+    let page = page_of(
+        rows,
+        limit,
+        &state.cursors,
+        &scope,
+        |e| CursorKey {
+            id: e.id.as_uuid(),
+            value: None,
+        },
+        LedgerEntryOut::from,
+    );
+    Ok(HttpResponse::Ok().json(page))
+}

@@ -1,0 +1,767 @@
+//! `/v1/licenses`: ordering, reading, listing, enabling, disabling and deleting licenses.
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
+use licentia_domain::auth::Scope;
+use licentia_domain::ids::{AccountId, LicenseId, OrderId, ProductId};
+use licentia_domain::license::{Actor as LifecycleActor, Lifecycle};
+use licentia_domain::license_record::{License, canonical_ip};
+use licentia_domain::period::Period;
+use licentia_domain::pricing::PricingError;
+use licentia_domain::product::Product;
+use licentia_persistence::TransactionTrait;
+use licentia_persistence::repo::events::{self, NewEvent};
+use licentia_persistence::repo::licenses::{self, Scope as LicenseScope};
+use licentia_persistence::repo::{orders, products};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::orders::OrderOut;
+use crate::auth::Principal;
+use crate::crypto;
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::service::{billing, provisioning};
+use crate::state::AppState;
+
+/// A software license.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LicenseOut {
+    /// UUIDv7.
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub name: String,
+    /// Canonical text of the licensed IPv4 or IPv6 address.
+    pub ip: String,
+    pub product_id: Uuid,
+    pub product_code: String,
+    pub product_name: String,
+    /// Length of the current term in months.
+    pub period_months: u32,
+    /// End of the paid term; null while `ordered`.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub valid_until: Option<OffsetDateTime>,
+    /// `ordered`, `in_progress`, `active`, `suspended` or `deleted`.
+    pub status: String,
+    /// `manual`, `expired` or `admin` while suspended; else null.
+    pub suspension_reason: Option<String>,
+    /// Quantity per option code.
+    pub options: BTreeMap<String, u32>,
+    /// Renewal period for auto-renewal; null when off.
+    pub auto_renew_months: Option<u32>,
+    /// The key the licensed software registers and validates with.
+    pub registration_key: String,
+    pub registrations_count: u32,
+    /// Why provisioning failed; null unless it did.
+    pub provisioning_error: Option<String>,
+    /// The partner's own billing reference.
+    pub external_id: Option<String>,
+    /// Free-form string map (≤ 16 keys).
+    pub metadata: BTreeMap<String, String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// Bumped by every change; the `ETag` is derived from it.
+    pub version: i64,
+}
+
+impl LicenseOut {
+    pub fn new(l: License, product: &Product) -> Self {
+        Self {
+            id: l.id.as_uuid(),
+            account_id: l.account_id.as_uuid(),
+            name: l.name,
+            ip: l.ip.to_string(),
+            product_id: l.product_id.as_uuid(),
+            product_code: product.code.clone(),
+            product_name: product.name.clone(),
+            period_months: l.period.months(),
+            valid_until: l.lifecycle.valid_until,
+            status: l.lifecycle.status.as_str().to_owned(),
+            suspension_reason: l.lifecycle.suspension_reason.map(|r| r.as_str().to_owned()),
+            options: l.options,
+            auto_renew_months: l.auto_renew.map(|p| p.months()),
+            registration_key: l.registration_key,
+            registrations_count: l.registrations_count,
+            provisioning_error: l.provisioning_error,
+            external_id: l.external_id,
+            metadata: l.metadata,
+            created_at: l.created_at,
+            updated_at: l.updated_at,
+            version: l.version,
+        }
+    }
+}
+
+/// What events record of a license before and after a change.
+pub fn license_snapshot(l: &License) -> serde_json::Value {
+    serde_json::json!({
+        "status": l.lifecycle.status.as_str(),
+        "suspension_reason": l.lifecycle.suspension_reason.map(|r| r.as_str()),
+        "valid_until": l.lifecycle.valid_until.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+        "name": l.name,
+        "ip": l.ip.to_string(),
+        "product_id": l.product_id,
+        "period_months": l.period.months(),
+        "options": l.options,
+        "auto_renew_months": l.auto_renew.map(|p| p.months()),
+        "account_id": l.account_id,
+        "version": l.version,
+    })
+}
+
+/// The strong ETag of a license version.
+pub fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+/// 412 unless `If-Match` (when sent) names the current version.
+pub fn check_if_match(req: &HttpRequest, version: i64) -> ApiResult<()> {
+    let Some(value) = req.headers().get(header::IF_MATCH) else {
+        return Ok(());
+    };
+    let value = value.to_str().map_err(|_| ApiError::PreconditionFailed)?;
+    let current = etag(version);
+    let ok = value
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag == current);
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::PreconditionFailed)
+    }
+}
+
+fn with_etag(mut res: HttpResponse, version: i64) -> HttpResponse {
+    if let Ok(v) = header::HeaderValue::from_str(&etag(version)) {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    res
+}
+
+/// How an order or renewal is paid.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(tag = "method", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PaymentIn {
+    /// Charge the account now; 402 when balance + credit limit do not cover it.
+    Balance,
+    /// Add the item to an unpaid order of the account.
+    ExistingOrder {
+        order_id: Uuid,
+        /// Pay the whole order from the balance now.
+        #[serde(default)]
+        pay_now: bool,
+    },
+    /// Create a new unpaid order (an invoice).
+    NewOrder {
+        /// Pay the order from the balance now.
+        #[serde(default)]
+        pay_now: bool,
+    },
+}
+
+/// An order for a new license.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateLicense {
+    pub product_id: Uuid,
+    /// 1..200 characters.
+    pub name: String,
+    /// IPv4 or IPv6 address.
+    pub ip: String,
+    /// A period the product prices.
+    pub period_months: i64,
+    /// Quantity per option code; missing options get their minimum.
+    #[serde(default)]
+    pub options: BTreeMap<String, i64>,
+    /// Auto-renewal period, or null for off.
+    pub auto_renew_months: Option<i64>,
+    /// Write-only; stored encrypted.
+    pub admin_password: Option<String>,
+    /// ≤ 128 characters.
+    pub external_id: Option<String>,
+    /// ≤ 16 keys.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    /// The account to order for (admins only).
+    pub account_id: Option<Uuid>,
+    pub payment: PaymentIn,
+}
+
+/// A license with the order that carries it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LicenseWithOrder {
+    pub license: LicenseOut,
+    pub order: OrderOut,
+}
+
+/// What a dry run would do.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DryRunOut {
+    /// The amount the operation costs, in minor units.
+    pub amount: i64,
+    pub currency: String,
+    /// The license's `valid_until` afterwards (null while unpaid).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub valid_until_after: Option<OffsetDateTime>,
+}
+
+/// `?dry_run=true`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DryRunQuery {
+    /// Run every check, change nothing, answer 200 with what would happen.
+    #[param(value_type = Option<bool>)]
+    pub dry_run: Option<String>,
+}
+
+impl DryRunQuery {
+    pub fn enabled(&self) -> ApiResult<bool> {
+        match self.dry_run.as_deref() {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(_) => Err(ApiError::field("dry_run", "must be true or false")),
+        }
+    }
+}
+
+fn validate_metadata(metadata: &BTreeMap<String, String>, errors: &mut Vec<FieldError>) {
+    if metadata.len() > 16 {
+        errors.push(FieldError::new("metadata", "at most 16 keys"));
+    }
+    for (k, v) in metadata {
+        if k.is_empty() || k.chars().count() > 64 {
+            errors.push(FieldError::new(
+                format!("metadata.{k}"),
+                "keys are 1..64 characters",
+            ));
+        }
+        if v.chars().count() > 512 {
+            errors.push(FieldError::new(
+                format!("metadata.{k}"),
+                "values are at most 512 characters",
+            ));
+        }
+    }
+}
+
+fn pricing_error(err: PricingError) -> FieldError {
+    match err {
+        PricingError::PeriodNotOffered(p) => FieldError::new(
+            "period_months",
+            format!("the product does not offer {} months", p.months()),
+        ),
+        PricingError::UnknownOption(code) => {
+            FieldError::new(format!("options.{code}"), "the product has no such option")
+        }
+        PricingError::OptionOutOfBounds { code, min, max, .. } => FieldError::new(
+            format!("options.{code}"),
+            format!("must be from {min} to {max}"),
+        ),
+        PricingError::Overflow => FieldError::new("options", "the price overflows"),
+    }
+}
+
+/// Encrypts a secret for storage with AES-256-GCM (nonce ‖ ciphertext).
+pub fn seal(state: &AppState, plain: &str) -> ApiResult<Vec<u8>> {
+    crypto::seal(&state.encryption_key, plain.as_bytes()).map_err(ApiError::Internal)
+}
+
+/// Order a license
+///
+/// Creates the license and its order. Paid at once (`balance`, or `pay_now`), the license
+/// goes to `in_progress` and then `active`; unpaid, it stays `ordered` until its order is paid.
+/// With `?dry_run=true`, answers what it would cost after every check, changing nothing.
+#[utoipa::path(
+    operation_id = "create_license",
+    tag = "licenses",
+    params(DryRunQuery),
+    request_body = CreateLicense,
+    responses(
+        (status = 201, description = "Ordered", body = LicenseWithOrder),
+        (status = 200, description = "Dry run: what the order would do", body = DryRunOut),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 402, response = crate::openapi::PaymentRequired),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 422, response = crate::openapi::Unprocessable),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+#[post("/v1/licenses")]
+pub async fn create_license(
+    state: web::Data<AppState>,
+    principal: Principal,
+    query: web::Query<DryRunQuery>,
+    body: crate::extract::Json<CreateLicense>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Scope::LicensesWrite)?;
+    let dry_run = query.enabled()?;
+    let body = body.into_inner();
+    let db = state.db.conn();
+    let mut errors = Vec::new();
+    let account_id = match body.account_id {
+        Some(id) if principal.is_admin() => AccountId::from_uuid(id),
+        Some(_) => {
+            errors.push(FieldError::new(
+                "account_id",
+                "only the provider's administrators may order for another account",
+            ));
+            principal.account_id()
+        }
+        None => principal.account_id(),
+    };
+    let product = products::find(db, ProductId::from_uuid(body.product_id)).await?;
+    match &product {
+        None => errors.push(FieldError::new("product_id", "no such product")),
+        Some(p) if p.archived => {
+            errors.push(FieldError::new("product_id", "the product is archived"))
+        }
+        _ => {}
+    }
+    let name = body.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 200 {
+        errors.push(FieldError::new("name", "must be 1..200 characters"));
+    }
+    let ip = body.ip.parse::<IpAddr>().map(canonical_ip);
+    if ip.is_err() {
+        errors.push(FieldError::new("ip", "must be an IPv4 or IPv6 address"));
+    }
+    let period = Period::new(body.period_months);
+    if period.is_err() {
+        errors.push(FieldError::new(
+            "period_months",
+            "must be one of 1, 3, 6, 12, 24, 36",
+        ));
+    }
+    let auto_renew = body.auto_renew_months.map(Period::new).transpose();
+    if auto_renew.is_err() {
+        errors.push(FieldError::new(
+            "auto_renew_months",
+            "must be one of 1, 3, 6, 12, 24, 36, or null",
+        ));
+    }
+    if body
+        .admin_password
+        .as_ref()
+        .is_some_and(|p| p.chars().count() > 256)
+    {
+        errors.push(FieldError::new("admin_password", "at most 256 characters"));
+    }
+    if body
+        .external_id
+        .as_ref()
+        .is_some_and(|e| e.is_empty() || e.chars().count() > 128)
+    {
+        errors.push(FieldError::new("external_id", "must be 1..128 characters"));
+    }
+    validate_metadata(&body.metadata, &mut errors);
+    let mut options = BTreeMap::new();
+    for (code, qty) in &body.options {
+        match u32::try_from(*qty) {
+            Ok(q) => {
+                options.insert(code.clone(), q);
+            }
+            Err(_) => errors.push(FieldError::new(
+                format!("options.{code}"),
+                "must be a non-negative integer",
+            )),
+        }
+    }
+    let (Some(product), Ok(ip), Ok(period), Ok(auto_renew)) = (product, ip, period, auto_renew)
+    else {
+        return Err(ApiError::validation(errors));
+    };
+    let options = product.pricing.normalize_options(&options).map_err(|e| {
+        errors.push(pricing_error(e));
+    });
+    let cost = options
+        .as_ref()
+        .ok()
+        .map(|o| product.pricing.cost(period, o));
+    let cost = match cost {
+        Some(Ok(c)) => Some(c),
+        Some(Err(e)) => {
+            errors.push(pricing_error(e));
+            None
+        }
+        None => None,
+    };
+    if auto_renew.is_some_and(|p| product.pricing.price_for(p).is_none()) {
+        errors.push(FieldError::new(
+            "auto_renew_months",
+            "the product does not offer this period",
+        ));
+    }
+    let (Ok(options), Some(cost), true) = (options, cost, errors.is_empty()) else {
+        return Err(ApiError::validation(errors));
+    };
+    if principal.is_admin()
+        && body.account_id.is_some()
+        && super::accounts::visible_account(&state, &principal, account_id.as_uuid())
+            .await
+            .is_err()
+    {
+        return Err(ApiError::field("account_id", "no such account"));
+    }
+    let sealed = body
+        .admin_password
+        .as_deref()
+        .map(|p| seal(&state, p))
+        .transpose()?;
+
+    let now = licentia_persistence::now();
+    let txn = db
+        .begin()
+        .await
+        .map_err(licentia_persistence::PersistenceError::from)?;
+    let license = License {
+        id: LicenseId::new(),
+        account_id,
+        product_id: product.id,
+        name,
+        ip,
+        period,
+        lifecycle: Lifecycle::ordered(),
+        options,
+        auto_renew,
+        registration_key: format!("LK-{}", crypto::random_token(24)),
+        registrations_count: 0,
+        provisioning_error: None,
+        external_id: body.external_id,
+        metadata: body.metadata,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    let license = licenses::insert(&txn, &license, sealed).await?;
+    let (order_id, pay_now) = match body.payment {
+        PaymentIn::Balance => (
+            orders::create(&txn, account_id, state.currency.as_str()).await?,
+            true,
+        ),
+        PaymentIn::NewOrder { pay_now } => (
+            orders::create(&txn, account_id, state.currency.as_str()).await?,
+            pay_now,
+        ),
+        PaymentIn::ExistingOrder { order_id, pay_now } => {
+            let id = OrderId::from_uuid(order_id);
+            match orders::lock(&txn, Some(account_id), id).await? {
+                Some(o) if o.status == "unpaid" => (id, pay_now),
+                Some(o) => {
+                    return Err(ApiError::field(
+                        "payment.order_id",
+                        format!("the order is {}, not unpaid", o.status),
+                    ));
+                }
+                None => return Err(ApiError::field("payment.order_id", "no such order")),
+            }
+        }
+    };
+    let item = orders::NewItem {
+        license_id: license.id,
+        kind: "license_order",
+        period,
+        amount: cost,
+        payload: serde_json::json!({}),
+    };
+    if !orders::add_item(&txn, order_id, item).await? {
+        return Err(ApiError::field(
+            "payment.order_id",
+            "the order is no longer unpaid",
+        ));
+    }
+    events::record(
+        &txn,
+        NewEvent {
+            event_type: "license.ordered",
+            account_id,
+            license_id: Some(license.id),
+            actor: principal.actor(),
+            before: None,
+            after: Some(license_snapshot(&license)),
+        },
+    )
+    .await?;
+    let attempts = i32::try_from(state.config.provision_attempts).unwrap_or(10);
+    let order = if pay_now {
+        billing::pay_order(
+            &txn,
+            Some(account_id),
+            order_id,
+            principal.actor(),
+            attempts,
+            now,
+        )
+        .await?
+    } else {
+        orders::find(&txn, None, order_id)
+            .await?
+            .ok_or(ApiError::NotFound)?
+    };
+    let license = licenses::find(&txn, LicenseScope::All, license.id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if dry_run {
+        // Every check ran inside the transaction; dropping it rolls everything back.
+        txn.rollback()
+            .await
+            .map_err(licentia_persistence::PersistenceError::from)?;
+        return Ok(HttpResponse::Ok().json(DryRunOut {
+            amount: cost,
+            currency: state.currency.as_str().to_owned(),
+            valid_until_after: license.lifecycle.valid_until,
+        }));
+    }
+    txn.commit()
+        .await
+        .map_err(licentia_persistence::PersistenceError::from)?;
+    let version = license.version;
+    let out = LicenseWithOrder {
+        license: LicenseOut::new(license, &product),
+        order: OrderOut::from(order),
+    };
+    Ok(with_etag(HttpResponse::Created().json(out), version))
+}
+
+/// Loads a license the caller may see (404 otherwise) with its product.
+pub async fn visible_license(
+    state: &AppState,
+    principal: &Principal,
+    id: Uuid,
+) -> ApiResult<(License, Product)> {
+    let scope = if principal.is_admin() {
+        LicenseScope::All
+    } else {
+        LicenseScope::Tenant(principal.account_id())
+    };
+    let license = licenses::find(state.db.conn(), scope, LicenseId::from_uuid(id))
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let product = products::find(state.db.conn(), license.product_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok((license, product))
+}
+
+/// Get a license
+#[utoipa::path(
+    operation_id = "get_license",
+    tag = "licenses",
+    params(("id" = Uuid, Path, description = "License id")),
+    responses(
+        (status = 200, description = "The license", body = LicenseOut, headers(("ETag" = String, description = "Strong ETag of this version"))),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+#[get("/v1/licenses/{id}")]
+pub async fn get_license(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Scope::LicensesRead)?;
+    let (license, product) = visible_license(&state, &principal, id.into_inner()).await?;
+    let version = license.version;
+    Ok(with_etag(
+        HttpResponse::Ok().json(LicenseOut::new(license, &product)),
+        version,
+    ))
+}
+
+/// Applies a state transition under the row lock, records the event, answers the license.
+async fn transition(
+    state: &AppState,
+    principal: &Principal,
+    req: &HttpRequest,
+    id: Uuid,
+    event_type: &'static str,
+    apply: impl FnOnce(
+        Lifecycle,
+        OffsetDateTime,
+    ) -> Result<Lifecycle, licentia_domain::license::TransitionError>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Scope::LicensesWrite)?;
+    let (_, product) = visible_license(state, principal, id).await?;
+    let scope = if principal.is_admin() {
+        LicenseScope::All
+    } else {
+        LicenseScope::Tenant(principal.account_id())
+    };
+    let txn = state
+        .db
+        .conn()
+        .begin()
+        .await
+        .map_err(licentia_persistence::PersistenceError::from)?;
+    let license = licenses::lock(&txn, scope, LicenseId::from_uuid(id))
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    check_if_match(req, license.version)?;
+    let now = licentia_persistence::now();
+    let before = license_snapshot(&license);
+    let mut next = license.clone();
+    next.lifecycle = apply(license.lifecycle.clone(), now)?;
+    let entered_progress =
+        next.lifecycle.status == licentia_domain::license::LicenseStatus::InProgress;
+    let deleted = next.lifecycle.status == licentia_domain::license::LicenseStatus::Deleted;
+    let saved = licenses::save(&txn, &next, None).await?;
+    if entered_progress {
+        let attempts = i32::try_from(state.config.provision_attempts).unwrap_or(10);
+        provisioning::enqueue(&txn, saved.id, attempts).await?;
+    }
+    if deleted {
+        orders::cancel_items_of_license(&txn, saved.id).await?;
+    }
+    events::record(
+        &txn,
+        NewEvent {
+            event_type,
+            account_id: saved.account_id,
+            license_id: Some(saved.id),
+            actor: principal.actor(),
+            before: Some(before),
+            after: Some(license_snapshot(&saved)),
+        },
+    )
+    .await?;
+    txn.commit()
+        .await
+        .map_err(licentia_persistence::PersistenceError::from)?;
+    let version = saved.version;
+    if deleted {
+        return Ok(HttpResponse::NoContent().finish());
+    }
+    Ok(with_etag(
+        HttpResponse::Ok().json(LicenseOut::new(saved, &product)),
+        version,
+    ))
+}
+
+fn lifecycle_actor(principal: &Principal) -> LifecycleActor {
+    if principal.is_admin() {
+        LifecycleActor::Admin
+    } else {
+        LifecycleActor::Partner
+    }
+}
+
+/// Disable a license
+///
+/// An `active` license becomes `suspended` (`manual` by a partner, `admin` by an admin).
+#[utoipa::path(
+    operation_id = "disable_license",
+    tag = "licenses",
+    params(("id" = Uuid, Path, description = "License id")),
+    responses(
+        (status = 200, description = "The suspended license", body = LicenseOut),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 412, response = crate::openapi::PreconditionFailed),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+#[post("/v1/licenses/{id}/disable")]
+pub async fn disable_license(
+    state: web::Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let actor = lifecycle_actor(&principal);
+    transition(
+        &state,
+        &principal,
+        &req,
+        id.into_inner(),
+        "license.suspended",
+        move |lc, _| lc.disable(actor),
+    )
+    .await
+}
+
+/// Enable a license
+///
+/// A `suspended` license goes through `in_progress` back to `active`. An administrative
+/// suspension is lifted by admins only (403); a license past its term answers 409
+/// `license_expired` — renew it instead.
+#[utoipa::path(
+    operation_id = "enable_license",
+    tag = "licenses",
+    params(("id" = Uuid, Path, description = "License id")),
+    responses(
+        (status = 200, description = "The license, on its way back to active", body = LicenseOut),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 412, response = crate::openapi::PreconditionFailed),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+#[post("/v1/licenses/{id}/enable")]
+pub async fn enable_license(
+    state: web::Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let actor = lifecycle_actor(&principal);
+    transition(
+        &state,
+        &principal,
+        &req,
+        id.into_inner(),
+        "license.enabled",
+        move |lc, now| lc.enable(actor, now),
+    )
+    .await
+}
+
+/// Delete a license
+///
+/// Soft delete: the license answers `GET` with status `deleted` and is listed only when asked
+/// for; its unpaid order items are cancelled.
+#[utoipa::path(
+    operation_id = "delete_license",
+    tag = "licenses",
+    params(("id" = Uuid, Path, description = "License id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 412, response = crate::openapi::PreconditionFailed),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+#[delete("/v1/licenses/{id}")]
+pub async fn delete_license(
+    state: web::Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    transition(
+        &state,
+        &principal,
+        &req,
+        id.into_inner(),
+        "license.deleted",
+        |lc, _| lc.delete(),
+    )
+    .await
+}

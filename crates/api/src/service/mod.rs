@@ -1,0 +1,4 @@
+//! Transaction scripts: the orchestration of one business operation across repositories,
+//! always inside the caller's transaction.
+pub mod billing;
+pub mod provisioning;

@@ -1,0 +1,159 @@
+//! Provisioning: applying a license's state to the licensed software, as jobs. The built-in
+//! provisioner issues licenses locally and always succeeds; a failing one is retried with
+//! backoff while the license stays `in_progress` with `provisioning_error` set.
+use std::time::Duration;
+
+use licentia_domain::ids::LicenseId;
+use licentia_domain::license::{LicenseStatus, Settled};
+use licentia_domain::license_record::License;
+use licentia_persistence::ConnectionTrait;
+use licentia_persistence::TransactionTrait;
+use licentia_persistence::repo::events::{self, Actor, NewEvent};
+use licentia_persistence::repo::jobs::{self, Job};
+use licentia_persistence::repo::licenses::{self, Scope};
+
+use crate::error::{ApiError, ApiResult};
+use crate::routes::licenses::license_snapshot;
+use crate::state::AppState;
+
+pub const JOB_KIND: &str = "provision";
+
+/// Applies a license to the licensed software.
+pub trait Provisioner: Send + Sync {
+    fn apply(&self, license: &License) -> Result<(), String>;
+}
+
+/// Issues licenses locally: nothing external to call, always succeeds.
+pub struct LocalProvisioner;
+
+impl Provisioner for LocalProvisioner {
+    fn apply(&self, _license: &License) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Queues provisioning of a license that just entered `in_progress`.
+pub async fn enqueue(
+    db: &impl ConnectionTrait,
+    license: LicenseId,
+    attempts: i32,
+) -> ApiResult<()> {
+    jobs::enqueue(
+        db,
+        JOB_KIND,
+        serde_json::json!({"license_id": license}),
+        licentia_persistence::now(),
+        attempts,
+        None,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Runs one provisioning job: in one transaction, the license leaves `in_progress`.
+async fn run(state: &AppState, provisioner: &dyn Provisioner, job: &Job) -> ApiResult<()> {
+    let id: LicenseId = serde_json::from_value(job.payload["license_id"].clone())
+        .map_err(|e| ApiError::Internal(format!("bad provisioning payload: {e}")))?;
+    let txn = state
+        .db
+        .conn()
+        .begin()
+        .await
+        .map_err(licentia_persistence::PersistenceError::from)?;
+    let Some(license) = licenses::lock(&txn, Scope::All, id).await? else {
+        return Ok(());
+    };
+    if license.lifecycle.status != LicenseStatus::InProgress {
+        return Ok(());
+    }
+    let before = license_snapshot(&license);
+    let mut next = license.clone();
+    if let Err(why) = provisioner.apply(&license) {
+        next.provisioning_error = Some(why.clone());
+        licenses::save(&txn, &next, None).await?;
+        txn.commit()
+            .await
+            .map_err(licentia_persistence::PersistenceError::from)?;
+        return Err(ApiError::Internal(why));
+    }
+    next.lifecycle = license.lifecycle.clone().provisioning_succeeded()?;
+    next.provisioning_error = None;
+    let saved = licenses::save(&txn, &next, None).await?;
+    let activated = license
+        .lifecycle
+        .came_from
+        .is_some_and(|s| s.status != LicenseStatus::Active)
+        && saved.lifecycle.settled() == Some(Settled::ACTIVE);
+    events::record(
+        &txn,
+        NewEvent {
+            event_type: if activated {
+                "license.activated"
+            } else {
+                "license.updated"
+            },
+            account_id: saved.account_id,
+            license_id: Some(saved.id),
+            actor: Actor::SYSTEM,
+            before: Some(before),
+            after: Some(license_snapshot(&saved)),
+        },
+    )
+    .await?;
+    txn.commit()
+        .await
+        .map_err(licentia_persistence::PersistenceError::from)?;
+    Ok(())
+}
+
+/// One pass of the worker: claims due jobs and runs them. Returns how many ran.
+pub async fn tick(
+    state: &AppState,
+    provisioner: &dyn Provisioner,
+    worker_id: &str,
+) -> ApiResult<usize> {
+    let claimed = jobs::claim_kinds(
+        &state.db,
+        worker_id,
+        Duration::from_secs(60),
+        16,
+        &[JOB_KIND],
+    )
+    .await?;
+    let count = claimed.len();
+    for job in claimed {
+        let db = state.db.conn();
+        if job.kind != JOB_KIND {
+            jobs::fail(db, job.id, &format!("unknown job kind {}", job.kind), None).await?;
+            continue;
+        }
+        match run(state, provisioner, &job).await {
+            Ok(()) => {
+                jobs::complete(db, job.id).await?;
+            }
+            Err(e) => {
+                let retry = job.retry_at(licentia_persistence::now());
+                tracing::warn!(job = %job.id, error = %e, retry = retry.is_some(), "provisioning failed");
+                jobs::fail(db, job.id, &e.to_string(), retry).await?;
+            }
+        }
+    }
+    Ok(count)
+}
+
+/// The worker loop: polls the queue every `job_poll_ms` until the process ends.
+pub fn spawn_worker(state: AppState) -> tokio::task::JoinHandle<()> {
+    let worker_id = format!("worker-{}", uuid::Uuid::now_v7());
+    tokio::spawn(async move {
+        let poll = Duration::from_millis(state.config.job_poll_ms);
+        let provisioner = LocalProvisioner;
+        loop {
+            match tick(&state, &provisioner, &worker_id).await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "job worker pass failed"),
+            }
+            tokio::time::sleep(poll).await;
+        }
+    })
+}

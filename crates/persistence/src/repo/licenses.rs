@@ -1,0 +1,395 @@
+//! Licenses. Reads are tenant-scoped through [`Scope`]; writes are optimistic on `version`
+//! after the row was locked by [`lock`], so concurrent requests serialize instead of failing.
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use licentia_domain::ids::{AccountId, LicenseId, ProductId};
+use licentia_domain::license::{Lifecycle, Settled};
+use licentia_domain::license_record::{License, ip_key};
+use licentia_domain::period::Period;
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::entities::licenses::{self, Column, Entity};
+use crate::error::{PersistenceError, Result, parse};
+
+/// Whose licenses a query may see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// One partner's (or the provider's own) licenses.
+    Tenant(AccountId),
+    /// Every license: provider staff and system jobs.
+    All,
+}
+
+impl Scope {
+    fn condition(self) -> Condition {
+        match self {
+            Scope::Tenant(account) => Condition::all().add(Column::AccountId.eq(account.as_uuid())),
+            Scope::All => Condition::all(),
+        }
+    }
+}
+
+fn settled(status: Option<&str>, reason: Option<&str>) -> Result<Option<Settled>> {
+    match status {
+        None => Ok(None),
+        Some(s) => Ok(Some(Settled {
+            status: parse("license.settled.status", s)?,
+            reason: reason
+                .map(|r| parse("license.settled.reason", r))
+                .transpose()?,
+        })),
+    }
+}
+
+impl TryFrom<licenses::Model> for License {
+    type Error = PersistenceError;
+    fn try_from(m: licenses::Model) -> Result<Self> {
+        let corrupt = |what: &str| PersistenceError::Corrupt(format!("license {}: {what}", m.id));
+        let options: BTreeMap<String, u32> =
+            serde_json::from_value(m.options.clone()).map_err(|_| corrupt("options"))?;
+        let metadata: BTreeMap<String, String> =
+            serde_json::from_value(m.metadata.clone()).map_err(|_| corrupt("metadata"))?;
+        Ok(License {
+            id: LicenseId::from_uuid(m.id),
+            account_id: AccountId::from_uuid(m.account_id),
+            product_id: ProductId::from_uuid(m.product_id),
+            ip: m.ip.parse::<IpAddr>().map_err(|_| corrupt("ip"))?,
+            period: Period::new(i64::from(m.period_months))
+                .map_err(|_| corrupt("period_months"))?,
+            lifecycle: Lifecycle {
+                status: parse("license.status", &m.status)?,
+                suspension_reason: m
+                    .suspension_reason
+                    .as_deref()
+                    .map(|r| parse("license.reason", r))
+                    .transpose()?,
+                valid_until: m.valid_until,
+                came_from: settled(m.came_from_status.as_deref(), m.came_from_reason.as_deref())?,
+                resumes_to: settled(
+                    m.resumes_to_status.as_deref(),
+                    m.resumes_to_reason.as_deref(),
+                )?,
+            },
+            options,
+            auto_renew: m
+                .auto_renew_months
+                .map(|n| Period::new(i64::from(n)).map_err(|_| corrupt("auto_renew_months")))
+                .transpose()?,
+            registration_key: m.registration_key,
+            registrations_count: u32::try_from(m.registrations_count).unwrap_or(0),
+            provisioning_error: m.provisioning_error,
+            external_id: m.external_id,
+            metadata,
+            version: m.version,
+            name: m.name,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        })
+    }
+}
+
+/// SHA-256 hex of a registration key: the indexed look-up column.
+pub fn registration_key_hash(key: &str) -> String {
+    use std::fmt::Write;
+    let digest = licentia_domain::transfer::hash_secret(key);
+    digest.iter().fold(String::with_capacity(64), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+fn row(l: &License) -> licenses::ActiveModel {
+    let lc = &l.lifecycle;
+    licenses::ActiveModel {
+        id: Set(l.id.as_uuid()),
+        account_id: Set(l.account_id.as_uuid()),
+        product_id: Set(l.product_id.as_uuid()),
+        name: Set(l.name.clone()),
+        name_lower: Set(l.name.to_lowercase()),
+        ip: Set(l.ip.to_string()),
+        ip_key: Set(ip_key(l.ip).to_vec()),
+        period_months: Set(l.period.months() as i32),
+        valid_until: Set(lc.valid_until.map(crate::truncate)),
+        status: Set(lc.status.as_str().to_owned()),
+        suspension_reason: Set(lc.suspension_reason.map(|r| r.as_str().to_owned())),
+        came_from_status: Set(lc.came_from.map(|s| s.status.as_str().to_owned())),
+        came_from_reason: Set(lc
+            .came_from
+            .and_then(|s| s.reason)
+            .map(|r| r.as_str().to_owned())),
+        resumes_to_status: Set(lc.resumes_to.map(|s| s.status.as_str().to_owned())),
+        resumes_to_reason: Set(lc
+            .resumes_to
+            .and_then(|s| s.reason)
+            .map(|r| r.as_str().to_owned())),
+        options: Set(serde_json::to_value(&l.options).unwrap_or_default()),
+        auto_renew_months: Set(l.auto_renew.map(|p| p.months() as i32)),
+        registration_key: Set(l.registration_key.clone()),
+        registration_key_hash: Set(registration_key_hash(&l.registration_key)),
+        registrations_count: Set(i32::try_from(l.registrations_count).unwrap_or(i32::MAX)),
+        provisioning_error: Set(l.provisioning_error.clone()),
+        external_id: Set(l.external_id.clone()),
+        metadata: Set(serde_json::to_value(&l.metadata).unwrap_or_default()),
+        admin_password_enc: sea_orm::ActiveValue::NotSet,
+        version: Set(l.version),
+        expiring_notice_for: sea_orm::ActiveValue::NotSet,
+        created_at: Set(crate::truncate(l.created_at)),
+        updated_at: Set(crate::truncate(l.updated_at)),
+        deleted_at: sea_orm::ActiveValue::NotSet,
+    }
+}
+
+/// Inserts a new license (version 1).
+pub async fn insert(
+    db: &impl ConnectionTrait,
+    license: &License,
+    admin_password_enc: Option<Vec<u8>>,
+) -> Result<License> {
+    let mut r = row(license);
+    r.admin_password_enc = Set(admin_password_enc);
+    r.expiring_notice_for = Set(None);
+    r.deleted_at = Set(None);
+    Entity::insert(r).exec_with_returning(db).await?.try_into()
+}
+
+/// Finds a license the scope may see.
+pub async fn find(
+    db: &impl ConnectionTrait,
+    scope: Scope,
+    id: LicenseId,
+) -> Result<Option<License>> {
+    Entity::find_by_id(id.as_uuid())
+        .filter(scope.condition())
+        .one(db)
+        .await?
+        .map(License::try_from)
+        .transpose()
+}
+
+/// Reads and locks the row for the rest of the transaction (PostgreSQL `FOR UPDATE`; SQLite
+/// has one writer already).
+pub async fn lock(
+    db: &impl ConnectionTrait,
+    scope: Scope,
+    id: LicenseId,
+) -> Result<Option<License>> {
+    Entity::find_by_id(id.as_uuid())
+        .filter(scope.condition())
+        .lock_exclusive()
+        .one(db)
+        .await?
+        .map(License::try_from)
+        .transpose()
+}
+
+/// Writes every mutable field if the stored version is still `license.version`, bumping it.
+/// Returns the saved license; `NotFound` when the version moved (callers lock first).
+pub async fn save(
+    db: &impl ConnectionTrait,
+    license: &License,
+    admin_password_enc: Option<Option<Vec<u8>>>,
+) -> Result<License> {
+    let mut next = license.clone();
+    next.version = license.version + 1;
+    next.updated_at = crate::now();
+    let mut r = row(&next);
+    r.created_at = sea_orm::ActiveValue::NotSet;
+    if let Some(enc) = admin_password_enc {
+        r.admin_password_enc = Set(enc);
+    }
+    if next.lifecycle.status == licentia_domain::license::LicenseStatus::Deleted {
+        r.deleted_at = Set(Some(next.updated_at));
+    }
+    let res = Entity::update_many()
+        .set(r)
+        .filter(Column::Id.eq(license.id.as_uuid()))
+        .filter(Column::Version.eq(license.version))
+        .exec(db)
+        .await?;
+    if res.rows_affected != 1 {
+        return Err(PersistenceError::NotFound);
+    }
+    Ok(next)
+}
+
+/// The stored, encrypted admin password.
+pub async fn admin_password_enc(
+    db: &impl ConnectionTrait,
+    id: LicenseId,
+) -> Result<Option<Vec<u8>>> {
+    Ok(Entity::find_by_id(id.as_uuid())
+        .one(db)
+        .await?
+        .and_then(|m| m.admin_password_enc))
+}
+
+/// Sort orders of the list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sort {
+    CreatedAt { desc: bool },
+    ValidUntil { desc: bool },
+    Name { desc: bool },
+}
+
+/// Filters of the list, combined with AND.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub id: Option<LicenseId>,
+    /// Lower-cased substring of the name.
+    pub name: Option<String>,
+    /// Inclusive range of IP keys (an exact address is a one-key range).
+    pub ip_range: Option<([u8; 16], [u8; 16])>,
+    pub product_id: Option<ProductId>,
+    pub period_months: Option<u32>,
+    /// Statuses to include; empty means every status but `deleted`.
+    pub statuses: Vec<String>,
+    pub valid_until_from: Option<OffsetDateTime>,
+    pub valid_until_to: Option<OffsetDateTime>,
+    pub external_id: Option<String>,
+    pub account_id: Option<AccountId>,
+}
+
+/// Where a keyset page continues: after this row's sort value and id.
+#[derive(Clone, Debug)]
+pub enum After {
+    Id(Uuid),
+    ValidUntil(Option<OffsetDateTime>, Uuid),
+    Name(String, Uuid),
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// One keyset page of licenses (`limit` rows at most).
+pub async fn list(
+    db: &impl ConnectionTrait,
+    scope: Scope,
+    filter: &Filter,
+    sort: Sort,
+    after: Option<After>,
+    limit: u64,
+) -> Result<Vec<License>> {
+    let mut cond = scope.condition();
+    if let Some(id) = filter.id {
+        cond = cond.add(Column::Id.eq(id.as_uuid()));
+    }
+    if let Some(name) = &filter.name {
+        cond = cond.add(Expr::col(Column::NameLower).like(
+            sea_orm::sea_query::LikeExpr::new(format!("%{}%", escape_like(name))).escape('\\'),
+        ));
+    }
+    if let Some((lo, hi)) = filter.ip_range {
+        cond = cond
+            .add(Column::IpKey.gte(lo.to_vec()))
+            .add(Column::IpKey.lte(hi.to_vec()));
+    }
+    if let Some(p) = filter.product_id {
+        cond = cond.add(Column::ProductId.eq(p.as_uuid()));
+    }
+    if let Some(p) = filter.period_months {
+        cond = cond.add(Column::PeriodMonths.eq(p as i32));
+    }
+    if filter.statuses.is_empty() {
+        cond = cond.add(Column::Status.ne("deleted"));
+    } else {
+        cond = cond.add(Column::Status.is_in(filter.statuses.clone()));
+    }
+    if let Some(from) = filter.valid_until_from {
+        cond = cond.add(Column::ValidUntil.gte(crate::truncate(from)));
+    }
+    if let Some(to) = filter.valid_until_to {
+        cond = cond.add(Column::ValidUntil.lte(crate::truncate(to)));
+    }
+    if let Some(ext) = &filter.external_id {
+        cond = cond.add(Column::ExternalId.eq(ext.as_str()));
+    }
+    if let Some(account) = filter.account_id {
+        cond = cond.add(Column::AccountId.eq(account.as_uuid()));
+    }
+    let mut q = Entity::find().filter(cond);
+    let dir = |desc: bool| if desc { Order::Desc } else { Order::Asc };
+    match sort {
+        Sort::CreatedAt { desc } => {
+            // Ids are UUIDv7: id order is creation order.
+            if let Some(After::Id(id)) = after {
+                q = q.filter(if desc {
+                    Column::Id.lt(id)
+                } else {
+                    Column::Id.gt(id)
+                });
+            }
+            q = q.order_by(Column::Id, dir(desc));
+        }
+        Sort::ValidUntil { desc } => {
+            // Unpaid licenses have no valid_until; they sort last in either direction.
+            if let Some(After::ValidUntil(value, id)) = after {
+                let id_cmp = if desc {
+                    Column::Id.lt(id)
+                } else {
+                    Column::Id.gt(id)
+                };
+                q = q.filter(match value {
+                    Some(v) => {
+                        let v = crate::truncate(v);
+                        let beyond = if desc {
+                            Column::ValidUntil.lt(v)
+                        } else {
+                            Column::ValidUntil.gt(v)
+                        };
+                        Condition::any()
+                            .add(beyond)
+                            .add(Condition::all().add(Column::ValidUntil.eq(v)).add(id_cmp))
+                            .add(Column::ValidUntil.is_null())
+                    }
+                    None => Condition::all()
+                        .add(Column::ValidUntil.is_null())
+                        .add(id_cmp),
+                });
+            }
+            q = q
+                .order_by(Expr::col(Column::ValidUntil).is_null(), Order::Asc)
+                .order_by(Column::ValidUntil, dir(desc))
+                .order_by(Column::Id, dir(desc));
+        }
+        Sort::Name { desc } => {
+            if let Some(After::Name(value, id)) = after {
+                let beyond = if desc {
+                    Column::NameLower.lt(value.clone())
+                } else {
+                    Column::NameLower.gt(value.clone())
+                };
+                let id_cmp = if desc {
+                    Column::Id.lt(id)
+                } else {
+                    Column::Id.gt(id)
+                };
+                q = q.filter(
+                    Condition::any().add(beyond).add(
+                        Condition::all()
+                            .add(Column::NameLower.eq(value))
+                            .add(id_cmp),
+                    ),
+                );
+            }
+            q = q
+                .order_by(Column::NameLower, dir(desc))
+                .order_by(Column::Id, dir(desc));
+        }
+    }
+    q.limit(limit)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(License::try_from)
+        .collect()
+}
