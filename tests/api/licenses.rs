@@ -355,3 +355,164 @@ db_test!(
     invoice_orders,
     order_validation_and_tenancy
 );
+
+async fn list_filters_and_pages(app: &TestApp) {
+    let admin = app.admin_token().await;
+    let product = app.create_product(&admin, "panel").await;
+    let (_, owner) = app.partner_with_owner(&admin, "Lister").await;
+    let (_, other) = app.partner_with_owner(&admin, "Other").await;
+    let mut ids = Vec::new();
+    for (name, ip) in [
+        ("Alpha Web", "10.1.0.5"),
+        ("beta mail", "10.2.0.7"),
+        ("Gamma WEB", "2001:db8::1"),
+    ] {
+        let mut body = order_body(&product, json!({"method": "new_order"}));
+        body["name"] = json!(name);
+        body["ip"] = json!(ip);
+        let r = app.post("/v1/licenses", &owner, body).await;
+        r.assert_status(StatusCode::CREATED);
+        ids.push(r.body["license"]["id"].as_str().unwrap().to_owned());
+    }
+    app.post(
+        "/v1/licenses",
+        &other,
+        order_body(&product, json!({"method": "new_order"})),
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
+    let names = |r: &licentia_tests::Resp| -> Vec<String> {
+        r.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    // Default: newest first, only the caller's.
+    let all = app.get("/v1/licenses", &owner).await;
+    all.assert_status(StatusCode::OK);
+    assert_eq!(names(&all), ["Gamma WEB", "beta mail", "Alpha Web"]);
+    assert_eq!(
+        names(&app.get("/v1/licenses?name=web", &owner).await),
+        ["Gamma WEB", "Alpha Web"]
+    );
+    assert_eq!(
+        names(
+            &app.get("/v1/licenses?ip=10.0.0.0/8&sort=name", &owner)
+                .await
+        ),
+        ["Alpha Web", "beta mail"]
+    );
+    assert_eq!(
+        names(&app.get("/v1/licenses?ip=10.2.0.7", &owner).await),
+        ["beta mail"]
+    );
+    assert_eq!(
+        names(&app.get("/v1/licenses?ip=2001:db8::/32", &owner).await),
+        ["Gamma WEB"]
+    );
+    assert_eq!(
+        names(&app.get("/v1/licenses?sort=-name", &owner).await),
+        ["Gamma WEB", "beta mail", "Alpha Web"]
+    );
+    assert_eq!(
+        names(
+            &app.get(&format!("/v1/licenses?id={}", ids[1]), &owner)
+                .await
+        ),
+        ["beta mail"]
+    );
+    assert_eq!(
+        names(
+            &app.get("/v1/licenses?status=ordered&period_months=12", &owner)
+                .await
+        )
+        .len(),
+        3
+    );
+    assert_eq!(
+        names(&app.get("/v1/licenses?status=active", &owner).await).len(),
+        0
+    );
+
+    // Deleted licenses appear only when asked for.
+    app.delete(&format!("/v1/licenses/{}", ids[0]), &owner)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    assert_eq!(
+        names(&app.get("/v1/licenses", &owner).await),
+        ["Gamma WEB", "beta mail"]
+    );
+    assert_eq!(
+        names(&app.get("/v1/licenses?status=deleted", &owner).await),
+        ["Alpha Web"]
+    );
+
+    // Keyset pages with a cursor bound to the query and the caller.
+    let first = app
+        .get(
+            "/v1/licenses?sort=name&limit=1&status=ordered,deleted",
+            &owner,
+        )
+        .await;
+    assert_eq!(names(&first), ["Alpha Web"]);
+    let cursor = first.body["next_cursor"].as_str().unwrap().to_owned();
+    let second = app
+        .get(
+            &format!("/v1/licenses?sort=name&limit=1&status=ordered,deleted&cursor={cursor}"),
+            &owner,
+        )
+        .await;
+    assert_eq!(names(&second), ["beta mail"]);
+    app.get(
+        &format!("/v1/licenses?sort=name&limit=1&status=ordered,deleted&cursor={cursor}"),
+        &other,
+    )
+    .await
+    .assert_invalid_field("cursor");
+    app.get(
+        &format!("/v1/licenses?sort=-name&limit=1&cursor={cursor}"),
+        &owner,
+    )
+    .await
+    .assert_invalid_field("cursor");
+
+    // Admins see everyone's and may filter by account; partners may not.
+    assert_eq!(names(&app.get("/v1/licenses", &admin).await).len(), 3);
+    let me = app.get("/v1/me", &owner).await.body["account"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        names(
+            &app.get(&format!("/v1/licenses?account_id={me}"), &admin)
+                .await
+        )
+        .len(),
+        2
+    );
+    app.get(&format!("/v1/licenses?account_id={me}"), &owner)
+        .await
+        .assert_invalid_field("account_id");
+
+    for (query, field) in [
+        ("bogus=1", "bogus"),
+        ("status=nope", "status"),
+        ("ip=10.0.0.0/99", "ip"),
+        ("sort=price", "sort"),
+        ("period_months=5", "period_months"),
+        ("valid_until_from=yesterday", "valid_until_from"),
+        ("limit=0", "limit"),
+        ("limit=1000000", "limit"),
+        ("cursor=garbage", "cursor"),
+        ("product_id=x", "product_id"),
+    ] {
+        app.get(&format!("/v1/licenses?{query}"), &owner)
+            .await
+            .assert_invalid_field(field);
+    }
+}
+
+db_test!(list_filters_and_pages);

@@ -34,6 +34,7 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
         .service(products::update_product)
         .service(products::archive_product)
         .service(licenses::create_license)
+        .service(licenses::list_licenses)
         .service(licenses::get_license)
         .service(licenses::enable_license)
         .service(licenses::disable_license)
