@@ -160,3 +160,22 @@ async fn catalog_validation(app: &TestApp) {
 }
 
 db_test!(catalog_crud, catalog_validation);
+
+/// CONTRACT §0: authentication (401) → permission (403) → existence (404) → body (422).
+async fn order_of_checks(app: &TestApp) {
+    let admin = app.admin_token().await;
+    let (_, owner) = app.partner_with_owner(&admin, "Orderly").await;
+    let bad_body = json!({"code": "Bad Code", "prices": "nope", "extra": 1});
+    app.call(Method::POST, "/v1/products", None, Some(bad_body.clone()))
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+    app.post("/v1/products", &owner, bad_body.clone()).await.assert_problem(StatusCode::FORBIDDEN, "forbidden");
+    let missing = format!("/v1/products/{}", uuid::Uuid::now_v7());
+    app.patch(&missing, &admin, json!({"name": 5})).await.assert_problem(StatusCode::NOT_FOUND, "not_found");
+    // A non-JSON body to a partner is still 403, not 415.
+    let res = app.client.post(app.url("/v1/products")).bearer_auth(&owner).body("x=1").send().await.unwrap();
+    licentia_tests::Resp::from(res).await.assert_problem(StatusCode::FORBIDDEN, "forbidden");
+    app.post("/v1/products", &admin, bad_body).await.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+}
+
+db_test!(order_of_checks);

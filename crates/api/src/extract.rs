@@ -63,25 +63,48 @@ pub fn validate<T: garde::Validate<Context = ()>>(value: &T) -> Result<(), ApiEr
 pub struct BodyLimit(pub usize);
 
 /// A JSON request body. Unlike `web::Json`, a value of the wrong shape is reported with the
-/// path of the offending field (`prices[1].amount`), which SDK users need.
+/// path of the offending field (`prices[1].amount`), which SDK users need, and body errors
+/// (400/413/415/422) surface only when the handler asks for the body with
+/// [`Json::into_inner`] — after its permission (403) and existence (404) checks, the order of
+/// checks the contract fixes. Extraction itself never fails.
 #[derive(Debug)]
-pub struct Json<T>(pub T);
+pub struct Json<T>(Result<T, ApiError>);
 
 impl<T> Json<T> {
-    pub fn into_inner(self) -> T {
+    /// The parsed body, or the problem it had.
+    pub fn into_inner(self) -> Result<T, ApiError> {
         self.0
-    }
-}
-
-impl<T> std::ops::Deref for Json<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.0
     }
 }
 
 fn is_json(req: &HttpRequest) -> bool {
     matches!(req.mime_type(), Ok(Some(m)) if m.type_() == mime::APPLICATION && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON)))
+}
+
+async fn read_body<T: DeserializeOwned>(
+    mut payload: Payload,
+    json: bool,
+    declared: Option<usize>,
+    limit: usize,
+) -> Result<T, ApiError> {
+    if !json {
+        return Err(ApiError::UnsupportedMediaType(
+            "the request body must be application/json".into(),
+        ));
+    }
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::PayloadTooLarge(limit));
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::BadRequest(format!("could not read the request body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    parse_json(&body)
 }
 
 impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
@@ -96,28 +119,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
-        let mut payload = payload.take();
-        Box::pin(async move {
-            if !json {
-                return Err(ApiError::UnsupportedMediaType(
-                    "the request body must be application/json".into(),
-                ));
-            }
-            if declared.is_some_and(|n| n > limit) {
-                return Err(ApiError::PayloadTooLarge(limit));
-            }
-            let mut body = web::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| {
-                    ApiError::BadRequest(format!("could not read the request body: {e}"))
-                })?;
-                if body.len() + chunk.len() > limit {
-                    return Err(ApiError::PayloadTooLarge(limit));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            parse_json(&body).map(Json)
-        })
+        let payload = payload.take();
+        Box::pin(async move { Ok(Json(read_body(payload, json, declared, limit).await)) })
     }
 }
 

@@ -121,7 +121,7 @@ pub async fn create_token(
     state: web::Data<AppState>,
     body: crate::extract::Json<TokenRequest>,
 ) -> ApiResult<HttpResponse> {
-    let body = body.into_inner();
+    let body = body.into_inner()?;
     let found = users::find_by_email(state.db.conn(), &body.email).await?;
     let password = body.password;
     let (user, ok) = match found {
@@ -168,6 +168,7 @@ pub async fn refresh_token(
     state: web::Data<AppState>,
     body: crate::extract::Json<RefreshRequest>,
 ) -> ApiResult<HttpResponse> {
+    let body = body.into_inner()?;
     let db = state.db.conn();
     let invalid = || ApiError::invalid_token("the refresh token is invalid, expired or revoked");
     let token = tokens::find_by_hash(db, &crypto::sha256_hex(&body.refresh_token))
@@ -210,6 +211,7 @@ pub async fn logout(
     state: web::Data<AppState>,
     body: crate::extract::Json<RefreshRequest>,
 ) -> ApiResult<HttpResponse> {
+    let body = body.into_inner()?;
     let db = state.db.conn();
     if let Some(token) = tokens::find_by_hash(db, &crypto::sha256_hex(&body.refresh_token)).await? {
         tokens::revoke_family(db, token.family_id).await?;

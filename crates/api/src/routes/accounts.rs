@@ -145,8 +145,8 @@ pub async fn create_account(
     body: crate::extract::Json<CreateAccount>,
 ) -> ApiResult<HttpResponse> {
     principal.require_admin()?;
-    validate(&*body)?;
-    let body = body.into_inner();
+    let body = body.into_inner()?;
+    validate(&body)?;
     let account = accounts::create(
         state.db.conn(),
         NewAccount {
@@ -254,8 +254,8 @@ pub async fn update_account(
 ) -> ApiResult<HttpResponse> {
     principal.require_admin()?;
     let account = visible_account(&state, &principal, id.into_inner()).await?;
-    validate(&*body)?;
-    let body = body.into_inner();
+    let body = body.into_inner()?;
+    validate(&body)?;
     match accounts::update(state.db.conn(), account.id, body.name, body.credit_limit).await? {
         UpdateOutcome::Updated(account) => Ok(HttpResponse::Ok().json(AccountOut::from(account))),
         UpdateOutcome::WouldBreachCredit => Err(ApiError::validation(vec![FieldError::new(

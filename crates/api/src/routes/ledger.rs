@@ -1,17 +1,13 @@
 //! `/v1/accounts/{id}/credits` and `/v1/accounts/{id}/ledger`: the provider tops up an account;
 //! admins and the account itself read its ledger.
-use std::future::Future;
-use std::pin::Pin;
 
-use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpRequest, HttpResponse, get, post, web};
+use actix_web::{HttpResponse, get, post, web};
 use garde::Validate;
 use licentia_domain::auth::Scope;
 use licentia_persistence::repo::accounts;
 use licentia_persistence::repo::events::{self, NewEvent};
 use licentia_persistence::repo::ledger::{self, LedgerEntry, LedgerKind};
 use licentia_persistence::{PersistenceError, TransactionTrait};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -20,7 +16,7 @@ use uuid::Uuid;
 
 use super::accounts::{ListQuery, MAX_AMOUNT, visible_account};
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::validate;
 use crate::pagination::{CursorKey, Page, page_of};
 use crate::state::AppState;
@@ -74,27 +70,6 @@ pub struct CreateCredit {
     pub reference: String,
 }
 
-/// A JSON body parsed before the handler runs but reported only when the handler asks for it,
-/// after its permission (403) and existence (404) checks: CONTRACT §0 puts validation (422)
-/// after both, while actix would otherwise fail on whichever extractor finishes first.
-pub struct LateJson<T>(Result<T, ApiError>);
-
-impl<T> LateJson<T> {
-    pub fn into_inner(self) -> Result<T, ApiError> {
-        self.0
-    }
-}
-
-impl<T: DeserializeOwned + 'static> FromRequest for LateJson<T> {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let body = crate::extract::Json::<T>::from_request(req, payload);
-        Box::pin(async move { Ok(LateJson(body.await.map(crate::extract::Json::into_inner))) })
-    }
-}
-
 /// Credit an account
 ///
 /// Adds money to the account's balance and records a `credit` ledger entry, in one
@@ -119,7 +94,7 @@ pub async fn create_credit(
     state: web::Data<AppState>,
     principal: Principal,
     id: web::Path<Uuid>,
-    body: LateJson<CreateCredit>,
+    body: crate::extract::Json<CreateCredit>,
 ) -> ApiResult<HttpResponse> {
     principal.require_admin()?;
     let account = visible_account(&state, &principal, id.into_inner()).await?;

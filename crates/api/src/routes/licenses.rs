@@ -304,7 +304,7 @@ pub async fn create_license(
 ) -> ApiResult<HttpResponse> {
     principal.require(Scope::LicensesWrite)?;
     let dry_run = query.enabled()?;
-    let body = body.into_inner();
+    let body = body.into_inner()?;
     let db = state.db.conn();
     let mut errors = Vec::new();
     let account_id = match body.account_id {

@@ -280,7 +280,7 @@ pub async fn create_product(
     body: crate::extract::Json<CreateProduct>,
 ) -> ApiResult<HttpResponse> {
     guard_write(&principal)?;
-    let body = body.into_inner();
+    let body = body.into_inner()?;
     let mut errors = match validate(&body) {
         Err(ApiError::Validation { errors, .. }) => errors,
         _ => Vec::new(),
@@ -451,7 +451,7 @@ pub async fn update_product(
 ) -> ApiResult<HttpResponse> {
     guard_write(&principal)?;
     let mut product = load(&state, id.into_inner()).await?;
-    let body = body.into_inner();
+    let body = body.into_inner()?;
     let mut errors = match validate(&body) {
         Err(ApiError::Validation { errors, .. }) => errors,
         _ => Vec::new(),

@@ -87,7 +87,7 @@ pub async fn create_user(
 ) -> ApiResult<HttpResponse> {
     principal.require(Scope::AccountAdmin)?;
     let account = visible_account(&state, &principal, id.into_inner()).await?;
-    let body = body.into_inner();
+    let body = body.into_inner()?;
     let mut errors = match validate(&body) {
         Err(ApiError::Validation { errors, .. }) => errors,
         _ => Vec::new(),
