@@ -4,6 +4,7 @@
 mod accounts;
 mod auth;
 mod ledger;
+mod license_edit;
 mod licenses;
 mod openapi;
 mod products;

@@ -169,13 +169,28 @@ async fn order_of_checks(app: &TestApp) {
     app.call(Method::POST, "/v1/products", None, Some(bad_body.clone()))
         .await
         .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
-    app.post("/v1/products", &owner, bad_body.clone()).await.assert_problem(StatusCode::FORBIDDEN, "forbidden");
+    app.post("/v1/products", &owner, bad_body.clone())
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "forbidden");
     let missing = format!("/v1/products/{}", uuid::Uuid::now_v7());
-    app.patch(&missing, &admin, json!({"name": 5})).await.assert_problem(StatusCode::NOT_FOUND, "not_found");
+    app.patch(&missing, &admin, json!({"name": 5}))
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
     // A non-JSON body to a partner is still 403, not 415.
-    let res = app.client.post(app.url("/v1/products")).bearer_auth(&owner).body("x=1").send().await.unwrap();
-    licentia_tests::Resp::from(res).await.assert_problem(StatusCode::FORBIDDEN, "forbidden");
-    app.post("/v1/products", &admin, bad_body).await.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let res = app
+        .client
+        .post(app.url("/v1/products"))
+        .bearer_auth(&owner)
+        .body("x=1")
+        .send()
+        .await
+        .unwrap();
+    licentia_tests::Resp::from(res)
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "forbidden");
+    app.post("/v1/products", &admin, bad_body)
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
 }
 
 db_test!(order_of_checks);

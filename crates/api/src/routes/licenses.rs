@@ -137,7 +137,7 @@ pub fn check_if_match(req: &HttpRequest, version: i64) -> ApiResult<()> {
     }
 }
 
-fn with_etag(mut res: HttpResponse, version: i64) -> HttpResponse {
+pub fn with_etag(mut res: HttpResponse, version: i64) -> HttpResponse {
     if let Ok(v) = header::HeaderValue::from_str(&etag(version)) {
         res.headers_mut().insert(header::ETAG, v);
     }
@@ -231,7 +231,7 @@ impl DryRunQuery {
     }
 }
 
-fn validate_metadata(metadata: &BTreeMap<String, String>, errors: &mut Vec<FieldError>) {
+pub fn validate_metadata(metadata: &BTreeMap<String, String>, errors: &mut Vec<FieldError>) {
     if metadata.len() > 16 {
         errors.push(FieldError::new("metadata", "at most 16 keys"));
     }
@@ -251,7 +251,7 @@ fn validate_metadata(metadata: &BTreeMap<String, String>, errors: &mut Vec<Field
     }
 }
 
-fn pricing_error(err: PricingError) -> FieldError {
+pub fn pricing_error(err: PricingError) -> FieldError {
     match err {
         PricingError::PeriodNotOffered(p) => FieldError::new(
             "period_months",

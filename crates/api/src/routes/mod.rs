@@ -2,6 +2,7 @@
 //! OpenAPI document, so the two cannot drift.
 pub mod accounts;
 pub mod ledger;
+pub mod license_edit;
 pub mod licenses;
 pub mod orders;
 pub mod products;
@@ -36,6 +37,7 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
         .service(licenses::create_license)
         .service(licenses::list_licenses)
         .service(licenses::get_license)
+        .service(license_edit::update_license)
         .service(licenses::enable_license)
         .service(licenses::disable_license)
         .service(licenses::delete_license)
