@@ -145,9 +145,12 @@ impl Config {
                 path.display()
             )));
         }
-        let figment = Figment::from(Serialized::defaults(Config::default()))
-            .merge(Toml::file_exact(&path))
-            .merge(Env::prefixed("LICENTIA_").ignore(&["config"]));
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        // The default file is optional; a file named explicitly must exist (checked above).
+        if path.exists() {
+            figment = figment.merge(Toml::file_exact(&path));
+        }
+        let figment = figment.merge(Env::prefixed("LICENTIA_").ignore(&["config"]));
         Self::from_figment(&figment)
     }
 
@@ -278,5 +281,59 @@ fn describe(err: &figment::Error) -> String {
     match key {
         Some(key) => format!("{key}: {kind}"),
         None => kind,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use figment::Figment;
+    use figment::providers::{Format, Serialized, Toml};
+
+    use super::Config;
+
+    fn with(toml: &str) -> Result<Config, String> {
+        let figment = Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(toml));
+        Config::from_figment(&figment).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = with("").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.bind, "127.0.0.1:8080");
+        assert_eq!(config.access_token_ttl_secs, 900);
+        assert!(config.rate_limit_enabled());
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        for (toml, var) in [
+            ("access_token_ttl_secs = \"abc\"", "LICENTIA_ACCESS_TOKEN_TTL_SECS"),
+            ("access_token_ttl_secs = -5", "LICENTIA_ACCESS_TOKEN_TTL_SECS"),
+            ("grace_days = 0", "LICENTIA_GRACE_DAYS"),
+            ("bind = \"nowhere\"", "LICENTIA_BIND"),
+            ("currency = \"usd\"", "LICENTIA_CURRENCY"),
+            ("jwt_algorithm = \"none\"", "LICENTIA_JWT_ALGORITHM"),
+            ("jwt_secret = \"short\"", "LICENTIA_JWT_SECRET"),
+            ("encryption_key = \"bm90IDMyIGJ5dGVz\"", "LICENTIA_ENCRYPTION_KEY"),
+            ("rate_limit = \"maybe\"", "LICENTIA_RATE_LIMIT"),
+            ("database_url = \"mysql://x\"", "LICENTIA_DATABASE_URL"),
+        ] {
+            let err = with(toml).err().unwrap_or_default();
+            assert!(err.contains(var), "{toml}: {err}");
+            assert!(!err.contains('\n'), "one line: {err}");
+        }
+    }
+
+    #[test]
+    fn a_missing_default_file_is_fine_but_a_named_one_is_not() {
+        let missing = std::path::Path::new("/nonexistent/licentia.toml");
+        assert!(Config::load(Some(missing)).is_err());
+    }
+
+    #[test]
+    fn secrets_are_redacted_and_numeric_ones_accepted() {
+        let config = with("admin_password = 12345678").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.admin_password.as_ref().map(|s| s.expose()), Some("12345678"));
+        assert!(!format!("{config:?}").contains("12345678"));
     }
 }
