@@ -292,7 +292,8 @@ mod tests {
     use super::Config;
 
     fn with(toml: &str) -> Result<Config, String> {
-        let figment = Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(toml));
+        let figment =
+            Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(toml));
         Config::from_figment(&figment).map_err(|e| e.to_string())
     }
 
@@ -307,14 +308,23 @@ mod tests {
     #[test]
     fn a_bad_value_names_its_variable() {
         for (toml, var) in [
-            ("access_token_ttl_secs = \"abc\"", "LICENTIA_ACCESS_TOKEN_TTL_SECS"),
-            ("access_token_ttl_secs = -5", "LICENTIA_ACCESS_TOKEN_TTL_SECS"),
+            (
+                "access_token_ttl_secs = \"abc\"",
+                "LICENTIA_ACCESS_TOKEN_TTL_SECS",
+            ),
+            (
+                "access_token_ttl_secs = -5",
+                "LICENTIA_ACCESS_TOKEN_TTL_SECS",
+            ),
             ("grace_days = 0", "LICENTIA_GRACE_DAYS"),
             ("bind = \"nowhere\"", "LICENTIA_BIND"),
             ("currency = \"usd\"", "LICENTIA_CURRENCY"),
             ("jwt_algorithm = \"none\"", "LICENTIA_JWT_ALGORITHM"),
             ("jwt_secret = \"short\"", "LICENTIA_JWT_SECRET"),
-            ("encryption_key = \"bm90IDMyIGJ5dGVz\"", "LICENTIA_ENCRYPTION_KEY"),
+            (
+                "encryption_key = \"bm90IDMyIGJ5dGVz\"",
+                "LICENTIA_ENCRYPTION_KEY",
+            ),
             ("rate_limit = \"maybe\"", "LICENTIA_RATE_LIMIT"),
             ("database_url = \"mysql://x\"", "LICENTIA_DATABASE_URL"),
         ] {
@@ -333,7 +343,10 @@ mod tests {
     #[test]
     fn secrets_are_redacted_and_numeric_ones_accepted() {
         let config = with("admin_password = 12345678").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(config.admin_password.as_ref().map(|s| s.expose()), Some("12345678"));
+        assert_eq!(
+            config.admin_password.as_ref().map(|s| s.expose()),
+            Some("12345678")
+        );
         assert!(!format!("{config:?}").contains("12345678"));
     }
 }
