@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected shapes")]
 
 mod accounts;
+mod api_keys;
 mod auth;
 mod ledger;
 mod license_edit;

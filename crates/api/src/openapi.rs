@@ -167,6 +167,7 @@ documents with a stable `code`. Amounts are integers in minor units of the deplo
     tags(
         (name = "auth", description = "Log in, rotate refresh tokens, log out, who am I"),
         (name = "accounts", description = "The provider and its partner accounts"),
+        (name = "api-keys", description = "API keys for partner integrations"),
         (name = "users", description = "Users of an account"),
         (name = "billing", description = "Balances, credits and the ledger"),
         (name = "products", description = "The software catalog"),

@@ -1,4 +1,5 @@
 //! Authentication: access tokens, refresh tokens, the principal extractor and the routes.
+pub mod api_key;
 pub mod handlers;
 pub mod jwt;
 pub mod principal;

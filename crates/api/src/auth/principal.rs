@@ -10,7 +10,7 @@ use licentia_domain::account::Account;
 use licentia_domain::auth::{AccountKind, Role, Scope};
 use licentia_domain::ids::{AccountId, ApiKeyId, UserId};
 use licentia_persistence::repo::events::{Actor, ActorKind};
-use licentia_persistence::repo::{accounts, users};
+use licentia_persistence::repo::{accounts, api_keys, users};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -122,10 +122,49 @@ impl FromRequest for Principal {
                         .ok_or_else(|| ApiError::invalid_token("expected a Bearer token"))?;
                     from_jwt(&state, token.trim()).await
                 }
-                (None, Some(_)) => Err(ApiError::invalid_token("unknown API key")),
+                (None, Some(value)) => {
+                    let key =
+                        value.map_err(|_| ApiError::invalid_token("malformed X-API-Key header"))?;
+                    from_api_key(&state, key.trim()).await
+                }
             }
         })
     }
+}
+
+async fn from_api_key(state: &AppState, key: &str) -> Result<Principal, ApiError> {
+    // The checksum rejects typos and guesses without touching the database.
+    if !crate::auth::api_key::well_formed(key) {
+        return Err(ApiError::invalid_token("malformed API key"));
+    }
+    let db = state.db.conn();
+    let found = api_keys::find_by_hash(db, &crate::crypto::sha256_hex(key))
+        .await?
+        .ok_or_else(|| ApiError::invalid_token("unknown or revoked API key"))?;
+    let now = licentia_persistence::now();
+    if found.expires_at.is_some_and(|at| at <= now) {
+        return Err(ApiError::invalid_token("the API key has expired"));
+    }
+    let account = accounts::get(db, found.account_id).await?;
+    api_keys::touch(db, found.id, now).await?;
+    // A key has no role of its own; report the narrowest role that holds its scopes.
+    let role = if found.scopes.contains(&Scope::AccountAdmin) {
+        Role::Owner
+    } else if found.scopes.iter().any(|s| !s.is_read()) {
+        Role::Operator
+    } else {
+        Role::Viewer
+    };
+    Ok(Principal {
+        caller: Caller::ApiKey {
+            id: found.id,
+            name: found.name,
+            prefix: found.prefix,
+        },
+        account,
+        role,
+        scopes: found.scopes,
+    })
 }
 
 async fn from_jwt(state: &AppState, token: &str) -> Result<Principal, ApiError> {

@@ -1,6 +1,7 @@
 //! Every documented route, registered once: the same function feeds the server and the
 //! OpenAPI document, so the two cannot drift.
 pub mod accounts;
+pub mod api_keys;
 pub mod ledger;
 pub mod license_edit;
 pub mod licenses;
@@ -20,6 +21,9 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
         .service(auth::refresh_token)
         .service(auth::logout)
         .service(auth::get_me)
+        .service(api_keys::create_api_key)
+        .service(api_keys::list_api_keys)
+        .service(api_keys::delete_api_key)
         .service(accounts::create_account)
         .service(accounts::list_accounts)
         .service(accounts::get_account)

@@ -1,6 +1,7 @@
 //! Repositories: one module per aggregate. Partner-facing reads take the caller's account id,
 //! so an unscoped query stands out in review.
 pub mod accounts;
+pub mod api_keys;
 pub mod events;
 pub mod jobs;
 pub mod ledger;

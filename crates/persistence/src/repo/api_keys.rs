@@ -1,0 +1,142 @@
+//! Partner API keys, stored only as SHA-256 hex of the whole key.
+use licentia_domain::auth::Scope;
+use licentia_domain::ids::{AccountId, ApiKeyId};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::entities::api_keys::{self, Column, Entity};
+use crate::error::{PersistenceError, Result, parse};
+
+/// A stored API key (never the key itself).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: ApiKeyId,
+    pub account_id: AccountId,
+    pub name: String,
+    /// The key's first characters, to recognise it in lists.
+    pub prefix: String,
+    pub scopes: Vec<Scope>,
+    pub expires_at: Option<OffsetDateTime>,
+    pub last_used_at: Option<OffsetDateTime>,
+    pub revoked: bool,
+    pub created_at: OffsetDateTime,
+}
+
+impl TryFrom<api_keys::Model> for ApiKey {
+    type Error = PersistenceError;
+    fn try_from(m: api_keys::Model) -> Result<Self> {
+        let names: Vec<String> = serde_json::from_value(m.scopes)
+            .map_err(|_| PersistenceError::Corrupt(format!("api key {} scopes", m.id)))?;
+        Ok(ApiKey {
+            id: ApiKeyId::from_uuid(m.id),
+            account_id: AccountId::from_uuid(m.account_id),
+            name: m.name,
+            prefix: m.prefix,
+            scopes: names
+                .iter()
+                .map(|s| parse("api_key.scope", s))
+                .collect::<Result<_>>()?,
+            expires_at: m.expires_at,
+            last_used_at: m.last_used_at,
+            revoked: m.revoked_at.is_some(),
+            created_at: m.created_at,
+        })
+    }
+}
+
+/// What creating a key stores.
+#[derive(Clone, Debug)]
+pub struct NewApiKey {
+    pub account_id: AccountId,
+    pub name: String,
+    pub prefix: String,
+    pub key_hash: String,
+    pub scopes: Vec<Scope>,
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+pub async fn insert(db: &impl ConnectionTrait, new: NewApiKey) -> Result<ApiKey> {
+    let scopes: Vec<&str> = new.scopes.iter().map(|s| s.as_str()).collect();
+    let row = api_keys::ActiveModel {
+        id: Set(ApiKeyId::new().as_uuid()),
+        account_id: Set(new.account_id.as_uuid()),
+        name: Set(new.name),
+        prefix: Set(new.prefix),
+        key_hash: Set(new.key_hash),
+        scopes: Set(serde_json::json!(scopes)),
+        expires_at: Set(new.expires_at.map(crate::truncate)),
+        last_used_at: Set(None),
+        revoked_at: Set(None),
+        created_at: Set(crate::now()),
+    };
+    Entity::insert(row)
+        .exec_with_returning(db)
+        .await?
+        .try_into()
+}
+
+/// The live key with this hash (not revoked); expiry is the caller's to check.
+pub async fn find_by_hash(db: &impl ConnectionTrait, key_hash: &str) -> Result<Option<ApiKey>> {
+    Entity::find()
+        .filter(Column::KeyHash.eq(key_hash))
+        .filter(Column::RevokedAt.is_null())
+        .one(db)
+        .await?
+        .map(ApiKey::try_from)
+        .transpose()
+}
+
+/// Records use at most once a minute per key, so authentication does not write on every call.
+pub async fn touch(db: &impl ConnectionTrait, id: ApiKeyId, now: OffsetDateTime) -> Result<()> {
+    let stale = now - time::Duration::minutes(1);
+    Entity::update_many()
+        .col_expr(Column::LastUsedAt, Expr::value(crate::truncate(now)))
+        .filter(Column::Id.eq(id.as_uuid()))
+        .filter(
+            Condition::any()
+                .add(Column::LastUsedAt.is_null())
+                .add(Column::LastUsedAt.lt(stale)),
+        )
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// The account's live keys, oldest first, keyset-paged by id.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    account_id: AccountId,
+    after: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<ApiKey>> {
+    let mut q = Entity::find()
+        .filter(Column::AccountId.eq(account_id.as_uuid()))
+        .filter(Column::RevokedAt.is_null())
+        .order_by_asc(Column::Id)
+        .limit(limit);
+    if let Some(after) = after {
+        q = q.filter(Column::Id.gt(after));
+    }
+    q.all(db).await?.into_iter().map(ApiKey::try_from).collect()
+}
+
+/// Revokes the account's key; false when there is no such live key.
+pub async fn revoke(
+    db: &impl ConnectionTrait,
+    account_id: AccountId,
+    id: ApiKeyId,
+) -> Result<bool> {
+    let res = Entity::update_many()
+        .col_expr(Column::RevokedAt, Expr::value(crate::now()))
+        .filter(Column::Id.eq(id.as_uuid()))
+        .filter(Column::AccountId.eq(account_id.as_uuid()))
+        .filter(Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
