@@ -4,6 +4,7 @@
 mod accounts;
 mod api_keys;
 mod auth;
+mod idempotency;
 mod ledger;
 mod license_edit;
 mod licenses;

@@ -83,6 +83,12 @@ pub enum ApiError {
     InsufficientFunds { needed: i64, available: i64 },
     #[error("the resource changed since it was read (If-Match does not match its ETag)")]
     PreconditionFailed,
+    #[error(
+        "this Idempotency-Key was used for another request; send a new key for a different request"
+    )]
+    IdempotencyKeyReused,
+    #[error("a request with this Idempotency-Key is still being processed; retry later")]
+    RequestInProgress,
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
     #[error("{0}")]
@@ -154,6 +160,16 @@ impl ApiError {
                 StatusCode::PRECONDITION_FAILED,
                 "precondition_failed",
                 "Precondition failed",
+            ),
+            Self::IdempotencyKeyReused => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "Idempotency key reused",
+            ),
+            Self::RequestInProgress => (
+                StatusCode::CONFLICT,
+                "request_in_progress",
+                "Request in progress",
             ),
             Self::PayloadTooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -229,6 +245,10 @@ impl ResponseError for ApiError {
             }
             Self::RateLimited { retry_after } => {
                 res.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+            }
+            // The first request with the key is usually done within a second.
+            Self::RequestInProgress => {
+                res.insert_header((header::RETRY_AFTER, "1"));
             }
             _ => {}
         }

@@ -8,6 +8,7 @@ pub mod crypto;
 pub mod error;
 pub mod extract;
 pub mod fallback;
+pub mod idempotency;
 pub mod openapi;
 pub mod pagination;
 pub mod routes;

@@ -150,6 +150,66 @@ impl Modify for SecuritySchemes {
     }
 }
 
+/// Declares the `Idempotency-Key` header on every operation the idempotency middleware
+/// protects (the same [`crate::idempotency::applies`] decides both), with the 409 and 422 it
+/// can answer. It walks the paths, so it runs on the finished document (see [`document`]):
+/// the derive's `modifiers(..)` run before utoipa-actix-web adds the routes' paths.
+pub struct IdempotencyKeys;
+
+const IDEMPOTENCY_KEY_DESCRIPTION: &str = "Optional; 1 to 255 printable ASCII characters, \
+chosen by the client (a UUID is a good choice). Within 24 hours, a retry with the same key and \
+the same request (method, path, query and body) from the same caller (user or API key) does \
+not run again: it replays the first response (status, headers and body) with the header \
+`Idempotent-Replayed: true`. Responses 2xx and 4xx are kept (except 401, 408 and 429); after a \
+5xx the key is released and a retry runs. The same key with another request answers 422 \
+`idempotency_key_reused`; while the first request is still running, 409 \
+`request_in_progress`. Without the header there is no replay protection.";
+
+impl Modify for IdempotencyKeys {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use actix_web::http::Method;
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        use utoipa::openapi::{Ref, RefOr, Required};
+
+        let parameter = ParameterBuilder::new()
+            .name(crate::idempotency::HEADER)
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(IDEMPOTENCY_KEY_DESCRIPTION))
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(crate::idempotency::MAX_KEY_LEN))
+                    .pattern(Some("^[\\x20-\\x7E]+$")),
+            ))
+            .build();
+        for (path, item) in &mut openapi.paths.paths {
+            for (method, operation) in [
+                (Method::POST, item.post.as_mut()),
+                (Method::PUT, item.put.as_mut()),
+            ] {
+                let Some(operation) = operation else { continue };
+                if !crate::idempotency::applies(&method, path) {
+                    continue;
+                }
+                operation
+                    .parameters
+                    .get_or_insert_with(Vec::new)
+                    .push(RefOr::T(parameter.clone()));
+                for (status, response) in [("409", "Conflict"), ("422", "Unprocessable")] {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| RefOr::Ref(Ref::from_response_name(response)));
+                }
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -180,11 +240,12 @@ pub struct ApiDoc;
 
 /// The whole document, as served at `/openapi.json` and printed by `licentia openapi`.
 pub fn document() -> utoipa::openapi::OpenApi {
-    let (_, api) = App::new()
+    let (_, mut api) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
         .configure(crate::routes::configure)
         .split_for_parts();
+    IdempotencyKeys.modify(&mut api);
     api
 }
 

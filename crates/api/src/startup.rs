@@ -289,6 +289,8 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> 
                     .finish()
             })))
             .default_service(web::to(not_matched))
+            // Innermost: replays still get this request's id and problem handling.
+            .wrap(middleware::from_fn(crate::idempotency::middleware))
             .wrap(ErrorHandlers::new().default_handler(finish_error))
             .wrap(TracingLogger::default())
             .wrap(middleware::NormalizePath::new(

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod events;
+pub mod idempotency;
 pub mod jobs;
 pub mod ledger;
 pub mod licenses;

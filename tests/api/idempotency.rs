@@ -1,0 +1,328 @@
+//! `Idempotency-Key` (CONTRACT §5, THREATS #11): retries replay the first response, once per
+//! caller and key, sequentially and concurrently.
+use licentia_tests::{Resp, TestApp, db_test};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+
+const REPLAYED: &str = "idempotent-replayed";
+
+fn order(product: &Value) -> Value {
+    json!({"product_id": product["id"], "name": "Web 1", "ip": "192.0.2.10", "period_months": 12,
+           "options": {"extra_domains": 2}, "payment": {"method": "balance"}})
+}
+
+/// 12 months of the test product with two extra domains.
+const ORDER_PRICE: i64 = 12_000;
+
+async fn send(
+    client: &reqwest::Client,
+    url: String,
+    method: Method,
+    token: &str,
+    key: Option<&str>,
+    body: &Value,
+) -> Resp {
+    let mut req = client.request(method, url).bearer_auth(token).json(body);
+    if let Some(key) = key {
+        req = req.header("Idempotency-Key", key);
+    }
+    Resp::from(req.send().await.unwrap()).await
+}
+
+async fn post_with_key(app: &TestApp, path: &str, token: &str, key: &str, body: &Value) -> Resp {
+    send(
+        &app.client,
+        app.url(path),
+        Method::POST,
+        token,
+        Some(key),
+        body,
+    )
+    .await
+}
+
+async fn balance(app: &TestApp, token: &str, account: &str) -> i64 {
+    let got = app.get(&format!("/v1/accounts/{account}"), token).await;
+    got.assert_status(StatusCode::OK);
+    got.body["balance"].as_i64().unwrap()
+}
+
+async fn count(app: &TestApp, token: &str, path: &str) -> usize {
+    let got = app.get(path, token).await;
+    got.assert_status(StatusCode::OK);
+    got.body["items"].as_array().unwrap().len()
+}
+
+/// A partner with a funded owner and a product: `(account, owner, product)`.
+async fn buyer(app: &TestApp, admin: &str, code: &str, funds: i64) -> (String, String, Value) {
+    let product = app.create_product(admin, code).await;
+    let (account, owner) = app.partner_with_owner(admin, "Buyer").await;
+    if funds > 0 {
+        app.credit(admin, &account, funds).await;
+    }
+    (account, owner, product)
+}
+
+async fn sequential_retries_replay_the_first_response(app: &TestApp) {
+    let admin = app.admin_token().await;
+    let (account, owner, product) = buyer(app, &admin, "panel", 100_000).await;
+    let body = order(&product);
+
+    let first = post_with_key(app, "/v1/licenses", &owner, "order-1", &body).await;
+    first.assert_status(StatusCode::CREATED);
+    assert_eq!(first.header(REPLAYED), None);
+    for _ in 1..20 {
+        let again = post_with_key(app, "/v1/licenses", &owner, "order-1", &body).await;
+        again.assert_status(StatusCode::CREATED);
+        assert_eq!(again.header(REPLAYED), Some("true"));
+        assert_eq!(again.text, first.text);
+        assert_eq!(again.header("content-type"), first.header("content-type"));
+        assert_eq!(again.header("etag"), first.header("etag"));
+        assert_eq!(again.header("location"), first.header("location"));
+    }
+    // One charge, one order, one license.
+    assert_eq!(balance(app, &owner, &account).await, 100_000 - ORDER_PRICE);
+    assert_eq!(count(app, &owner, "/v1/orders").await, 1);
+    assert_eq!(count(app, &owner, "/v1/licenses").await, 1);
+    assert_eq!(
+        count(app, &owner, &format!("/v1/accounts/{account}/ledger")).await,
+        2
+    );
+
+    // The key belongs to the user, not to the token: after a new login it still replays.
+    let email = app.get("/v1/me", &owner).await.body["user"]["email"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let login = app.login(&email, licentia_tests::USER_PASSWORD).await;
+    let token = login.body["access_token"].as_str().unwrap();
+    let replay = post_with_key(app, "/v1/licenses", token, "order-1", &body).await;
+    replay.assert_status(StatusCode::CREATED);
+    assert_eq!(replay.header(REPLAYED), Some("true"));
+    assert_eq!(replay.text, first.text);
+}
+
+async fn concurrent_retries_have_one_effect(app: &TestApp) {
+    let admin = app.admin_token().await;
+    let account = app.create_partner(&admin, "Topped up").await;
+    let path = format!("/v1/accounts/{account}/credits");
+    let body = json!({"amount": 5_000, "reference": "Wire 77"});
+
+    let mut tasks = JoinSet::new();
+    for _ in 0..20 {
+        let (client, url, token, body) = (
+            app.client.clone(),
+            app.url(&path),
+            admin.clone(),
+            body.clone(),
+        );
+        tasks.spawn(async move {
+            send(&client, url, Method::POST, &token, Some("credit-77"), &body).await
+        });
+    }
+    let responses = tasks.join_all().await;
+    let originals: Vec<&Resp> = responses
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED && r.header(REPLAYED).is_none())
+        .collect();
+    assert_eq!(originals.len(), 1, "exactly one request ran");
+    let original = originals[0];
+    for resp in &responses {
+        if resp.status == StatusCode::CONFLICT {
+            resp.assert_problem(StatusCode::CONFLICT, "request_in_progress");
+            assert_eq!(resp.header("retry-after"), Some("1"));
+        } else {
+            resp.assert_status(StatusCode::CREATED);
+            assert_eq!(resp.text, original.text);
+        }
+    }
+    // Once the first is done, every retry replays it.
+    let later = post_with_key(app, &path, &admin, "credit-77", &body).await;
+    later.assert_status(StatusCode::CREATED);
+    assert_eq!(later.header(REPLAYED), Some("true"));
+    assert_eq!(later.text, original.text);
+
+    let ledger = app
+        .get(&format!("/v1/accounts/{account}/ledger"), &admin)
+        .await;
+    assert_eq!(ledger.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(balance(app, &admin, &account).await, 5_000);
+}
+
+async fn key_reused_for_another_request_is_refused(app: &TestApp) {
+    let admin = app.admin_token().await;
+    let (account, owner, product) = buyer(app, &admin, "panel", 100_000).await;
+    let body = order(&product);
+    post_with_key(app, "/v1/licenses", &owner, "k-1", &body)
+        .await
+        .assert_status(StatusCode::CREATED);
+
+    let mut other = body.clone();
+    other["name"] = json!("Web 2");
+    let reused = post_with_key(app, "/v1/licenses", &owner, "k-1", &other).await;
+    reused.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused");
+    // Another path or query string is another request too.
+    let license = app.get("/v1/licenses", &owner).await.body["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    post_with_key(
+        app,
+        &format!("/v1/licenses/{license}/disable"),
+        &owner,
+        "k-1",
+        &body,
+    )
+    .await
+    .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused");
+    post_with_key(app, "/v1/licenses?dry_run=true", &owner, "k-1", &body)
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused");
+
+    assert_eq!(balance(app, &owner, &account).await, 100_000 - ORDER_PRICE);
+    assert_eq!(count(app, &owner, "/v1/licenses").await, 1);
+}
+
+async fn keys_are_scoped_per_caller(app: &TestApp) {
+    let admin = app.admin_token().await;
+    let (a, owner_a, product) = buyer(app, &admin, "panel", 100_000).await;
+    let (b, owner_b) = app.partner_with_owner(&admin, "Other buyer").await;
+    app.credit(&admin, &b, 100_000).await;
+    let body = order(&product);
+
+    let first = post_with_key(app, "/v1/licenses", &owner_a, "shared-key", &body).await;
+    first.assert_status(StatusCode::CREATED);
+    let second = post_with_key(app, "/v1/licenses", &owner_b, "shared-key", &body).await;
+    second.assert_status(StatusCode::CREATED);
+    assert_eq!(second.header(REPLAYED), None);
+    assert_ne!(first.body["license"]["id"], second.body["license"]["id"]);
+    assert_eq!(second.body["license"]["account_id"], b.as_str());
+    assert_eq!(balance(app, &owner_a, &a).await, 100_000 - ORDER_PRICE);
+    assert_eq!(balance(app, &owner_b, &b).await, 100_000 - ORDER_PRICE);
+
+    // Another user of the same account is another caller as well.
+    let operator = app.user_token(&admin, &a, "operator").await;
+    let third = post_with_key(app, "/v1/licenses", &operator, "shared-key", &body).await;
+    third.assert_status(StatusCode::CREATED);
+    assert_eq!(third.header(REPLAYED), None);
+    assert_eq!(count(app, &owner_a, "/v1/licenses").await, 2);
+}
+
+async fn malformed_keys_are_refused(app: &TestApp) {
+    let admin = app.admin_token().await;
+    let (account, owner, product) = buyer(app, &admin, "panel", 100_000).await;
+    let body = order(&product);
+
+    let too_long = "k".repeat(256);
+    post_with_key(app, "/v1/licenses", &owner, &too_long, &body)
+        .await
+        .assert_invalid_field("Idempotency-Key");
+    post_with_key(app, "/v1/licenses", &owner, "", &body)
+        .await
+        .assert_invalid_field("Idempotency-Key");
+    let non_ascii = app
+        .client
+        .post(app.url("/v1/licenses"))
+        .bearer_auth(&owner)
+        .header(
+            "Idempotency-Key",
+            reqwest::header::HeaderValue::from_bytes("clé".as_bytes()).unwrap(),
+        )
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    Resp::from(non_ascii)
+        .await
+        .assert_invalid_field("Idempotency-Key");
+    assert_eq!(balance(app, &owner, &account).await, 100_000);
+
+    // 255 characters is the longest key.
+    let longest = "k".repeat(255);
+    post_with_key(app, "/v1/licenses", &owner, &longest, &body)
+        .await
+        .assert_status(StatusCode::CREATED);
+
+    // Without credentials the key is not looked at: the handler answers 401.
+    let anonymous = app
+        .client
+        .post(app.url("/v1/licenses"))
+        .header("Idempotency-Key", too_long)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    Resp::from(anonymous)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+}
+
+async fn client_errors_are_replayed(app: &TestApp) {
+    let admin = app.admin_token().await;
+    let (account, owner, product) = buyer(app, &admin, "panel", 0).await;
+    let body = order(&product);
+
+    let short = post_with_key(app, "/v1/licenses", &owner, "poor", &body).await;
+    short.assert_problem(StatusCode::PAYMENT_REQUIRED, "insufficient_funds");
+    assert_eq!(short.header(REPLAYED), None);
+    app.credit(&admin, &account, 100_000).await;
+    // The key's outcome is settled: funds added since do not change it.
+    let again = post_with_key(app, "/v1/licenses", &owner, "poor", &body).await;
+    again.assert_problem(StatusCode::PAYMENT_REQUIRED, "insufficient_funds");
+    assert_eq!(again.header(REPLAYED), Some("true"));
+    assert_eq!(again.text, short.text);
+    assert_eq!(count(app, &owner, "/v1/licenses").await, 0);
+
+    // A new key is a new request.
+    post_with_key(app, "/v1/licenses", &owner, "rich", &body)
+        .await
+        .assert_status(StatusCode::CREATED);
+    assert_eq!(balance(app, &owner, &account).await, 100_000 - ORDER_PRICE);
+}
+
+async fn without_a_key_there_is_no_protection(app: &TestApp) {
+    let admin = app.admin_token().await;
+    let (account, owner, product) = buyer(app, &admin, "panel", 100_000).await;
+    let body = order(&product);
+    for _ in 0..2 {
+        app.post("/v1/licenses", &owner, body.clone())
+            .await
+            .assert_status(StatusCode::CREATED);
+    }
+    assert_eq!(
+        balance(app, &owner, &account).await,
+        100_000 - 2 * ORDER_PRICE
+    );
+    assert_eq!(count(app, &owner, "/v1/licenses").await, 2);
+
+    // Logging in is not protected: the same key yields two distinct sessions.
+    let email = app.get("/v1/me", &owner).await.body["user"]["email"].clone();
+    let login = json!({"email": email, "password": licentia_tests::USER_PASSWORD});
+    let mut refresh = Vec::new();
+    for _ in 0..2 {
+        let resp = app
+            .client
+            .post(app.url("/v1/auth/token"))
+            .header("Idempotency-Key", "login")
+            .json(&login)
+            .send()
+            .await
+            .unwrap();
+        let resp = Resp::from(resp).await;
+        resp.assert_status(StatusCode::OK);
+        assert_eq!(resp.header(REPLAYED), None);
+        refresh.push(resp.body["refresh_token"].clone());
+    }
+    assert_ne!(refresh[0], refresh[1]);
+}
+
+db_test!(
+    sequential_retries_replay_the_first_response,
+    concurrent_retries_have_one_effect,
+    key_reused_for_another_request_is_refused,
+    keys_are_scoped_per_caller,
+    malformed_keys_are_refused,
+    client_errors_are_replayed,
+    without_a_key_there_is_no_protection,
+);
