@@ -193,3 +193,44 @@ db_test!(
     refresh_rotation_and_reuse,
     me_and_bad_credentials
 );
+
+fn limited(url: &str) -> licentia_api::Config {
+    licentia_api::Config {
+        rate_limit: "on".into(),
+        ..licentia_tests::test_config(url)
+    }
+}
+
+/// Five failed logins a minute per account and address, then 429 with Retry-After even for
+/// the right password; other accounts are unaffected.
+async fn login_throttle(app: &TestApp) {
+    for _ in 0..5 {
+        app.login(ADMIN_EMAIL, "wrong-password")
+            .await
+            .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+    }
+    let limited = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    limited.assert_problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    let retry: u64 = limited.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry));
+    assert_eq!(limited.header("ratelimit-remaining"), Some("0"));
+    app.login("someone-else@licentia.test", "x")
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_throttle_sqlite() {
+    let app = TestApp::spawn_sqlite_with(limited).await;
+    login_throttle(&app).await;
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_throttle_postgres() {
+    let Some(app) = TestApp::spawn_postgres_with(limited).await else {
+        return;
+    };
+    login_throttle(&app).await;
+    app.finish().await;
+}

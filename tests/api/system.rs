@@ -70,3 +70,53 @@ async fn probes_docs_and_fallbacks(app: &TestApp) {
 }
 
 db_test!(probes_docs_and_fallbacks);
+
+fn with_cors(url: &str) -> licentia_api::Config {
+    licentia_api::Config {
+        cors_origins: "https://app.example".into(),
+        ..licentia_tests::test_config(url)
+    }
+}
+
+/// Listed origins get CORS headers; an unlisted one is never reflected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_allows_only_listed_origins() {
+    let app = TestApp::spawn_sqlite_with(with_cors).await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(Method::OPTIONS, app.url("/v1/products"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .send()
+    };
+    let ok = preflight("https://app.example").await.unwrap();
+    assert!(ok.status().is_success());
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let evil = preflight("https://evil.example").await.unwrap();
+    assert!(
+        evil.headers()
+            .get("access-control-allow-origin")
+            .is_none_or(|v| v != "https://evil.example" && v != "*")
+    );
+    let simple = app
+        .client
+        .get(app.url("/healthz"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        simple
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none_or(|v| v != "https://evil.example" && v != "*")
+    );
+    app.finish().await;
+}

@@ -245,6 +245,8 @@ impl ResponseError for ApiError {
             }
             Self::RateLimited { retry_after } => {
                 res.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+                res.insert_header(("RateLimit-Remaining", "0"));
+                res.insert_header(("RateLimit-Reset", retry_after.to_string()));
             }
             // The first request with the key is usually done within a second.
             Self::RequestInProgress => {

@@ -11,6 +11,7 @@ pub mod fallback;
 pub mod idempotency;
 pub mod openapi;
 pub mod pagination;
+pub mod rate_limit;
 pub mod routes;
 pub mod service;
 pub mod startup;

@@ -69,6 +69,7 @@ pub async fn prepare(config: Config, migrate: bool) -> Result<AppState, StartErr
         format!("licentia-cursor:{jwt_secret}"),
     ));
     bootstrap_admin(&db, &config, currency).await?;
+    let limits = Arc::new(crate::rate_limit::Limits::new(config.rate_limit_enabled()));
     Ok(AppState {
         db,
         config: Arc::new(config),
@@ -76,6 +77,7 @@ pub async fn prepare(config: Config, migrate: bool) -> Result<AppState, StartErr
         currency,
         cursors: CursorCodec::new(cursor_key.into()),
         encryption_key: Arc::new(encryption_key),
+        limits,
     })
 }
 
@@ -262,6 +264,31 @@ fn finish_error<B: MessageBody + 'static>(
     ))
 }
 
+/// CORS for the configured origins only: an unlisted `Origin` is never reflected. Without
+/// configured origins no CORS headers are sent at all, so browsers keep cross-origin pages out.
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            header::HeaderName::from_static("x-api-key"),
+            header::HeaderName::from_static("idempotency-key"),
+        ])
+        .expose_headers([
+            header::ETAG,
+            header::RETRY_AFTER,
+            header::HeaderName::from_static("x-request-id"),
+            header::HeaderName::from_static("idempotent-replayed"),
+        ])
+        .max_age(600);
+    for origin in origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
+}
+
 /// Builds the HTTP server on an already-bound listener (tests bind port 0).
 pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
     let doc = crate::openapi::document();
@@ -269,6 +296,7 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> 
     let body_limit = usize::try_from(state.config.body_limit_bytes).unwrap_or(usize::MAX);
     let request_timeout = Duration::from_secs(state.config.request_timeout_secs);
     let workers = state.config.workers;
+    let cors_origins = state.config.cors_origins();
     // Every serving process also works the job queue; jobs are leased, so several can.
     crate::service::provisioning::spawn_worker(state.clone());
     let data = web::Data::new(state);
@@ -295,6 +323,10 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> 
             .wrap(TracingLogger::default())
             .wrap(middleware::NormalizePath::new(
                 middleware::TrailingSlash::MergeOnly,
+            ))
+            .wrap(middleware::Condition::new(
+                !cors_origins.is_empty(),
+                cors(&cors_origins),
             ))
     })
     .client_request_timeout(request_timeout)

@@ -18,6 +18,8 @@ pub struct AppState {
     pub cursors: CursorCodec,
     /// AES-256-GCM key for secrets at rest (e.g. `admin_password`).
     pub encryption_key: Arc<[u8; 32]>,
+    /// In-process rate limits.
+    pub limits: Arc<crate::rate_limit::Limits>,
 }
 
 impl std::fmt::Debug for AppState {

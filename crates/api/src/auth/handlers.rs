@@ -1,5 +1,5 @@
 //! `/v1/auth/*` and `/v1/me`.
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use licentia_domain::ids::UserId;
 use licentia_persistence::repo::{tokens, users};
 use serde::{Deserialize, Serialize};
@@ -119,9 +119,26 @@ async fn issue_pair(state: &AppState, user_id: UserId, family: Uuid) -> ApiResul
 #[post("/v1/auth/token")]
 pub async fn create_token(
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: crate::extract::Json<TokenRequest>,
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner()?;
+    // Failed attempts are limited per account and client address (the peer: behind a proxy
+    // that is the proxy, which only makes the limit stricter).
+    let throttle_key = (
+        licentia_domain::account::normalize_email(&body.email),
+        req.peer_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default(),
+    );
+    if state.limits.enabled {
+        let d = state.limits.login_failures.peek(&throttle_key);
+        if !d.allowed {
+            return Err(ApiError::RateLimited {
+                retry_after: d.reset_secs,
+            });
+        }
+    }
     let found = users::find_by_email(state.db.conn(), &body.email).await?;
     let password = body.password;
     let (user, ok) = match found {
@@ -143,7 +160,12 @@ pub async fn create_token(
         (Some(user), true) => {
             Ok(HttpResponse::Ok().json(issue_pair(&state, user.id, Uuid::now_v7()).await?))
         }
-        _ => Err(ApiError::unauthorized("wrong e-mail or password")),
+        _ => {
+            if state.limits.enabled {
+                state.limits.login_failures.hit(&throttle_key);
+            }
+            Err(ApiError::unauthorized("wrong e-mail or password"))
+        }
     }
 }
 
@@ -174,6 +196,14 @@ pub async fn refresh_token(
     let token = tokens::find_by_hash(db, &crypto::sha256_hex(&body.refresh_token))
         .await?
         .ok_or_else(invalid)?;
+    if state.limits.enabled {
+        let d = state.limits.refresh.hit(&token.family_id);
+        if !d.allowed {
+            return Err(ApiError::RateLimited {
+                retry_after: d.reset_secs,
+            });
+        }
+    }
     if token.revoked {
         return Err(invalid());
     }
