@@ -10,4 +10,5 @@ mod license_edit;
 mod licenses;
 mod openapi;
 mod products;
+mod security;
 mod system;
