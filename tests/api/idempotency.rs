@@ -326,3 +326,46 @@ db_test!(
     client_errors_are_replayed,
     without_a_key_there_is_no_protection,
 );
+
+/// A replayable response that shows a secret once (a new API key) is not kept in clear.
+async fn stored_responses_are_encrypted(app: &TestApp) {
+    use sea_orm::{ConnectionTrait, Database, Statement};
+    let admin = app.admin_token().await;
+    let (_, owner) = app.partner_with_owner(&admin, "Secretive").await;
+    let send = || {
+        app.client
+            .post(app.url("/v1/api-keys"))
+            .bearer_auth(&owner)
+            .header("idempotency-key", "create-key-1")
+            .json(&serde_json::json!({"name": "ci", "scopes": ["licenses:read"]}))
+            .send()
+    };
+    let first = licentia_tests::Resp::from(send().await.unwrap()).await;
+    first.assert_status(reqwest::StatusCode::CREATED);
+    let key = first.body["key"].as_str().unwrap().to_owned();
+    let again = licentia_tests::Resp::from(send().await.unwrap()).await;
+    assert_eq!(
+        again.body["key"],
+        key.as_str(),
+        "the replay still shows the key to its creator"
+    );
+    let db = Database::connect(app.database_url.as_str()).await.unwrap();
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT response_body FROM idempotency_keys",
+        ))
+        .await
+        .unwrap();
+    assert!(!rows.is_empty());
+    for row in rows {
+        let body: Vec<u8> = row.try_get("", "response_body").unwrap();
+        assert!(
+            !String::from_utf8_lossy(&body).contains(&key),
+            "the key is stored in clear"
+        );
+    }
+    db.close().await.ok();
+}
+
+db_test!(stored_responses_are_encrypted);

@@ -105,7 +105,9 @@ pub async fn middleware(
     .await;
     match begun {
         Ok(Begin::Started) => {}
-        Ok(Begin::Replay(stored)) => return Ok(req.into_response(replay(stored))),
+        Ok(Begin::Replay(stored)) => {
+            return Ok(req.into_response(replay(stored, &state.encryption_key)));
+        }
         Ok(Begin::Mismatch) => return Ok(req.error_response(ApiError::IdempotencyKeyReused)),
         Ok(Begin::InProgress) => return Ok(req.error_response(ApiError::RequestInProgress)),
         Err(e) => return Ok(req.error_response(ApiError::from(e))),
@@ -137,10 +139,13 @@ pub async fn middleware(
     let status = head.status();
     let keep = status.is_success()
         || (status.is_client_error() && !matches!(status.as_u16(), 401 | 408 | 429));
-    let stored = keep.then(|| StoredResponse {
+    // Bodies may hold secrets shown once (a new API key, a transfer secret): they are kept
+    // encrypted, like every other secret at rest.
+    let sealed = crate::crypto::seal(&state.encryption_key, &bytes).ok();
+    let stored = sealed.filter(|_| keep).map(|body| StoredResponse {
         status: status.as_u16(),
         headers: stored_headers(&head),
-        body: bytes.to_vec(),
+        body,
     });
     claim.settle(stored).await;
     Ok(ServiceResponse::new(
@@ -240,7 +245,10 @@ fn stored_headers(res: &HttpResponse<()>) -> Vec<(String, String)> {
 }
 
 /// The stored response again, marked as a replay.
-fn replay(stored: StoredResponse) -> HttpResponse {
+fn replay(stored: StoredResponse, key: &[u8; 32]) -> HttpResponse {
+    let Some(body) = crate::crypto::open(key, &stored.body) else {
+        return ApiError::Internal("a stored response does not decrypt".into()).error_response();
+    };
     let Ok(status) = StatusCode::from_u16(stored.status) else {
         return ApiError::Internal(format!("stored status {} is invalid", stored.status))
             .error_response();
@@ -258,7 +266,7 @@ fn replay(stored: StoredResponse) -> HttpResponse {
         HeaderName::from_static("idempotent-replayed"),
         HeaderValue::from_static("true"),
     ));
-    res.body(stored.body)
+    res.body(body)
 }
 
 /// A started key. It must be settled: with the response to keep, or without one to release
