@@ -9,8 +9,10 @@
 
 use std::net::TcpListener;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use licentia_api::Config;
+use licentia_api::clock::ManualClock;
 use licentia_api::config::Secret;
 use reqwest::{Method, StatusCode};
 use sea_orm::{ConnectionTrait, Database};
@@ -52,9 +54,38 @@ macro_rules! db_test {
     )+};
 }
 
+/// Like [`db_test!`], with the service on a [`ManualClock`] (starting at the current time) that
+/// the scenario moves with `app.clock()`; `app.sweep()` runs a sweep at the clock's time.
+#[macro_export]
+macro_rules! clock_test {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let clock = ::licentia_api::clock::ManualClock::at_system_time();
+                let app = $crate::TestApp::spawn_with_clock($crate::Backend::Sqlite, clock).await.unwrap();
+                super::$name(&app).await;
+                app.finish().await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let clock = ::licentia_api::clock::ManualClock::at_system_time();
+                let Some(app) = $crate::TestApp::spawn_with_clock($crate::Backend::Postgres, clock).await else { return };
+                super::$name(&app).await;
+                app.finish().await;
+            }
+        }
+    )+};
+}
+
 enum Store {
     Sqlite(PathBuf),
-    Postgres { admin_url: String, name: String },
+    Postgres {
+        admin_url: String,
+        name: String,
+    },
+    /// Another instance's database: its owner removes it.
+    Shared,
 }
 
 /// A running service with its own database.
@@ -65,6 +96,10 @@ pub struct TestApp {
     pub database_url: String,
     server: actix_web::dev::ServerHandle,
     store: Store,
+    configure: fn(&str) -> Config,
+    /// The service's state, for scenarios that drive it directly (e.g. [`TestApp::sweep`]).
+    pub state: licentia_api::AppState,
+    clock: Option<Arc<ManualClock>>,
 }
 
 /// Settings for test servers: one worker, no rate limits, quiet logs.
@@ -166,12 +201,25 @@ impl TestApp {
         store: Store,
         configure: fn(&str) -> Config,
     ) -> TestApp {
-        let state = licentia_api::prepare(configure(&url), true)
+        Self::start_with_clock(backend, url, store, configure, None).await
+    }
+
+    async fn start_with_clock(
+        backend: Backend,
+        url: String,
+        store: Store,
+        configure: fn(&str) -> Config,
+        clock: Option<Arc<ManualClock>>,
+    ) -> TestApp {
+        let mut state = licentia_api::prepare(configure(&url), true)
             .await
             .expect("service state");
+        if let Some(clock) = &clock {
+            state.clock = clock.clone();
+        }
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let server = licentia_api::serve(state, listener).unwrap();
+        let server = licentia_api::serve(state.clone(), listener).unwrap();
         let handle = server.handle();
         tokio::spawn(server);
         let client = reqwest::Client::builder()
@@ -185,7 +233,71 @@ impl TestApp {
             database_url: url,
             server: handle,
             store,
+            configure,
+            state,
+            clock,
         }
+    }
+
+    /// A service whose business clock is `clock` (terms, renewals, proration, sweeps), on a
+    /// fresh database of `backend`; `None` when PostgreSQL is asked for and not configured.
+    pub async fn spawn_with_clock(backend: Backend, clock: Arc<ManualClock>) -> Option<TestApp> {
+        let (url, store) = match backend {
+            Backend::Sqlite => {
+                let path = std::env::temp_dir().join(format!(
+                    "licentia-test-{}.db",
+                    uuid::Uuid::new_v4().simple()
+                ));
+                let url = format!("sqlite://{}?mode=rwc", path.display());
+                (url, Store::Sqlite(path))
+            }
+            Backend::Postgres => {
+                let Ok(admin_url) = std::env::var(PG_URL_VAR) else {
+                    eprintln!("{PG_URL_VAR} is not set: skipping the PostgreSQL run of this test");
+                    return None;
+                };
+                let name = format!("licentia_test_{}", uuid::Uuid::new_v4().simple());
+                let admin = Database::connect(admin_url.as_str()).await.unwrap();
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                    .await
+                    .unwrap();
+                admin.close().await.ok();
+                let url = pg_url_with_db(&admin_url, &name);
+                (url, Store::Postgres { admin_url, name })
+            }
+        };
+        Some(Self::start_with_clock(backend, url, store, test_config, Some(clock)).await)
+    }
+
+    /// The manual clock of a service started with [`TestApp::spawn_with_clock`].
+    #[track_caller]
+    pub fn clock(&self) -> &ManualClock {
+        self.clock
+            .as_deref()
+            .expect("this TestApp runs on the system clock; use spawn_with_clock")
+    }
+
+    /// Runs one sweep (auto-renewal, expiry, grace deletion, expiring-soon notices) now, at the
+    /// service's clock, as the background worker would.
+    pub async fn sweep(&self) -> licentia_api::service::sweeps::SweepReport {
+        licentia_api::service::sweeps::run(&self.state)
+            .await
+            .expect("sweep")
+    }
+
+    /// Another server process of the same service: a second `prepare` + `serve` on the same
+    /// database with its own port, pool and job worker, as a second `licentia serve` would
+    /// be. Finish it before the first instance; finishing it leaves the database in place.
+    pub async fn spawn_second_instance(&self) -> TestApp {
+        Self::start_with_clock(
+            self.backend,
+            self.database_url.clone(),
+            Store::Shared,
+            self.configure,
+            self.clock.clone(),
+        )
+        .await
     }
 
     /// Stops the server and removes the database.
@@ -205,6 +317,7 @@ impl TestApp {
                     .unwrap();
                 admin.close().await.ok();
             }
+            Store::Shared => {}
         }
     }
 
@@ -239,6 +352,9 @@ impl TestApp {
     pub async fn patch(&self, path: &str, token: &str, body: Value) -> Resp {
         self.call(Method::PATCH, path, Some(token), Some(body))
             .await
+    }
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Resp {
+        self.call(Method::PUT, path, Some(token), Some(body)).await
     }
     pub async fn delete(&self, path: &str, token: &str) -> Resp {
         self.call(Method::DELETE, path, Some(token), None).await

@@ -5,6 +5,8 @@ pub use sea_orm_migration::prelude::*;
 
 mod m0001_core;
 mod m0002_idempotency;
+mod m0003_transfers;
+mod m0004_licensing;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -15,6 +17,8 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_core::Migration),
             Box::new(m0002_idempotency::Migration),
+            Box::new(m0003_transfers::Migration),
+            Box::new(m0004_licensing::Migration),
         ]
     }
 }

@@ -79,6 +79,20 @@ pub enum ApiError {
     InvalidTransition(String),
     #[error("the license is past its term; renew it instead")]
     LicenseExpired,
+    /// Every seat of the license is taken (the product's `max_registrations`).
+    #[error(
+        "the license already has its {max} registrations; delete one to register another machine"
+    )]
+    RegistrationLimit { max: u32 },
+    /// A license file was asked for a license that does not validate as `VALID`.
+    #[error("the license does not validate (code {code}); no license file is issued")]
+    LicenseNotValid { code: &'static str },
+    /// A license file was asked for a machine that is not registered to the license.
+    #[error("this fingerprint is not registered to the license; register it first")]
+    FingerprintNotRegistered,
+    /// A transfer accepted with a wrong secret (any wrong secret, whatever its origin).
+    #[error("the secret does not match this transfer")]
+    InvalidSecret,
     #[error("the balance and credit limit do not cover {needed} (available: {available})")]
     InsufficientFunds { needed: i64, available: i64 },
     #[error("the resource changed since it was read (If-Match does not match its ETag)")]
@@ -151,6 +165,22 @@ impl ApiError {
                 "Invalid transition",
             ),
             Self::LicenseExpired => (StatusCode::CONFLICT, "license_expired", "License expired"),
+            Self::RegistrationLimit { .. } => (
+                StatusCode::CONFLICT,
+                "registration_limit",
+                "Registration limit reached",
+            ),
+            Self::LicenseNotValid { .. } => (
+                StatusCode::CONFLICT,
+                "license_not_valid",
+                "License not valid",
+            ),
+            Self::FingerprintNotRegistered => (
+                StatusCode::CONFLICT,
+                "fingerprint_not_registered",
+                "Fingerprint not registered",
+            ),
+            Self::InvalidSecret => (StatusCode::FORBIDDEN, "invalid_secret", "Invalid secret"),
             Self::InsufficientFunds { .. } => (
                 StatusCode::PAYMENT_REQUIRED,
                 "insufficient_funds",
@@ -262,6 +292,11 @@ impl From<PersistenceError> for ApiError {
     fn from(err: PersistenceError) -> Self {
         match err {
             PersistenceError::NotFound => Self::NotFound,
+            PersistenceError::Transient(cause) => {
+                // A lost deadlock or serialization race: the client's retry will succeed.
+                tracing::warn!(cause = %cause, "transaction aborted by the database; asking the client to retry");
+                Self::Unavailable
+            }
             PersistenceError::Unavailable(cause) => {
                 tracing::warn!(cause = %cause, "database unavailable");
                 Self::Unavailable
@@ -289,6 +324,24 @@ impl From<licentia_domain::license::TransitionError> for ApiError {
             TransitionError::Forbidden => Self::Forbidden(
                 "only the provider's administrators can lift an administrative suspension".into(),
             ),
+        }
+    }
+}
+
+/// The answer to a refused transfer action. The caller persists the state the
+/// `Expired`/`InvalidSecret` variants carry before answering.
+impl From<licentia_domain::transfer::TransferError> for ApiError {
+    fn from(err: licentia_domain::transfer::TransferError) -> Self {
+        use licentia_domain::transfer::TransferError;
+        match err {
+            TransferError::InvalidTransition { from } => Self::InvalidTransition(format!(
+                "not allowed while the transfer is {}",
+                from.as_str()
+            )),
+            TransferError::Expired(_) => Self::InvalidTransition(
+                "not allowed while the transfer is expired (the offer lapsed)".into(),
+            ),
+            TransferError::InvalidSecret(_) => Self::InvalidSecret,
         }
     }
 }

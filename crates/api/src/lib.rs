@@ -3,12 +3,15 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod extract;
 pub mod fallback;
 pub mod idempotency;
+pub mod keyed_limit;
+pub mod keyring;
 pub mod openapi;
 pub mod pagination;
 pub mod rate_limit;

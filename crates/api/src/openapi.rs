@@ -233,6 +233,9 @@ documents with a stable `code`. Amounts are integers in minor units of the deplo
         (name = "products", description = "The software catalog"),
         (name = "licenses", description = "Ordering and managing licenses"),
         (name = "orders", description = "Orders (invoices) and their payment"),
+        (name = "transfers", description = "Handing licenses over between partners: offer, accept with the secret, reject, cancel"),
+        (name = "events", description = "The audit log of every state change"),
+        (name = "licensed-software", description = "What the licensed software calls with its registration key: register, validate (signed), offline license files; the signing keys that verify them"),
         (name = "system", description = "Health and readiness"),
     )
 )]

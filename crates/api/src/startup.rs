@@ -70,6 +70,10 @@ pub async fn prepare(config: Config, migrate: bool) -> Result<AppState, StartErr
     ));
     bootstrap_admin(&db, &config, currency).await?;
     let limits = Arc::new(crate::rate_limit::Limits::new(config.rate_limit_enabled()));
+    let signing = crate::keyring::Keyring::load(db.clone(), Arc::new(encryption_key))
+        .await
+        .map_err(|e| StartError::Other(e.to_string()))?;
+    let validate_limits = Arc::new(crate::keyed_limit::ValidateLimits::from_config(&config));
     Ok(AppState {
         db,
         config: Arc::new(config),
@@ -78,6 +82,9 @@ pub async fn prepare(config: Config, migrate: bool) -> Result<AppState, StartErr
         cursors: CursorCodec::new(cursor_key.into()),
         encryption_key: Arc::new(encryption_key),
         limits,
+        signing: Arc::new(signing),
+        validate_limits,
+        clock: Arc::new(crate::clock::SystemClock),
     })
 }
 

@@ -5,6 +5,7 @@ use licentia_domain::money::Currency;
 use licentia_persistence::Db;
 
 use crate::auth::jwt::JwtKeys;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::pagination::CursorCodec;
 
@@ -20,6 +21,12 @@ pub struct AppState {
     pub encryption_key: Arc<[u8; 32]>,
     /// In-process rate limits.
     pub limits: Arc<crate::rate_limit::Limits>,
+    /// The Ed25519 key that signs validations and license files, decrypted.
+    pub signing: Arc<crate::keyring::Keyring>,
+    /// In-process GCRA limits of `POST /v1/validate`.
+    pub validate_limits: Arc<crate::keyed_limit::ValidateLimits>,
+    /// "Now" for business rules (terms, renewals, expiry); tests inject a manual clock.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for AppState {

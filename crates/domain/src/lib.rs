@@ -12,12 +12,15 @@ pub mod auth;
 pub mod calendar;
 pub mod ids;
 pub mod license;
+pub mod license_file;
 pub mod license_record;
 pub mod money;
 pub mod period;
 pub mod pricing;
 pub mod product;
+pub mod signing;
 pub mod transfer;
+pub mod validation;
 
 mod text_enum;
 

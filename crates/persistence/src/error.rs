@@ -16,6 +16,10 @@ pub enum PersistenceError {
     /// The database could not be reached (pool timeout, connection refused or dropped).
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The database aborted the transaction to resolve a conflict (deadlock, serialization
+    /// failure); running the request again is expected to succeed.
+    #[error("transient conflict: {0}")]
+    Transient(String),
     /// A stored value does not parse into its domain type.
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
@@ -33,6 +37,7 @@ impl From<DbErr> for PersistenceError {
         match &err {
             DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Self::Unavailable(err.to_string()),
             _ if is_io_failure(&err) => Self::Unavailable(err.to_string()),
+            _ if is_transient(&err) => Self::Transient(err.to_string()),
             _ => Self::Db(err),
         }
     }
@@ -52,6 +57,19 @@ fn is_io_failure(err: &DbErr) -> bool {
     ]
     .iter()
     .any(|needle| text.contains(needle))
+}
+
+/// PostgreSQL's deadlock (40P01) and serialization (40001) aborts.
+fn is_transient(err: &DbErr) -> bool {
+    let text = err.to_string();
+    [
+        "deadlock detected",
+        "could not serialize access",
+        "40P01",
+        "40001",
+    ]
+    .iter()
+    .any(|n| text.contains(n))
 }
 
 impl From<sea_orm::TransactionError<PersistenceError>> for PersistenceError {

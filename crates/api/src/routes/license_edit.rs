@@ -283,6 +283,7 @@ pub async fn update_license(
         next.metadata = metadata;
     }
     if patch.delete_registrations == Some(true) {
+        licentia_persistence::repo::registrations::delete_all(&txn, license.id).await?;
         next.registrations_count = 0;
     }
     if let Some(until) = patch.valid_until {

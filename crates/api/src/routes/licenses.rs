@@ -498,7 +498,7 @@ pub async fn create_license(
             order_id,
             principal.actor(),
             attempts,
-            now,
+            state.clock.now(),
         )
         .await?
     } else {
@@ -604,11 +604,13 @@ async fn transition(
         .begin()
         .await
         .map_err(licentia_persistence::PersistenceError::from)?;
+    // A deletion cancels the license's unpaid items: their orders are locked first.
+    billing::lock_orders_of(&txn, LicenseId::from_uuid(id)).await?;
     let license = licenses::lock(&txn, scope, LicenseId::from_uuid(id))
         .await?
         .ok_or(ApiError::NotFound)?;
     check_if_match(req, license.version)?;
-    let now = licentia_persistence::now();
+    let now = state.clock.now();
     let before = license_snapshot(&license);
     let mut next = license.clone();
     next.lifecycle = apply(license.lifecycle.clone(), now)?;
@@ -622,6 +624,13 @@ async fn transition(
     }
     if deleted {
         orders::cancel_items_of_license(&txn, saved.id).await?;
+        crate::service::transfers::cancel_pending_of_license(
+            &txn,
+            saved.id,
+            principal.actor(),
+            now,
+        )
+        .await?;
     }
     events::record(
         &txn,

@@ -2,13 +2,21 @@
 //! OpenAPI document, so the two cannot drift.
 pub mod accounts;
 pub mod api_keys;
+pub mod configuration;
+pub mod events;
 pub mod ledger;
 pub mod license_edit;
+pub mod license_files;
 pub mod licenses;
 pub mod orders;
 pub mod products;
+pub mod registrations;
+pub mod renewals;
+pub mod signing_keys;
 pub mod system;
+pub mod transfers;
 pub mod users;
+pub mod validate;
 
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -45,8 +53,27 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
         .service(licenses::enable_license)
         .service(licenses::disable_license)
         .service(licenses::delete_license)
+        .service(renewals::get_renewal_quote)
+        .service(renewals::renew_license)
+        .service(configuration::update_license_configuration)
+        .service(registrations::list_registrations)
+        .service(registrations::delete_registrations)
+        .service(license_files::create_owner_license_file)
+        .service(registrations::create_registration)
+        .service(validate::validate_license)
+        .service(license_files::create_license_file)
+        .service(signing_keys::get_signing_key)
+        .service(signing_keys::list_signing_keys)
+        .service(signing_keys::rotate_signing_key)
+        .service(events::list_events)
         .service(orders::list_orders)
         .service(orders::get_order)
         .service(orders::pay_order)
-        .service(orders::cancel_order);
+        .service(orders::cancel_order)
+        .service(transfers::create_transfer)
+        .service(transfers::list_transfers)
+        .service(transfers::get_transfer)
+        .service(transfers::accept_transfer)
+        .service(transfers::reject_transfer)
+        .service(transfers::cancel_transfer);
 }

@@ -221,7 +221,7 @@ pub async fn pay_order(
         id,
         principal.actor(),
         attempts,
-        licentia_persistence::now(),
+        state.clock.now(),
     )
     .await?;
     txn.commit()

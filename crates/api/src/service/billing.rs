@@ -1,5 +1,5 @@
 //! Paying and cancelling orders: the only place where licenses become paid.
-use licentia_domain::ids::{AccountId, OrderId};
+use licentia_domain::ids::{AccountId, LicenseId, OrderId};
 use licentia_domain::license::LicenseStatus;
 use licentia_persistence::DatabaseTransaction;
 use licentia_persistence::repo::events::{self, Actor, NewEvent};
@@ -8,7 +8,7 @@ use licentia_persistence::repo::licenses::{self, Scope};
 use licentia_persistence::repo::{accounts, orders};
 use time::OffsetDateTime;
 
-use super::provisioning;
+use super::{provisioning, renewal};
 use crate::error::{ApiError, ApiResult};
 use crate::routes::licenses::license_snapshot;
 
@@ -35,8 +35,26 @@ pub async fn charge(
     }
 }
 
+/// Locks the orders that hold pending items of `license`, in id order. Call it before locking
+/// the license when the change may cancel those items (deletion, transfer): every money path
+/// locks orders, then licenses, then the account, so concurrent requests never deadlock.
+pub async fn lock_orders_of(txn: &DatabaseTransaction, license: LicenseId) -> ApiResult<()> {
+    let mut pending: Vec<OrderId> = orders::items_of_license(txn, license, None)
+        .await?
+        .into_iter()
+        .filter(|i| i.status == "pending")
+        .map(|i| i.order_id)
+        .collect();
+    pending.sort();
+    pending.dedup();
+    for order in pending {
+        orders::lock(txn, None, order).await?;
+    }
+    Ok(())
+}
+
 /// Pays an unpaid order from the balance and fulfils its items: ordered licenses start their
-/// activation. 409 when the order is not unpaid, 402 when funds are short (the caller's
+/// activation, renewals extend their license's term, configuration changes take effect. 409 when the order is not unpaid, 402 when funds are short (the caller's
 /// transaction then rolls back, so nothing changes).
 pub async fn pay_order(
     txn: &DatabaseTransaction,
@@ -55,6 +73,19 @@ pub async fn pay_order(
             order.status
         )));
     }
+    // Lock order: the order (above), then its licenses in id order, then the account (the
+    // charge) — the same order every other money path takes, so none of them deadlock.
+    let mut touched: Vec<_> = order
+        .items
+        .iter()
+        .filter(|i| i.status == "pending")
+        .map(|i| i.license_id)
+        .collect();
+    touched.sort();
+    touched.dedup();
+    for license in touched {
+        licenses::lock(txn, Scope::All, license).await?;
+    }
     charge(
         txn,
         order.account_id,
@@ -64,8 +95,17 @@ pub async fn pay_order(
     )
     .await?;
     for item in order.items.iter().filter(|i| i.status == "pending") {
-        if item.kind != "license_order" {
-            continue;
+        match item.kind.as_str() {
+            renewal::RENEWAL => {
+                renewal::fulfil_renewal(txn, item, actor, provision_attempts, now).await?;
+                continue;
+            }
+            renewal::CONFIGURATION_CHANGE => {
+                renewal::fulfil_configuration(txn, item, actor, provision_attempts).await?;
+                continue;
+            }
+            "license_order" => {}
+            _ => continue,
         }
         let Some(license) = licenses::lock(txn, Scope::All, item.license_id).await? else {
             continue;

@@ -2,3 +2,6 @@
 //! always inside the caller's transaction.
 pub mod billing;
 pub mod provisioning;
+pub mod renewal;
+pub mod sweeps;
+pub mod transfers;

@@ -12,6 +12,7 @@ use licentia_persistence::repo::events::{self, Actor, NewEvent};
 use licentia_persistence::repo::jobs::{self, Job};
 use licentia_persistence::repo::licenses::{self, Scope};
 
+use super::sweeps;
 use crate::error::{ApiError, ApiResult};
 use crate::routes::licenses::license_snapshot;
 use crate::state::AppState;
@@ -106,7 +107,8 @@ async fn run(state: &AppState, provisioner: &dyn Provisioner, job: &Job) -> ApiR
     Ok(())
 }
 
-/// One pass of the worker: claims due jobs and runs them. Returns how many ran.
+/// One pass of the worker: claims due jobs (provisioning and sweeps) and runs each by its
+/// kind. Returns how many ran.
 pub async fn tick(
     state: &AppState,
     provisioner: &dyn Provisioner,
@@ -117,23 +119,29 @@ pub async fn tick(
         worker_id,
         Duration::from_secs(60),
         16,
-        &[JOB_KIND],
+        &[JOB_KIND, sweeps::JOB_KIND],
     )
     .await?;
     let count = claimed.len();
     for job in claimed {
         let db = state.db.conn();
-        if job.kind != JOB_KIND {
-            jobs::fail(db, job.id, &format!("unknown job kind {}", job.kind), None).await?;
-            continue;
-        }
-        match run(state, provisioner, &job).await {
+        let outcome = match job.kind.as_str() {
+            JOB_KIND => run(state, provisioner, &job).await,
+            sweeps::JOB_KIND => sweeps::run(state).await.map(|report| {
+                tracing::info!(job = %job.id, ?report, "sweep done");
+            }),
+            other => {
+                jobs::fail(db, job.id, &format!("unknown job kind {other}"), None).await?;
+                continue;
+            }
+        };
+        match outcome {
             Ok(()) => {
                 jobs::complete(db, job.id).await?;
             }
             Err(e) => {
                 let retry = job.retry_at(licentia_persistence::now());
-                tracing::warn!(job = %job.id, error = %e, retry = retry.is_some(), "provisioning failed");
+                tracing::warn!(job = %job.id, kind = %job.kind, error = %e, retry = retry.is_some(), "job failed");
                 jobs::fail(db, job.id, &e.to_string(), retry).await?;
             }
         }
@@ -141,13 +149,18 @@ pub async fn tick(
     Ok(count)
 }
 
-/// The worker loop: polls the queue every `job_poll_ms` until the process ends.
+/// The worker loop: queues the sweep of each new time slot and polls the queue every
+/// `job_poll_ms` until the process ends.
 pub fn spawn_worker(state: AppState) -> tokio::task::JoinHandle<()> {
     let worker_id = format!("worker-{}", uuid::Uuid::now_v7());
     tokio::spawn(async move {
         let poll = Duration::from_millis(state.config.job_poll_ms);
         let provisioner = LocalProvisioner;
+        let mut sweep_slot = None;
         loop {
+            if let Err(e) = sweeps::schedule(&state, &mut sweep_slot).await {
+                tracing::warn!(error = %e, "could not schedule the sweep");
+            }
             match tick(&state, &provisioner, &worker_id).await {
                 Ok(n) if n > 0 => continue,
                 Ok(_) => {}

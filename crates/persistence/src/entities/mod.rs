@@ -11,5 +11,8 @@ pub mod order_items;
 pub mod orders;
 pub mod products;
 pub mod refresh_tokens;
+pub mod registrations;
 pub mod settings;
+pub mod signing_keys;
+pub mod transfers;
 pub mod users;

@@ -1,11 +1,14 @@
 //! The event log: every state change writes one row in the same transaction as the change.
 use licentia_domain::ids::{AccountId, EventId, LicenseId};
-use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::entities::events;
-use crate::error::Result;
+use crate::error::{Result, parse};
 
 /// Who caused an event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,11 +19,28 @@ pub enum ActorKind {
 }
 
 impl ActorKind {
+    /// The wire and database spelling.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::User => "user",
             Self::ApiKey => "api_key",
             Self::System => "system",
+        }
+    }
+}
+
+impl std::str::FromStr for ActorKind {
+    type Err = licentia_domain::ParseEnumError;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "user" => Ok(Self::User),
+            "api_key" => Ok(Self::ApiKey),
+            "system" => Ok(Self::System),
+            _ => Err(licentia_domain::ParseEnumError {
+                what: "actor kind",
+                value: s.to_owned(),
+            }),
         }
     }
 }
@@ -72,4 +92,66 @@ pub async fn record(
         .exec_without_returning(db)
         .await?;
     Ok((id, now))
+}
+
+/// A recorded event, as read back from the log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    pub id: EventId,
+    pub event_type: String,
+    pub account_id: AccountId,
+    pub license_id: Option<LicenseId>,
+    pub actor: Actor,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+    pub created_at: OffsetDateTime,
+}
+
+impl TryFrom<events::Model> for Event {
+    type Error = crate::error::PersistenceError;
+
+    fn try_from(m: events::Model) -> Result<Self> {
+        Ok(Self {
+            id: EventId::from_uuid(m.id),
+            actor: Actor {
+                kind: parse("event.actor_kind", &m.actor_kind)?,
+                id: m.actor_id,
+            },
+            event_type: m.event_type,
+            account_id: AccountId::from_uuid(m.account_id),
+            license_id: m.license_id.map(LicenseId::from_uuid),
+            before: m.before,
+            after: m.after,
+            created_at: m.created_at,
+        })
+    }
+}
+
+/// A keyset page of events, newest first (ids are UUIDv7, so id order is time order): those
+/// older than `after` (exclusive), at most `limit`. `account` scopes the list to one tenant;
+/// `None` is the provider's view of every account.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    account: Option<AccountId>,
+    license_id: Option<LicenseId>,
+    event_type: Option<&str>,
+    after: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<Event>> {
+    let mut q = events::Entity::find()
+        .order_by_desc(events::Column::Id)
+        .limit(limit);
+    if let Some(account) = account {
+        q = q.filter(events::Column::AccountId.eq(account.as_uuid()));
+    }
+    if let Some(license) = license_id {
+        q = q.filter(events::Column::LicenseId.eq(license.as_uuid()));
+    }
+    if let Some(event_type) = event_type {
+        q = q.filter(events::Column::EventType.eq(event_type));
+    }
+    if let Some(after) = after {
+        q = q.filter(events::Column::Id.lt(after));
+    }
+    q.all(db).await?.into_iter().map(Event::try_from).collect()
 }

@@ -9,8 +9,11 @@ pub mod ledger;
 pub mod licenses;
 pub mod orders;
 pub mod products;
+pub mod registrations;
 pub mod settings;
+pub mod signing_keys;
 pub mod tokens;
+pub mod transfers;
 pub mod users;
 
 /// A keyset page: rows after `after` (exclusive), at most `limit`.

@@ -284,3 +284,23 @@ pub async fn list(
     }
     Ok(out)
 }
+
+/// Every item ever ordered for the license (any status; only of `kind` when given), oldest
+/// first.
+pub async fn items_of_license(
+    db: &impl ConnectionTrait,
+    license: LicenseId,
+    kind: Option<&str>,
+) -> Result<Vec<OrderItem>> {
+    let mut q =
+        order_items::Entity::find().filter(order_items::Column::LicenseId.eq(license.as_uuid()));
+    if let Some(kind) = kind {
+        q = q.filter(order_items::Column::Kind.eq(kind));
+    }
+    q.order_by_asc(order_items::Column::Id)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(item)
+        .collect()
+}

@@ -1,0 +1,218 @@
+//! `/v1/events`: the audit log of every state change, newest first. A partner sees its own
+//! account's events; the provider's administrators see every account's.
+use actix_web::{HttpResponse, get, web};
+use licentia_domain::auth::Scope;
+use licentia_domain::ids::{AccountId, LicenseId};
+use licentia_persistence::repo::events::{self, ActorKind, Event};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::pagination::{CursorKey, Page, page_of, parse_limit};
+use crate::state::AppState;
+
+/// The longest event type the filter accepts.
+const MAX_TYPE_LEN: usize = 64;
+
+/// What kind of caller caused an event.
+#[derive(Clone, Copy, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorKindOut {
+    /// A user (JWT).
+    User,
+    /// An API key.
+    ApiKey,
+    /// The service itself (job worker, sweeps).
+    System,
+}
+
+impl From<ActorKind> for ActorKindOut {
+    fn from(kind: ActorKind) -> Self {
+        match kind {
+            ActorKind::User => Self::User,
+            ActorKind::ApiKey => Self::ApiKey,
+            ActorKind::System => Self::System,
+        }
+    }
+}
+
+/// Who caused an event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActorOut {
+    /// `user`, `api_key` or `system`.
+    pub kind: ActorKindOut,
+    /// The user's or API key's id; null for `system`.
+    pub id: Option<Uuid>,
+}
+
+/// One state change.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventOut {
+    /// Event id (UUIDv7: ordering by id is ordering by time); webhook receivers dedupe by it.
+    pub id: Uuid,
+    /// The event type, e.g. `license.activated`, `order.paid`.
+    #[serde(rename = "type")]
+    #[schema(example = "license.activated")]
+    pub event_type: String,
+    /// The license the event is about, if any.
+    pub license_id: Option<Uuid>,
+    /// The account the event belongs to.
+    pub account_id: Uuid,
+    /// Who caused it.
+    pub actor: ActorOut,
+    /// The changed resource before the change (null when it did not exist or does not apply).
+    #[schema(value_type = Option<Object>)]
+    pub before: Option<serde_json::Value>,
+    /// The changed resource after the change.
+    #[schema(value_type = Option<Object>)]
+    pub after: Option<serde_json::Value>,
+    /// When it happened.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<Event> for EventOut {
+    fn from(e: Event) -> Self {
+        Self {
+            id: e.id.as_uuid(),
+            event_type: e.event_type,
+            license_id: e.license_id.map(|l| l.as_uuid()),
+            account_id: e.account_id.as_uuid(),
+            actor: ActorOut {
+                kind: e.actor.kind.into(),
+                id: e.actor.id,
+            },
+            before: e.before,
+            after: e.after,
+            created_at: e.created_at,
+        }
+    }
+}
+
+/// Event list filters; all optional, combined with AND.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EventQuery {
+    /// Only the events of this license.
+    #[param(value_type = Option<Uuid>)]
+    pub license_id: Option<String>,
+    /// Only events of exactly this type, e.g. `license.suspended`.
+    #[serde(rename = "type")]
+    #[param(min_length = 1, max_length = 64, pattern = "^[a-z0-9_.]+$")]
+    pub event_type: Option<String>,
+    /// Only this account's events (provider administrators only; 422 for partners).
+    #[param(value_type = Option<Uuid>)]
+    pub account_id: Option<String>,
+    /// Page size, 1..200 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
+    pub limit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+fn parse_uuid(field: &str, raw: &str, errors: &mut Vec<FieldError>) -> Option<Uuid> {
+    raw.parse::<Uuid>()
+        .map_err(|_| errors.push(FieldError::new(field, "must be a UUID")))
+        .ok()
+}
+
+fn valid_type(raw: &str) -> bool {
+    !raw.is_empty()
+        && raw.len() <= MAX_TYPE_LEN
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
+}
+
+/// List events
+///
+/// Newest first, keyset-paged. A partner sees only its own account's events (a license of
+/// another account simply has none); administrators see every account's and may filter by
+/// `account_id`. An unknown parameter or a bad value is 422 naming it.
+#[utoipa::path(
+    operation_id = "list_events",
+    tag = "events",
+    params(EventQuery),
+    responses(
+        (status = 200, description = "A page of events, newest first", body = Page<EventOut>),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 422, response = crate::openapi::Unprocessable),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+#[get("/v1/events")]
+pub async fn list_events(
+    state: web::Data<AppState>,
+    principal: Principal,
+    query: web::Query<EventQuery>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Scope::LicensesRead)?;
+    let q = query.into_inner();
+    let mut errors = Vec::new();
+    let limit = parse_limit(q.limit.as_deref())
+        .map_err(|e| errors.push(e))
+        .unwrap_or(1);
+    let license_id = q
+        .license_id
+        .as_deref()
+        .and_then(|raw| parse_uuid("license_id", raw, &mut errors))
+        .map(LicenseId::from_uuid);
+    if q.event_type.as_deref().is_some_and(|t| !valid_type(t)) {
+        errors.push(FieldError::new(
+            "type",
+            format!("must be an event type such as license.activated (at most {MAX_TYPE_LEN} characters of a-z, 0-9, _ and .)"),
+        ));
+    }
+    let mut account = (!principal.is_admin()).then(|| principal.account_id());
+    if let Some(raw) = q.account_id.as_deref() {
+        if principal.is_admin() {
+            account = parse_uuid("account_id", raw, &mut errors).map(AccountId::from_uuid);
+        } else {
+            errors.push(FieldError::new(
+                "account_id",
+                "only the provider's administrators may filter by account",
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    // The cursor is bound to the caller and to the exact filter it came from.
+    let scope = format!(
+        "{}|events|{:?}|{:?}|{:?}",
+        principal.account_id(),
+        q.license_id,
+        q.event_type,
+        q.account_id
+    );
+    let after = match &q.cursor {
+        Some(c) => Some(state.cursors.decode(&scope, c)?.id),
+        None => None,
+    };
+    let rows = events::list(
+        state.db.conn(),
+        account,
+        license_id,
+        q.event_type.as_deref(),
+        after,
+        limit + 1,
+    )
+    .await?;
+    let page = page_of(
+        rows,
+        limit,
+        &state.cursors,
+        &scope,
+        |e| CursorKey {
+            id: e.id.as_uuid(),
+            value: None,
+        },
+        EventOut::from,
+    );
+    Ok(HttpResponse::Ok().json(page))
+}

@@ -1,0 +1,273 @@
+//! Machines registered to a license: the licensed software registers itself with the
+//! registration key (`POST /v1/registrations`, public); the owner lists them and frees every
+//! seat at once (`/v1/licenses/{id}/registrations`).
+//!
+//! The seat check counts the license's registrations while its row is locked, so concurrent
+//! registrations never exceed the product's `max_registrations`.
+use actix_web::{HttpResponse, delete, get, post, web};
+use licentia_domain::auth::Scope;
+use licentia_domain::ids::{LicenseId, RegistrationId};
+use licentia_domain::license::LicenseStatus;
+use licentia_persistence::repo::events::{self, Actor, NewEvent};
+use licentia_persistence::repo::licenses::{self, Scope as LicenseScope};
+use licentia_persistence::repo::products;
+use licentia_persistence::repo::registrations::{self, Registration};
+use licentia_persistence::{PersistenceError, TransactionTrait};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::accounts::ListQuery;
+use super::licenses::visible_license;
+use super::validate::{check_text, parse_ip};
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::pagination::{CursorKey, Page, page_of};
+use crate::state::AppState;
+
+/// The longest host name accepted (DNS names are at most 253 characters).
+const MAX_HOSTNAME_CHARS: usize = 253;
+
+/// A machine asking for a seat of the license.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationRequest {
+    /// The license's registration key.
+    #[schema(min_length = 1, max_length = 256)]
+    pub registration_key: String,
+    /// A stable identifier of the machine, chosen by the software (1..256 characters).
+    #[schema(min_length = 1, max_length = 256)]
+    pub fingerprint: String,
+    /// The machine's host name, for the owner's list.
+    #[schema(max_length = 253)]
+    pub hostname: Option<String>,
+    /// The machine's IPv4 or IPv6 address, for the owner's list.
+    pub ip: Option<String>,
+}
+
+/// A machine registered to a license.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegistrationOut {
+    pub id: Uuid,
+    pub fingerprint: String,
+    pub hostname: Option<String>,
+    /// Canonical text of the address the machine registered with.
+    pub ip: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<Registration> for RegistrationOut {
+    fn from(r: Registration) -> Self {
+        Self {
+            id: r.id.as_uuid(),
+            fingerprint: r.fingerprint,
+            hostname: r.hostname,
+            ip: r.ip.map(|ip| ip.to_string()),
+            created_at: r.created_at,
+        }
+    }
+}
+
+fn registration_snapshot(r: &Registration) -> serde_json::Value {
+    serde_json::json!({
+        "registration_id": r.id,
+        "fingerprint": r.fingerprint,
+        "hostname": r.hostname,
+        "ip": r.ip.map(|ip| ip.to_string()),
+    })
+}
+
+/// Register a machine
+///
+/// Public: the licensed software authenticates with the registration key. A fingerprint
+/// already registered answers 200 with its registration; a new one takes a seat (201), or
+/// 409 `registration_limit` when the product's `max_registrations` are all taken.
+#[utoipa::path(
+    operation_id = "create_registration",
+    tag = "licensed-software",
+    request_body = RegistrationRequest,
+    responses(
+        (status = 201, description = "Registered", body = RegistrationOut),
+        (status = 200, description = "Already registered", body = RegistrationOut),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 422, response = crate::openapi::Unprocessable),
+    )
+)]
+#[post("/v1/registrations")]
+pub async fn create_registration(
+    state: web::Data<AppState>,
+    body: crate::extract::Json<RegistrationRequest>,
+) -> ApiResult<HttpResponse> {
+    let body = body.into_inner()?;
+    let mut errors = Vec::new();
+    check_text("registration_key", &body.registration_key, &mut errors);
+    check_text("fingerprint", &body.fingerprint, &mut errors);
+    if let Some(host) = &body.hostname
+        && (host.is_empty()
+            || host.chars().count() > MAX_HOSTNAME_CHARS
+            || host.chars().any(char::is_control))
+    {
+        errors.push(FieldError::new(
+            "hostname",
+            format!("must be 1..{MAX_HOSTNAME_CHARS} characters without control characters"),
+        ));
+    }
+    let ip = parse_ip("ip", body.ip.as_deref(), &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+
+    let txn = state
+        .db
+        .conn()
+        .begin()
+        .await
+        .map_err(PersistenceError::from)?;
+    let license = registrations::lock_license_by_key(&txn, &body.registration_key)
+        .await?
+        .filter(|l| l.lifecycle.status != LicenseStatus::Deleted)
+        .ok_or(ApiError::NotFound)?;
+    let now = licentia_persistence::now();
+    if let Some(existing) = registrations::find(&txn, license.id, &body.fingerprint).await? {
+        registrations::touch(&txn, existing.id, now).await?;
+        txn.commit().await.map_err(PersistenceError::from)?;
+        return Ok(HttpResponse::Ok().json(RegistrationOut::from(existing)));
+    }
+    let product = products::find(&txn, license.product_id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("license {} has no product", license.id)))?;
+    let taken = registrations::count(&txn, license.id).await?;
+    if let Some(max) = product.max_registrations
+        && taken >= u64::from(max)
+    {
+        return Err(ApiError::RegistrationLimit { max });
+    }
+    let registration = registrations::insert(
+        &txn,
+        &Registration {
+            id: RegistrationId::new(),
+            license_id: license.id,
+            fingerprint: body.fingerprint,
+            hostname: body.hostname,
+            ip,
+            created_at: now,
+            last_seen_at: Some(now),
+        },
+    )
+    .await?;
+    registrations::set_count(&txn, license.id, taken + 1).await?;
+    events::record(
+        &txn,
+        NewEvent {
+            event_type: "license.registration_created",
+            account_id: license.account_id,
+            license_id: Some(license.id),
+            actor: Actor::SYSTEM,
+            before: None,
+            after: Some(registration_snapshot(&registration)),
+        },
+    )
+    .await?;
+    txn.commit().await.map_err(PersistenceError::from)?;
+    Ok(HttpResponse::Created().json(RegistrationOut::from(registration)))
+}
+
+/// List a license's registrations
+#[utoipa::path(
+    operation_id = "list_registrations",
+    tag = "licenses",
+    params(("id" = Uuid, Path, description = "License id"), ListQuery),
+    responses(
+        (status = 200, description = "The machines registered to the license, oldest first", body = Page<RegistrationOut>),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 422, response = crate::openapi::Unprocessable),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+#[get("/v1/licenses/{id}/registrations")]
+pub async fn list_registrations(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<Uuid>,
+    query: web::Query<ListQuery>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Scope::LicensesRead)?;
+    let (license, _) = visible_license(&state, &principal, id.into_inner()).await?;
+    let scope = format!("{}|registrations|{}", principal.account_id(), license.id);
+    let (limit, after) = query.keyset(&state, &scope)?;
+    let rows = registrations::list(state.db.conn(), license.id, after, limit + 1).await?;
+    let page = page_of(
+        rows,
+        limit,
+        &state.cursors,
+        &scope,
+        |r| CursorKey {
+            id: r.id.as_uuid(),
+            value: None,
+        },
+        RegistrationOut::from,
+    );
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// Delete every registration of a license
+///
+/// Frees every seat; the machines must register again.
+#[utoipa::path(
+    operation_id = "delete_registrations",
+    tag = "licenses",
+    params(("id" = Uuid, Path, description = "License id")),
+    responses(
+        (status = 204, description = "Every registration deleted"),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+#[delete("/v1/licenses/{id}/registrations")]
+pub async fn delete_registrations(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Scope::LicensesWrite)?;
+    let scope = if principal.is_admin() {
+        LicenseScope::All
+    } else {
+        LicenseScope::Tenant(principal.account_id())
+    };
+    let txn = state
+        .db
+        .conn()
+        .begin()
+        .await
+        .map_err(PersistenceError::from)?;
+    let license = licenses::lock(&txn, scope, LicenseId::from_uuid(id.into_inner()))
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let deleted = registrations::delete_all(&txn, license.id).await?;
+    registrations::set_count(&txn, license.id, 0).await?;
+    if deleted > 0 {
+        events::record(
+            &txn,
+            NewEvent {
+                event_type: "license.registrations_deleted",
+                account_id: license.account_id,
+                license_id: Some(license.id),
+                actor: principal.actor(),
+                before: Some(serde_json::json!({"registrations_count": deleted})),
+                after: Some(serde_json::json!({"registrations_count": 0})),
+            },
+        )
+        .await?;
+    }
+    txn.commit().await.map_err(PersistenceError::from)?;
+    Ok(HttpResponse::NoContent().finish())
+}

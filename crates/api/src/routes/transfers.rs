@@ -1,0 +1,504 @@
+//! The transfer (import) handshake between partners (CONTRACT §6): the owner offers a license
+//! with a secret (`POST /v1/licenses/{id}/transfers`), the receiver accepts it with the
+//! secret or rejects it, the sender may cancel it; `/v1/transfers` lists and shows offers to
+//! both parties and to nobody else.
+mod accept;
+mod decide;
+pub mod limiter;
+
+pub use accept::accept_transfer;
+pub use decide::{cancel_transfer, reject_transfer};
+
+use actix_web::{HttpResponse, get, post, web};
+use licentia_domain::account::Account;
+use licentia_domain::auth::{AccountKind, Scope};
+use licentia_domain::ids::{AccountId, LicenseId, TransferId};
+use licentia_domain::license_record::License;
+use licentia_domain::product::Product;
+use licentia_domain::transfer::{TransferState, TransferStatus, hash_secret};
+use licentia_persistence::repo::events::Actor;
+use licentia_persistence::repo::licenses::{self, Scope as LicenseScope};
+use licentia_persistence::repo::transfers::{self, Direction, NewTransfer, Transfer, Viewer};
+use licentia_persistence::repo::{accounts, products};
+use licentia_persistence::{PersistenceError, TransactionTrait};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::licenses::{DryRunQuery, visible_license};
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::pagination::{CursorKey, Page, page_of, parse_limit};
+use crate::service::transfers as service;
+use crate::state::AppState;
+
+/// What the receiver is offered: the license as the receiver will get it.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct LicensePreview {
+    /// The license's name.
+    pub name: String,
+    /// Canonical text of the licensed IPv4 or IPv6 address.
+    pub ip: String,
+    /// Code of the licensed product.
+    pub product_code: String,
+    /// Name of the licensed product.
+    pub product_name: String,
+    /// Length of the current term in months.
+    pub period_months: u32,
+    /// End of the paid term.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub valid_until: Option<OffsetDateTime>,
+}
+
+impl LicensePreview {
+    pub fn of(license: &License, product: &Product) -> Self {
+        Self {
+            name: license.name.clone(),
+            ip: license.ip.to_string(),
+            product_code: product.code.clone(),
+            product_name: product.name.clone(),
+            period_months: license.period.months(),
+            valid_until: license.lifecycle.valid_until,
+        }
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
+
+/// A transfer offer, as both parties see it. The secret is never part of it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransferOut {
+    /// UUIDv7.
+    pub id: Uuid,
+    /// The license on offer.
+    pub license_id: Uuid,
+    /// The account offering the license.
+    pub from_account_id: Uuid,
+    /// The account the license is offered to.
+    pub to_account_id: Uuid,
+    /// `pending`, `accepted`, `rejected`, `cancelled` or `expired`.
+    #[schema(example = "pending")]
+    pub status: String,
+    /// Wrong secrets presented so far; the fifth expires the offer.
+    pub failed_attempts: u32,
+    /// When a pending offer lapses (it is `expired` from then on).
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// The license on offer: as it is now while pending; as it was offered (or, once
+    /// accepted, handed over) afterwards.
+    pub license: LicensePreview,
+    /// When the offer was made.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When the transfer last changed (a decision, or a counted wrong secret).
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// When the offer was accepted, rejected, cancelled or expired; null while pending.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub decided_at: Option<OffsetDateTime>,
+}
+
+/// A new offer, with its secret: the only response that ever shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedTransfer {
+    /// UUIDv7.
+    pub id: Uuid,
+    /// The license on offer.
+    pub license_id: Uuid,
+    /// The account offering the license (the license's owner).
+    pub from_account_id: Uuid,
+    /// The account the license is offered to.
+    pub to_account_id: Uuid,
+    /// Always `pending`.
+    #[schema(example = "pending")]
+    pub status: String,
+    /// When the offer lapses.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// The secret the receiver accepts with. Shown only here; stored only as a hash.
+    pub secret: String,
+    /// The license on offer, as the receiver sees it.
+    pub license: LicensePreview,
+    /// When the offer was made.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// What the receiver would be offered (`?dry_run=true`); nothing was created.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransferPreview {
+    /// The license that would be on offer.
+    pub license_id: Uuid,
+    /// The account offering it.
+    pub from_account_id: Uuid,
+    /// The account it would be offered to.
+    pub to_account_id: Uuid,
+    /// `pending`: the status the offer would start in.
+    #[schema(example = "pending")]
+    pub status: String,
+    /// When the offer would lapse if created now.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// The license as the receiver would see it.
+    pub license: LicensePreview,
+}
+
+/// An offer of a license to another account.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTransfer {
+    /// The receiving partner account; not the license's own.
+    pub to_account_id: Uuid,
+    /// 12..256 characters; when omitted, a random one of 43 characters is generated.
+    pub secret: Option<String>,
+}
+
+/// The caller's view of transfers: its two sides, or everything for provider staff.
+pub(crate) fn viewer(principal: &Principal) -> Viewer {
+    if principal.is_admin() {
+        Viewer::All
+    } else {
+        Viewer::Party(principal.account_id())
+    }
+}
+
+/// The transfer's current view: a lapsed pending offer is expired (and persisted) first.
+pub(crate) async fn transfer_out(state: &AppState, t: Transfer) -> ApiResult<TransferOut> {
+    let t = service::expire_if_lapsed(state, t).await?;
+    let live = if t.state.status == TransferStatus::Pending {
+        live_preview(state, t.license_id).await?
+    } else {
+        None
+    };
+    let license = match live {
+        Some(preview) => preview,
+        None => serde_json::from_value(t.license_preview.clone())
+            .map_err(|_| PersistenceError::Corrupt(format!("transfer {} license_preview", t.id)))?,
+    };
+    Ok(TransferOut {
+        id: t.id.as_uuid(),
+        license_id: t.license_id.as_uuid(),
+        from_account_id: t.from_account_id.as_uuid(),
+        to_account_id: t.to_account_id.as_uuid(),
+        status: t.state.status.as_str().to_owned(),
+        failed_attempts: t.state.failed_attempts,
+        expires_at: t.state.expires_at,
+        license,
+        created_at: t.created_at,
+        updated_at: t.updated_at,
+        decided_at: t.decided_at,
+    })
+}
+
+async fn live_preview(state: &AppState, id: LicenseId) -> ApiResult<Option<LicensePreview>> {
+    let db = state.db.conn();
+    let Some(license) = licenses::find(db, LicenseScope::All, id).await? else {
+        return Ok(None);
+    };
+    let product = products::find(db, license.product_id).await?;
+    Ok(product.map(|p| LicensePreview::of(&license, &p)))
+}
+
+/// The receiving account: a partner that is not the license's owner, else 422.
+async fn receiver(
+    state: &AppState,
+    owner: AccountId,
+    to: Uuid,
+    errors: &mut Vec<FieldError>,
+) -> ApiResult<()> {
+    let to = AccountId::from_uuid(to);
+    if to == owner {
+        errors.push(FieldError::new(
+            "to_account_id",
+            "is the account that owns the license; offer it to another partner",
+        ));
+        return Ok(());
+    }
+    match accounts::find(state.db.conn(), to).await? {
+        Some(Account {
+            kind: AccountKind::Partner,
+            ..
+        }) => {}
+        _ => errors.push(FieldError::new("to_account_id", "no such partner account")),
+    }
+    Ok(())
+}
+
+/// Offer a license to another partner
+///
+/// Only the license's owner, for an `active` license or one `suspended` by the partner or for
+/// expiry, of a transferable product, and one pending offer per license. The answer carries
+/// the secret the receiver accepts with; it is shown only here. With `?dry_run=true`, answers
+/// the preview the receiver would see after every check, creating nothing.
+#[utoipa::path(
+    operation_id = "create_transfer",
+    tag = "transfers",
+    params(("id" = Uuid, Path, description = "License id"), DryRunQuery),
+    request_body = CreateTransfer,
+    responses(
+        (status = 201, description = "The offer, with its secret", body = CreatedTransfer),
+        (status = 200, description = "Dry run: the preview the receiver would see", body = TransferPreview),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 422, response = crate::openapi::Unprocessable),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+#[post("/v1/licenses/{id}/transfers")]
+pub async fn create_transfer(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<Uuid>,
+    query: web::Query<DryRunQuery>,
+    body: crate::extract::Json<CreateTransfer>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Scope::TransfersWrite)?;
+    let dry_run = query.enabled()?;
+    let (license, _) = visible_license(&state, &principal, id.into_inner()).await?;
+    let body = body.into_inner()?;
+    let mut errors = Vec::new();
+    receiver(&state, license.account_id, body.to_account_id, &mut errors).await?;
+    if let Some(secret) = &body.secret
+        && let Err(message) = licentia_domain::transfer::validate_given_secret(secret)
+    {
+        errors.push(FieldError::new("secret", message));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let to = AccountId::from_uuid(body.to_account_id);
+    let now = state.clock.now();
+    let scope = if principal.is_admin() {
+        LicenseScope::All
+    } else {
+        LicenseScope::Tenant(principal.account_id())
+    };
+    let txn = state
+        .db
+        .conn()
+        .begin()
+        .await
+        .map_err(PersistenceError::from)?;
+    // The license lock serializes the offer with a delete, an edit or a concurrent offer.
+    let license = licenses::lock(&txn, scope, license.id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if license.account_id == to {
+        return Err(ApiError::field(
+            "to_account_id",
+            "is the account that owns the license; offer it to another partner",
+        ));
+    }
+    license.lifecycle.can_transfer()?;
+    let product = products::find(&txn, license.product_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if !product.transferable {
+        return Err(ApiError::InvalidTransition(format!(
+            "licenses of the product {} are not transferable",
+            product.code
+        )));
+    }
+    if let Some(pending) = transfers::lock_pending_of_license(&txn, license.id).await? {
+        match pending.state.expire(now) {
+            // A lapsed offer no longer blocks a new one.
+            Ok(next) => {
+                service::settle(&txn, &pending, next, Actor::SYSTEM, now).await?;
+            }
+            Err(_) => {
+                return Err(ApiError::AlreadyExists(format!(
+                    "the license already has a pending transfer ({}); cancel it first",
+                    pending.id
+                )));
+            }
+        }
+    }
+    let preview = LicensePreview::of(&license, &product);
+    let offer = TransferState::offer(now, service::ttl(&state));
+    if dry_run {
+        txn.rollback().await.map_err(PersistenceError::from)?;
+        return Ok(HttpResponse::Ok().json(TransferPreview {
+            license_id: license.id.as_uuid(),
+            from_account_id: license.account_id.as_uuid(),
+            to_account_id: to.as_uuid(),
+            status: offer.status.as_str().to_owned(),
+            expires_at: offer.expires_at,
+            license: preview,
+        }));
+    }
+    let secret = body
+        .secret
+        .unwrap_or_else(|| crate::crypto::random_token(32));
+    let created = transfers::insert(
+        &txn,
+        NewTransfer {
+            id: TransferId::new(),
+            license_id: license.id,
+            from_account_id: license.account_id,
+            to_account_id: to,
+            state: offer,
+            secret_hash: hash_secret(&secret),
+            license_preview: preview.to_json(),
+            now,
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        PersistenceError::Unique(_) => {
+            ApiError::AlreadyExists("the license already has a pending transfer".into())
+        }
+        other => other.into(),
+    })?;
+    service::record_for_both(&txn, "transfer.created", None, &created, principal.actor()).await?;
+    txn.commit().await.map_err(PersistenceError::from)?;
+    Ok(HttpResponse::Created().json(CreatedTransfer {
+        id: created.id.as_uuid(),
+        license_id: created.license_id.as_uuid(),
+        from_account_id: created.from_account_id.as_uuid(),
+        to_account_id: created.to_account_id.as_uuid(),
+        status: created.state.status.as_str().to_owned(),
+        expires_at: created.state.expires_at,
+        secret,
+        license: preview,
+        created_at: created.created_at,
+    }))
+}
+
+/// Transfer list filters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TransferQuery {
+    /// `incoming` (offers to the caller's account; with `status=pending`, the "pending import
+    /// approval" list) or `outgoing` (offers from it). Omitted: both (for the provider's
+    /// administrators: every transfer).
+    pub direction: Option<String>,
+    /// `pending`, `accepted`, `rejected`, `cancelled` or `expired`.
+    pub status: Option<String>,
+    /// Page size, 1..200 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
+    pub limit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// List transfers
+///
+/// Newest first. Never shows a secret.
+#[utoipa::path(
+    operation_id = "list_transfers",
+    tag = "transfers",
+    params(TransferQuery),
+    responses(
+        (status = 200, description = "A page of transfers, newest first", body = Page<TransferOut>),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 422, response = crate::openapi::Unprocessable),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+#[get("/v1/transfers")]
+pub async fn list_transfers(
+    state: web::Data<AppState>,
+    principal: Principal,
+    query: web::Query<TransferQuery>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Scope::LicensesRead)?;
+    let q = query.into_inner();
+    let mut errors = Vec::new();
+    let limit = parse_limit(q.limit.as_deref())
+        .map_err(|e| errors.push(e))
+        .unwrap_or(1);
+    let account = principal.account_id();
+    let direction = match q.direction.as_deref() {
+        Some("incoming") => Direction::Incoming(account),
+        Some("outgoing") => Direction::Outgoing(account),
+        None if principal.is_admin() => Direction::All,
+        None => Direction::Either(account),
+        Some(_) => {
+            errors.push(FieldError::new("direction", "must be incoming or outgoing"));
+            Direction::Either(account)
+        }
+    };
+    let status = match q.status.as_deref().map(str::parse::<TransferStatus>) {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(_)) => {
+            errors.push(FieldError::new(
+                "status",
+                "must be pending, accepted, rejected, cancelled or expired",
+            ));
+            None
+        }
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let scope = format!(
+        "{account}|transfers|{}|{}",
+        q.direction.as_deref().unwrap_or(""),
+        q.status.as_deref().unwrap_or("")
+    );
+    let after = match &q.cursor {
+        Some(c) => Some(state.cursors.decode(&scope, c)?.id),
+        None => None,
+    };
+    // Lapsed offers are expired before listing, so that `status` filters what callers see.
+    let lapsed_of = match direction {
+        Direction::All => Viewer::All,
+        _ => Viewer::Party(account),
+    };
+    service::expire_lapsed(&state, lapsed_of, state.clock.now()).await?;
+    let rows = transfers::list(state.db.conn(), direction, status, after, limit + 1).await?;
+    let key_of = |t: &Transfer| CursorKey {
+        id: t.id.as_uuid(),
+        value: None,
+    };
+    let page = page_of(rows, limit, &state.cursors, &scope, key_of, |t| t);
+    let mut items = Vec::with_capacity(page.items.len());
+    for t in page.items {
+        items.push(transfer_out(&state, t).await?);
+    }
+    Ok(HttpResponse::Ok().json(Page {
+        items,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Get a transfer
+///
+/// For the sender and the receiver; anyone else gets 404. Never shows the secret.
+#[utoipa::path(
+    operation_id = "get_transfer",
+    tag = "transfers",
+    params(("id" = Uuid, Path, description = "Transfer id")),
+    responses(
+        (status = 200, description = "The transfer", body = TransferOut),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+#[get("/v1/transfers/{id}")]
+pub async fn get_transfer(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Scope::LicensesRead)?;
+    let t = transfers::find(
+        state.db.conn(),
+        viewer(&principal),
+        TransferId::from_uuid(id.into_inner()),
+    )
+    .await?
+    .ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok().json(transfer_out(&state, t).await?))
+}

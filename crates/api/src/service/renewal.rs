@@ -1,0 +1,337 @@
+//! Renewals and configuration changes: their prices, how their order items are placed and
+//! paid, and what happens to the license when such an item is paid ([`fulfil_renewal`],
+//! [`fulfil_configuration`], called by [`super::billing::pay_order`]).
+//!
+//! Lock order, kept by every money path so that concurrent requests never deadlock: an existing
+//! order first, then the license(s), then the account (the charge).
+use std::collections::BTreeMap;
+
+use licentia_domain::calendar::{add_months_saturating, renewal_start, sub_months};
+use licentia_domain::ids::{AccountId, OrderId};
+use licentia_domain::license::{
+    LicenseStatus, Lifecycle, Settled, SuspensionReason, TransitionError,
+};
+use licentia_domain::license_record::License;
+use licentia_domain::period::Period;
+use licentia_domain::pricing::prorate;
+use licentia_domain::product::Product;
+use licentia_persistence::DatabaseTransaction;
+use licentia_persistence::repo::events::{self, Actor, NewEvent};
+use licentia_persistence::repo::licenses::{self, Scope};
+use licentia_persistence::repo::orders::{self, NewItem, Order, OrderItem};
+use time::OffsetDateTime;
+
+use super::{billing, provisioning};
+use crate::error::{ApiError, ApiResult};
+use crate::routes::licenses::{PaymentIn, license_snapshot, pricing_error};
+
+/// Order item kind of a renewal; its payload is `{period_months}` (plus `auto_renew_for`, the
+/// `valid_until` of the term an automatic renewal was created for).
+pub const RENEWAL: &str = "renewal";
+/// Order item kind of a configuration change; its payload is `{options}`, the new quantities.
+pub const CONFIGURATION_CHANGE: &str = "configuration_change";
+
+/// Where a new order item goes and whether its order is paid at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PaymentPlan {
+    /// An unpaid order of the account to add the item to; `None`: a new order.
+    pub existing: Option<OrderId>,
+    /// Pay the whole order from the balance in the same transaction.
+    pub pay_now: bool,
+}
+
+impl PaymentPlan {
+    /// Checks `payment` for `account`: an `existing_order` must be one of its unpaid orders
+    /// (else 422 naming `payment.order_id`). That order is locked here, before the caller
+    /// locks the license, to keep the lock order.
+    pub async fn resolve(
+        txn: &DatabaseTransaction,
+        account: AccountId,
+        payment: &PaymentIn,
+    ) -> ApiResult<PaymentPlan> {
+        Ok(match payment {
+            PaymentIn::Balance => PaymentPlan {
+                existing: None,
+                pay_now: true,
+            },
+            PaymentIn::NewOrder { pay_now } => PaymentPlan {
+                existing: None,
+                pay_now: *pay_now,
+            },
+            PaymentIn::ExistingOrder { order_id, pay_now } => {
+                let id = OrderId::from_uuid(*order_id);
+                match orders::lock(txn, Some(account), id).await? {
+                    Some(o) if o.status == "unpaid" => PaymentPlan {
+                        existing: Some(id),
+                        pay_now: *pay_now,
+                    },
+                    Some(o) => {
+                        return Err(ApiError::field(
+                            "payment.order_id",
+                            format!("the order is {}, not unpaid", o.status),
+                        ));
+                    }
+                    None => return Err(ApiError::field("payment.order_id", "no such order")),
+                }
+            }
+        })
+    }
+
+    /// Adds `item` to the planned order (creating it when new), then pays the order when the
+    /// plan says so. A 402 leaves the caller's transaction to roll back: nothing changes.
+    pub async fn place(
+        self,
+        txn: &DatabaseTransaction,
+        checkout: &Checkout<'_>,
+        item: NewItem,
+    ) -> ApiResult<Order> {
+        let order_id = match self.existing {
+            Some(id) => id,
+            None => orders::create(txn, checkout.account, checkout.currency).await?,
+        };
+        if !orders::add_item(txn, order_id, item).await? {
+            return Err(ApiError::field(
+                "payment.order_id",
+                "the order is no longer unpaid",
+            ));
+        }
+        if self.pay_now {
+            billing::pay_order(
+                txn,
+                Some(checkout.account),
+                order_id,
+                checkout.actor,
+                checkout.provision_attempts,
+                checkout.now,
+            )
+            .await
+        } else {
+            orders::find(txn, None, order_id)
+                .await?
+                .ok_or(ApiError::NotFound)
+        }
+    }
+}
+
+/// Who pays, as whom, and when: what placing an item needs besides the item.
+#[derive(Clone, Copy, Debug)]
+pub struct Checkout<'a> {
+    /// The license's account: its orders and balance.
+    pub account: AccountId,
+    pub currency: &'a str,
+    pub actor: Actor,
+    pub provision_attempts: i32,
+    /// The business "now" (the state's clock).
+    pub now: OffsetDateTime,
+}
+
+/// The price of renewing `license` for `period`: the product's price for the period plus each
+/// option's quantity × its unit price for the period. 422 when the product does not offer the
+/// period (`period_months`) or no longer accepts the license's options (`options.<code>`).
+pub fn renewal_cost(product: &Product, license: &License, period: Period) -> ApiResult<i64> {
+    product
+        .pricing
+        .cost(period, &license.options)
+        .map_err(|e| ApiError::validation(vec![pricing_error(e)]))
+}
+
+/// `valid_until` after a renewal for `period` paid at `now`: calendar months from
+/// max(`valid_until`, now), clamped to the end of the target month.
+pub fn renewed_until(license: &License, period: Period, now: OffsetDateTime) -> OffsetDateTime {
+    let start = renewal_start(license.lifecycle.valid_until.unwrap_or(now), now);
+    add_months_saturating(start, period.months())
+}
+
+/// The charge (positive) or credit (negative) for changing the license's options to
+/// `new_options` at `now`.
+///
+/// Δ = (cost(new) − cost(old), both for the license's `period_months`) × (time left ÷ term
+/// length), where the term is [`valid_until` − `period_months` (calendar months, clamped),
+/// `valid_until`) and time left is `valid_until − now` clamped to the term, both counted in
+/// whole seconds. Rounding is half-up on the magnitude (half away from zero) to the minor
+/// unit, so an upgrade and the matching downgrade at the same instant cancel exactly
+/// ([`licentia_domain::pricing::prorate`]). A license without a term (never paid) pays the
+/// full difference.
+pub fn configuration_delta(
+    product: &Product,
+    license: &License,
+    new_options: &BTreeMap<String, u32>,
+    now: OffsetDateTime,
+) -> ApiResult<i64> {
+    let old = product
+        .pricing
+        .cost(license.period, &license.options)
+        .map_err(|_| {
+            ApiError::Conflict(
+                "the license's current options are no longer offered by its product".into(),
+            )
+        })?;
+    let new = product
+        .pricing
+        .cost(license.period, new_options)
+        .map_err(|e| ApiError::validation(vec![pricing_error(e)]))?;
+    let diff = new
+        .checked_sub(old)
+        .ok_or_else(|| ApiError::field("options", "the price overflows"))?;
+    let Some(until) = license.lifecycle.valid_until else {
+        return Ok(diff);
+    };
+    // A term that cannot be computed (year −9999) has no meaningful time left: charge nothing.
+    let start = sub_months(until, license.period.months()).unwrap_or(until);
+    prorate(diff, start, until, now).map_err(|_| ApiError::field("options", "the price overflows"))
+}
+
+/// A paid renewal of a license that is `in_progress`: the term is extended now (the money is
+/// taken), and an expired suspension it came from is lifted when provisioning settles.
+fn renew_in_progress(lc: Lifecycle, period: Period, now: OffsetDateTime) -> Lifecycle {
+    let start = renewal_start(lc.valid_until.unwrap_or(now), now);
+    let mut next = Lifecycle {
+        valid_until: Some(add_months_saturating(start, period.months())),
+        ..lc
+    };
+    if next.resumes_to == Some(Settled::suspended(SuspensionReason::Expired)) {
+        next.resumes_to = Some(Settled::ACTIVE);
+    }
+    next
+}
+
+/// Applies a paid `renewal` item: `valid_until` moves by the item's period from
+/// max(`valid_until`, now), `period_months` becomes that period, and an `expired` suspension
+/// lifts through `in_progress` → `active`. Event `license.renewed`.
+pub async fn fulfil_renewal(
+    txn: &DatabaseTransaction,
+    item: &OrderItem,
+    actor: Actor,
+    provision_attempts: i32,
+    now: OffsetDateTime,
+) -> ApiResult<()> {
+    let Some(license) = licenses::lock(txn, Scope::All, item.license_id).await? else {
+        return Ok(());
+    };
+    let before = license_snapshot(&license);
+    let mut next = license.clone();
+    next.lifecycle = match license.lifecycle.status {
+        LicenseStatus::InProgress => renew_in_progress(license.lifecycle.clone(), item.period, now),
+        // `ordered`/`deleted` refuse: better no payment than money taken for nothing.
+        _ => license.lifecycle.clone().renew(item.period, now)?,
+    };
+    next.period = item.period;
+    let saved = licenses::save(txn, &next, None).await?;
+    if saved.lifecycle.status == LicenseStatus::InProgress
+        && license.lifecycle.status != LicenseStatus::InProgress
+    {
+        provisioning::enqueue(txn, saved.id, provision_attempts).await?;
+    }
+    events::record(
+        txn,
+        NewEvent {
+            event_type: "license.renewed",
+            account_id: saved.account_id,
+            license_id: Some(saved.id),
+            actor,
+            before: Some(before),
+            after: Some(license_snapshot(&saved)),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Applies a paid `configuration_change` item that carries `options`: the license takes the
+/// new quantities and an `active`/`suspended` one passes through `in_progress` while the
+/// provisioner applies them. Items without `options` (e.g. a product change, applied when it
+/// was requested) have nothing left to do. Event `license.updated`.
+pub async fn fulfil_configuration(
+    txn: &DatabaseTransaction,
+    item: &OrderItem,
+    actor: Actor,
+    provision_attempts: i32,
+) -> ApiResult<()> {
+    let Some(options) = item.payload.get("options") else {
+        return Ok(());
+    };
+    let options: BTreeMap<String, u32> = serde_json::from_value(options.clone())
+        .map_err(|e| ApiError::Internal(format!("order item {}: bad options: {e}", item.id)))?;
+    let Some(license) = licenses::lock(txn, Scope::All, item.license_id).await? else {
+        return Ok(());
+    };
+    apply_options(txn, license, options, actor, provision_attempts).await?;
+    Ok(())
+}
+
+/// Sets the license's options: `active`/`suspended` → `in_progress` (modification) → back, with
+/// a provisioning job; `in_progress` stays (its pending job applies the latest row). Records
+/// `license.updated` and returns the saved license.
+pub async fn apply_options(
+    txn: &DatabaseTransaction,
+    license: License,
+    options: BTreeMap<String, u32>,
+    actor: Actor,
+    provision_attempts: i32,
+) -> ApiResult<License> {
+    let before = license_snapshot(&license);
+    let mut next = license.clone();
+    next.options = options;
+    next.lifecycle = match license.lifecycle.status {
+        LicenseStatus::Active | LicenseStatus::Suspended => {
+            license.lifecycle.clone().begin_modification()?
+        }
+        LicenseStatus::InProgress | LicenseStatus::Ordered => license.lifecycle.clone(),
+        LicenseStatus::Deleted => {
+            return Err(TransitionError::InvalidTransition {
+                from: LicenseStatus::Deleted,
+            }
+            .into());
+        }
+    };
+    let saved = licenses::save(txn, &next, None).await?;
+    if saved.lifecycle.status == LicenseStatus::InProgress
+        && license.lifecycle.status != LicenseStatus::InProgress
+    {
+        provisioning::enqueue(txn, saved.id, provision_attempts).await?;
+    }
+    events::record(
+        txn,
+        NewEvent {
+            event_type: "license.updated",
+            account_id: saved.account_id,
+            license_id: Some(saved.id),
+            actor,
+            before: Some(before),
+            after: Some(license_snapshot(&saved)),
+        },
+    )
+    .await?;
+    Ok(saved)
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn a_renewal_paid_while_in_progress_extends_and_lifts_expiry() {
+        let expired = Lifecycle {
+            status: LicenseStatus::Suspended,
+            suspension_reason: Some(SuspensionReason::Expired),
+            valid_until: Some(datetime!(2024-01-31 10:00 UTC)),
+            came_from: None,
+            resumes_to: None,
+        };
+        // An expired license whose configuration is being applied.
+        let modifying = expired
+            .begin_modification()
+            .expect("a suspended license can be modified");
+        let now = datetime!(2024-01-15 00:00 UTC);
+        let renewed = renew_in_progress(modifying, Period::M1, now);
+        assert_eq!(renewed.status, LicenseStatus::InProgress);
+        assert_eq!(renewed.valid_until, Some(datetime!(2024-02-29 10:00 UTC)));
+        assert_eq!(renewed.resumes_to, Some(Settled::ACTIVE));
+        // From now when the term already ended.
+        let later = datetime!(2024-03-31 12:00 UTC);
+        let renewed = renew_in_progress(renewed, Period::M1, later);
+        assert_eq!(renewed.valid_until, Some(datetime!(2024-04-30 12:00 UTC)));
+    }
+}

@@ -1,0 +1,454 @@
+//! The periodic sweep: auto-renewal, expiry, deletion after the grace period and the
+//! `license.expiring_soon` notice (CONTRACT §4, §5, §8).
+//!
+//! Every process's worker [`schedule`]s one `sweep` job per time slot of
+//! `LICENTIA_SWEEP_INTERVAL_SECS`; the slot is the job's dedupe key, so however many processes
+//! run, one job per slot is queued and one worker claims it (`FOR UPDATE SKIP LOCKED`). The
+//! sweep may still overlap with another one (a lease ran out, a test calls [`run`] directly):
+//! each license is handled in its own transaction that locks the row and re-checks the rule
+//! before acting, so every effect — a charge, an order, an event — happens once.
+use licentia_domain::ids::OrderId;
+use licentia_domain::license::{LicenseStatus, Settled, SuspensionReason};
+use licentia_domain::license_record::License;
+use licentia_persistence::repo::events::{self, Actor, NewEvent};
+use licentia_persistence::repo::jobs;
+use licentia_persistence::repo::licenses::{self, Due, Scope};
+use licentia_persistence::repo::orders::{self, NewItem};
+use licentia_persistence::repo::products;
+use licentia_persistence::repo::transfers::Viewer;
+use licentia_persistence::{DatabaseTransaction, PersistenceError, TransactionTrait};
+use time::{Duration, OffsetDateTime, PrimitiveDateTime};
+
+use super::billing;
+use super::renewal::{RENEWAL, renewal_cost};
+use crate::error::{ApiError, ApiResult};
+use crate::routes::licenses::license_snapshot;
+use crate::state::AppState;
+
+/// Job kind of a sweep.
+pub const JOB_KIND: &str = "sweep";
+
+/// Licenses read per query; a sweep pages through all candidates by id.
+const BATCH: u64 = 200;
+
+/// What one sweep did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Licenses renewed from the balance.
+    pub renewed: u32,
+    /// Unpaid auto-renewal orders created because funds were short.
+    pub renewal_orders: u32,
+    /// Licenses suspended for expiry.
+    pub expired: u32,
+    /// Licenses deleted after the grace period.
+    pub deleted: u32,
+    /// `license.expiring_soon` notices.
+    pub notified: u32,
+    /// Licenses whose handling failed (logged; retried by the next sweep).
+    pub errors: u32,
+    /// Pending transfer offers that lapsed and were expired.
+    pub transfers_expired: u32,
+}
+
+/// The slot of `now` for sweeps every `interval_secs`.
+fn slot(state: &AppState) -> (i64, i64) {
+    let interval = i64::try_from(state.config.sweep_interval_secs.max(1)).unwrap_or(i64::MAX);
+    (
+        interval,
+        state.clock.now().unix_timestamp().div_euclid(interval),
+    )
+}
+
+/// Queues the sweep of the current slot unless it is queued already (by any process).
+/// `last` remembers the slot this process queued, so the insert is tried once per slot.
+pub async fn schedule(state: &AppState, last: &mut Option<i64>) -> ApiResult<()> {
+    let (interval, slot) = slot(state);
+    if *last == Some(slot) {
+        return Ok(());
+    }
+    jobs::enqueue(
+        state.db.conn(),
+        JOB_KIND,
+        serde_json::json!({"slot": slot, "interval_secs": interval}),
+        licentia_persistence::now(),
+        3,
+        Some(format!("sweep:{interval}:{slot}")),
+    )
+    .await?;
+    *last = Some(slot);
+    Ok(())
+}
+
+fn days(n: u64) -> Duration {
+    // Capped at ~10,000 years so the multiplication cannot overflow.
+    Duration::seconds(i64::try_from(n.min(3_652_500)).unwrap_or(0) * 86_400)
+}
+
+fn plus(t: OffsetDateTime, d: Duration) -> OffsetDateTime {
+    t.checked_add(d)
+        .unwrap_or_else(|| PrimitiveDateTime::MAX.assume_utc())
+}
+
+fn minus(t: OffsetDateTime, d: Duration) -> OffsetDateTime {
+    t.checked_sub(d)
+        .unwrap_or_else(|| PrimitiveDateTime::MIN.assume_utc())
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// One sweep at the state's clock: auto-renewal first (so that a license renewed in time is
+/// not expired), then expiry, deletion after the grace period, and the expiring-soon notices.
+pub async fn run(state: &AppState) -> ApiResult<SweepReport> {
+    let now = state.clock.now();
+    let config = &state.config;
+    let mut report = SweepReport::default();
+    let until = plus(now, days(config.renew_lead_days));
+    for_each_due(state, Due::AutoRenewal { until }, &mut report, |l| {
+        auto_renew(state, l, now, until)
+    })
+    .await?;
+    for_each_due(state, Due::Expiry { now }, &mut report, |l| {
+        expire(state, l, now)
+    })
+    .await?;
+    let grace = days(config.grace_days);
+    let cutoff = minus(now, grace);
+    for_each_due(state, Due::GraceDeletion { cutoff }, &mut report, |l| {
+        delete_after_grace(state, l, now, grace)
+    })
+    .await?;
+    let until = plus(now, days(config.expiring_soon_days));
+    for_each_due(
+        state,
+        Due::ExpiringNotice { now, until },
+        &mut report,
+        |l| notify_expiring(state, l),
+    )
+    .await?;
+    report.transfers_expired = super::transfers::expire_lapsed(state, Viewer::All, now).await?;
+    Ok(report)
+}
+
+/// What handling one candidate did.
+enum Outcome {
+    Skipped,
+    Renewed,
+    RenewalOrdered,
+    Expired,
+    Deleted,
+    Notified,
+}
+
+async fn for_each_due<'a, F, Fut>(
+    state: &'a AppState,
+    due: Due,
+    report: &mut SweepReport,
+    mut handle: F,
+) -> ApiResult<()>
+where
+    F: FnMut(License) -> Fut,
+    Fut: std::future::Future<Output = ApiResult<Outcome>> + 'a,
+{
+    let mut after = None;
+    loop {
+        let batch = licenses::due(state.db.conn(), due, after, BATCH).await?;
+        let full = batch.len() as u64 == BATCH;
+        after = batch.last().map(|l| l.id);
+        for license in batch {
+            let id = license.id;
+            match handle(license).await {
+                Ok(Outcome::Skipped) => {}
+                Ok(Outcome::Renewed) => report.renewed += 1,
+                Ok(Outcome::RenewalOrdered) => report.renewal_orders += 1,
+                Ok(Outcome::Expired) => report.expired += 1,
+                Ok(Outcome::Deleted) => report.deleted += 1,
+                Ok(Outcome::Notified) => report.notified += 1,
+                Err(ApiError::Unavailable) => return Err(ApiError::Unavailable),
+                Err(e) => {
+                    report.errors += 1;
+                    tracing::warn!(license = %id, ?due, error = %e, "sweep could not handle a license");
+                }
+            }
+        }
+        if !full {
+            return Ok(());
+        }
+    }
+}
+
+async fn begin(state: &AppState) -> ApiResult<DatabaseTransaction> {
+    Ok(state
+        .db
+        .conn()
+        .begin()
+        .await
+        .map_err(PersistenceError::from)?)
+}
+
+async fn commit(txn: DatabaseTransaction) -> ApiResult<()> {
+    txn.commit().await.map_err(PersistenceError::from)?;
+    Ok(())
+}
+
+fn attempts(state: &AppState) -> i32 {
+    i32::try_from(state.config.provision_attempts).unwrap_or(10)
+}
+
+/// Renews from the balance a license whose term ends within the lead time. When funds are
+/// short, one unpaid order is created for the term (its item remembers the term in
+/// `auto_renew_for`) with an event `license.auto_renew_failed`; later sweeps try to pay that
+/// order again while it is unpaid and holds nothing else, and never create another.
+async fn auto_renew(
+    state: &AppState,
+    candidate: License,
+    now: OffsetDateTime,
+    until: OffsetDateTime,
+) -> ApiResult<Outcome> {
+    let Some(term_end) = candidate.lifecycle.valid_until else {
+        return Ok(Outcome::Skipped);
+    };
+    let term = rfc3339(term_end);
+    let txn = begin(state).await?;
+    let earlier = auto_renew_item(&txn, candidate.id, &term).await?;
+    // Lock order: the earlier order before the license.
+    let earlier_order = match &earlier {
+        Some(item) if item.status == "pending" => orders::lock(&txn, None, item.order_id).await?,
+        _ => None,
+    };
+    let Some(license) = licenses::lock(&txn, Scope::All, candidate.id).await? else {
+        return Ok(Outcome::Skipped);
+    };
+    // Re-read under the lock: another sweep may have ordered this term while we waited. Then
+    // it acted for this term already; the next sweep sees its order.
+    let seen = earlier.as_ref().map(|i| i.id);
+    let now_seen = auto_renew_item(&txn, candidate.id, &term)
+        .await?
+        .map(|i| i.id);
+    if seen != now_seen {
+        return Ok(Outcome::Skipped);
+    }
+    let renewable = matches!(
+        license.lifecycle.settled(),
+        Some(Settled {
+            status: LicenseStatus::Active,
+            ..
+        }) | Some(Settled {
+            status: LicenseStatus::Suspended,
+            reason: Some(SuspensionReason::Manual | SuspensionReason::Admin)
+        })
+    );
+    let (Some(period), true, Some(true)) = (
+        license.auto_renew,
+        renewable,
+        license
+            .lifecycle
+            .valid_until
+            .map(|v| v == term_end && v <= until),
+    ) else {
+        return Ok(Outcome::Skipped);
+    };
+    let account = license.account_id;
+    let order_id = match (earlier, earlier_order) {
+        (Some(_), Some(order)) => {
+            let pending = order.items.iter().filter(|i| i.status == "pending").count();
+            if order.status != "unpaid" || pending != 1 {
+                return Ok(Outcome::Skipped);
+            }
+            order.id
+        }
+        // Paid, cancelled (the partner declined it) or changed meanwhile: nothing more to do.
+        (Some(_), None) => return Ok(Outcome::Skipped),
+        (None, _) => {
+            let Some(product) = products::find(&txn, license.product_id).await? else {
+                return Ok(Outcome::Skipped);
+            };
+            let amount = renewal_cost(&product, &license, period)?;
+            let order = orders::create(&txn, account, state.currency.as_str()).await?;
+            orders::add_item(
+                &txn,
+                order,
+                NewItem {
+                    license_id: license.id,
+                    kind: RENEWAL,
+                    period,
+                    amount,
+                    payload: serde_json::json!({
+                        "period_months": period.months(),
+                        "auto_renew_for": term,
+                    }),
+                },
+            )
+            .await?;
+            if !pay_within(&txn, state, account, order, now).await? {
+                events::record(
+                    &txn,
+                    NewEvent {
+                        event_type: "license.auto_renew_failed",
+                        account_id: account,
+                        license_id: Some(license.id),
+                        actor: Actor::SYSTEM,
+                        before: None,
+                        after: Some(serde_json::json!({
+                            "license": license_snapshot(&license),
+                            "order_id": order,
+                            "amount": amount,
+                            "reason": "insufficient_funds",
+                        })),
+                    },
+                )
+                .await?;
+                commit(txn).await?;
+                return Ok(Outcome::RenewalOrdered);
+            }
+            commit(txn).await?;
+            return Ok(Outcome::Renewed);
+        }
+    };
+    if pay_within(&txn, state, account, order_id, now).await? {
+        commit(txn).await?;
+        Ok(Outcome::Renewed)
+    } else {
+        Ok(Outcome::Skipped)
+    }
+}
+
+/// The renewal item an automatic renewal created for the term ending at `term`, if any.
+async fn auto_renew_item(
+    txn: &DatabaseTransaction,
+    license: licentia_domain::ids::LicenseId,
+    term: &str,
+) -> ApiResult<Option<orders::OrderItem>> {
+    Ok(orders::items_of_license(txn, license, Some(RENEWAL))
+        .await?
+        .into_iter()
+        .find(|i| i.payload.get("auto_renew_for").and_then(|v| v.as_str()) == Some(term)))
+}
+
+/// Pays the order from the balance inside a savepoint: true when paid, false (and nothing of
+/// the attempt left) when funds are short.
+async fn pay_within(
+    txn: &DatabaseTransaction,
+    state: &AppState,
+    account: licentia_domain::ids::AccountId,
+    order: OrderId,
+    now: OffsetDateTime,
+) -> ApiResult<bool> {
+    let savepoint = txn.begin().await.map_err(PersistenceError::from)?;
+    match billing::pay_order(
+        &savepoint,
+        Some(account),
+        order,
+        Actor::SYSTEM,
+        attempts(state),
+        now,
+    )
+    .await
+    {
+        Ok(_) => {
+            savepoint.commit().await.map_err(PersistenceError::from)?;
+            Ok(true)
+        }
+        Err(ApiError::InsufficientFunds { .. }) => {
+            savepoint.rollback().await.map_err(PersistenceError::from)?;
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `active` or `suspended` (`manual`) past `valid_until` → `suspended` (`expired`).
+async fn expire(state: &AppState, candidate: License, now: OffsetDateTime) -> ApiResult<Outcome> {
+    let txn = begin(state).await?;
+    let Some(license) = licenses::lock(&txn, Scope::All, candidate.id).await? else {
+        return Ok(Outcome::Skipped);
+    };
+    let Ok(lifecycle) = license.lifecycle.clone().expire(now) else {
+        return Ok(Outcome::Skipped);
+    };
+    let before = license_snapshot(&license);
+    let mut next = license;
+    next.lifecycle = lifecycle;
+    let saved = licenses::save(&txn, &next, None).await?;
+    events::record(
+        &txn,
+        NewEvent {
+            event_type: "license.expired",
+            account_id: saved.account_id,
+            license_id: Some(saved.id),
+            actor: Actor::SYSTEM,
+            before: Some(before),
+            after: Some(license_snapshot(&saved)),
+        },
+    )
+    .await?;
+    commit(txn).await?;
+    Ok(Outcome::Expired)
+}
+
+/// `suspended` (`expired`) for longer than the grace period → `deleted`, cancelling its
+/// unpaid order items.
+async fn delete_after_grace(
+    state: &AppState,
+    candidate: License,
+    now: OffsetDateTime,
+    grace: Duration,
+) -> ApiResult<Outcome> {
+    let txn = begin(state).await?;
+    // Lock order: the orders whose items get cancelled, then the license.
+    billing::lock_orders_of(&txn, candidate.id).await?;
+    let Some(license) = licenses::lock(&txn, Scope::All, candidate.id).await? else {
+        return Ok(Outcome::Skipped);
+    };
+    let Ok(lifecycle) = license.lifecycle.clone().grace_expired(now, grace) else {
+        return Ok(Outcome::Skipped);
+    };
+    let before = license_snapshot(&license);
+    let mut next = license;
+    next.lifecycle = lifecycle;
+    let saved = licenses::save(&txn, &next, None).await?;
+    orders::cancel_items_of_license(&txn, saved.id).await?;
+    super::transfers::cancel_pending_of_license(&txn, saved.id, Actor::SYSTEM, now).await?;
+    events::record(
+        &txn,
+        NewEvent {
+            event_type: "license.deleted",
+            account_id: saved.account_id,
+            license_id: Some(saved.id),
+            actor: Actor::SYSTEM,
+            before: Some(before),
+            after: Some(license_snapshot(&saved)),
+        },
+    )
+    .await?;
+    commit(txn).await?;
+    Ok(Outcome::Deleted)
+}
+
+/// `license.expiring_soon`, once per term: the conditional update of `expiring_notice_for`
+/// decides which sweep sends it.
+async fn notify_expiring(state: &AppState, candidate: License) -> ApiResult<Outcome> {
+    let Some(valid_until) = candidate.lifecycle.valid_until else {
+        return Ok(Outcome::Skipped);
+    };
+    let txn = begin(state).await?;
+    if !licenses::mark_expiring_notice(&txn, candidate.id, valid_until).await? {
+        return Ok(Outcome::Skipped);
+    }
+    events::record(
+        &txn,
+        NewEvent {
+            event_type: "license.expiring_soon",
+            account_id: candidate.account_id,
+            license_id: Some(candidate.id),
+            actor: Actor::SYSTEM,
+            before: None,
+            after: Some(license_snapshot(&candidate)),
+        },
+    )
+    .await?;
+    commit(txn).await?;
+    Ok(Outcome::Notified)
+}

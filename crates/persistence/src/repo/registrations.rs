@@ -1,0 +1,234 @@
+//! Machines registered to a license, and the look-ups by registration key that licensed
+//! software makes. Every look-up by key goes through the unique `registration_key_hash`
+//! index; the seat check counts rows under the license's row lock.
+use std::net::IpAddr;
+
+use licentia_domain::ids::{LicenseId, RegistrationId};
+use licentia_domain::license_record::License;
+use sea_orm::sea_query::{Alias, Asterisk, Condition, Expr, ExprTrait, Query};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect,
+};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::licenses::registration_key_hash;
+use crate::entities::registrations::{self, Column, Entity};
+use crate::entities::{licenses, products};
+use crate::error::{PersistenceError, Result};
+
+/// A machine registered to a license.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registration {
+    pub id: RegistrationId,
+    pub license_id: LicenseId,
+    pub fingerprint: String,
+    pub hostname: Option<String>,
+    pub ip: Option<IpAddr>,
+    pub created_at: OffsetDateTime,
+    pub last_seen_at: Option<OffsetDateTime>,
+}
+
+impl TryFrom<registrations::Model> for Registration {
+    type Error = PersistenceError;
+    fn try_from(m: registrations::Model) -> Result<Self> {
+        let ip =
+            m.ip.as_deref()
+                .map(str::parse::<IpAddr>)
+                .transpose()
+                .map_err(|_| PersistenceError::Corrupt(format!("registration {}: ip", m.id)))?;
+        Ok(Registration {
+            id: RegistrationId::from_uuid(m.id),
+            license_id: LicenseId::from_uuid(m.license_id),
+            fingerprint: m.fingerprint,
+            hostname: m.hostname,
+            ip,
+            created_at: m.created_at,
+            last_seen_at: m.last_seen_at,
+        })
+    }
+}
+
+/// The license holding `key`, read and locked for the rest of the transaction (PostgreSQL
+/// `FOR UPDATE`; SQLite has one writer already).
+pub async fn lock_license_by_key(db: &impl ConnectionTrait, key: &str) -> Result<Option<License>> {
+    let found = licenses::Entity::find()
+        .filter(licenses::Column::RegistrationKeyHash.eq(registration_key_hash(key)))
+        .lock_exclusive()
+        .one(db)
+        .await?;
+    // The hash is the index; the key itself settles it.
+    found
+        .filter(|m| m.registration_key == key)
+        .map(License::try_from)
+        .transpose()
+}
+
+/// What validation needs, read in one indexed query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidationView {
+    pub license: License,
+    pub product_code: String,
+    /// `Some(registered)` when a fingerprint was asked about.
+    pub fingerprint_registered: Option<bool>,
+}
+
+/// The license of `key_hash` (SHA-256 hex of the key, see
+/// [`registration_key_hash`]) with its product code and whether `fingerprint` is registered:
+/// one statement over the unique key-hash index and two primary-key/unique-index joins.
+pub async fn validation_view(
+    db: &impl ConnectionTrait,
+    key: &str,
+    key_hash: &str,
+    fingerprint: Option<&str>,
+) -> Result<Option<ValidationView>> {
+    let mut q = Query::select();
+    q.column((licenses::Entity, Asterisk))
+        .expr_as(
+            Expr::col((products::Entity, products::Column::Code)),
+            Alias::new("product_code"),
+        )
+        .from(licenses::Entity)
+        .inner_join(
+            products::Entity,
+            Expr::col((products::Entity, products::Column::Id))
+                .equals((licenses::Entity, licenses::Column::ProductId)),
+        )
+        .and_where(
+            Expr::col((licenses::Entity, licenses::Column::RegistrationKeyHash)).eq(key_hash),
+        );
+    if let Some(fingerprint) = fingerprint {
+        q.expr_as(
+            Expr::col((Entity, Column::Id)),
+            Alias::new("registration_id"),
+        )
+        .left_join(
+            Entity,
+            Condition::all()
+                .add(
+                    Expr::col((Entity, Column::LicenseId))
+                        .equals((licenses::Entity, licenses::Column::Id)),
+                )
+                .add(Expr::col((Entity, Column::Fingerprint)).eq(fingerprint)),
+        );
+    }
+    let Some(row) = db.query_one(&q).await? else {
+        return Ok(None);
+    };
+    let model = licenses::Model::from_query_result(&row, "")?;
+    if model.registration_key != key {
+        return Ok(None);
+    }
+    let product_code: String = row.try_get("", "product_code")?;
+    let fingerprint_registered = match fingerprint {
+        Some(_) => Some(
+            row.try_get::<Option<Uuid>>("", "registration_id")?
+                .is_some(),
+        ),
+        None => None,
+    };
+    Ok(Some(ValidationView {
+        license: License::try_from(model)?,
+        product_code,
+        fingerprint_registered,
+    }))
+}
+
+/// The registration of `fingerprint` to the license, if any.
+pub async fn find(
+    db: &impl ConnectionTrait,
+    license: LicenseId,
+    fingerprint: &str,
+) -> Result<Option<Registration>> {
+    Entity::find()
+        .filter(Column::LicenseId.eq(license.as_uuid()))
+        .filter(Column::Fingerprint.eq(fingerprint))
+        .one(db)
+        .await?
+        .map(Registration::try_from)
+        .transpose()
+}
+
+/// How many machines are registered to the license.
+pub async fn count(db: &impl ConnectionTrait, license: LicenseId) -> Result<u64> {
+    Ok(Entity::find()
+        .filter(Column::LicenseId.eq(license.as_uuid()))
+        .count(db)
+        .await?)
+}
+
+/// Stores a new registration.
+pub async fn insert(db: &impl ConnectionTrait, reg: &Registration) -> Result<Registration> {
+    let row = registrations::ActiveModel {
+        id: Set(reg.id.as_uuid()),
+        license_id: Set(reg.license_id.as_uuid()),
+        fingerprint: Set(reg.fingerprint.clone()),
+        hostname: Set(reg.hostname.clone()),
+        ip: Set(reg.ip.map(|ip| ip.to_string())),
+        created_at: Set(crate::truncate(reg.created_at)),
+        last_seen_at: Set(reg.last_seen_at.map(crate::truncate)),
+    };
+    Entity::insert(row)
+        .exec_with_returning(db)
+        .await?
+        .try_into()
+}
+
+/// Records that the machine showed up again.
+pub async fn touch(
+    db: &impl ConnectionTrait,
+    id: RegistrationId,
+    at: OffsetDateTime,
+) -> Result<()> {
+    Entity::update_many()
+        .col_expr(Column::LastSeenAt, Expr::value(Some(crate::truncate(at))))
+        .filter(Column::Id.eq(id.as_uuid()))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// One keyset page of the license's registrations in id (creation) order.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    license: LicenseId,
+    after: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<Registration>> {
+    let mut q = Entity::find().filter(Column::LicenseId.eq(license.as_uuid()));
+    if let Some(after) = after {
+        q = q.filter(Column::Id.gt(after));
+    }
+    q.order_by_asc(Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(Registration::try_from)
+        .collect()
+}
+
+/// Deletes every registration of the license; returns how many there were.
+pub async fn delete_all(db: &impl ConnectionTrait, license: LicenseId) -> Result<u64> {
+    Ok(Entity::delete_many()
+        .filter(Column::LicenseId.eq(license.as_uuid()))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
+/// Keeps `licenses.registrations_count` in step with the rows. Registrations are the
+/// license's sub-resource, not an edit of it: `version` (the `ETag`) stays, so a partner's
+/// `If-Match` does not fail because a machine registered meanwhile.
+pub async fn set_count(db: &impl ConnectionTrait, license: LicenseId, count: u64) -> Result<()> {
+    licenses::Entity::update_many()
+        .col_expr(
+            licenses::Column::RegistrationsCount,
+            Expr::value(i32::try_from(count).unwrap_or(i32::MAX)),
+        )
+        .filter(licenses::Column::Id.eq(license.as_uuid()))
+        .exec(db)
+        .await?;
+    Ok(())
+}
