@@ -14,6 +14,7 @@ use std::sync::Arc;
 use licentia_api::Config;
 use licentia_api::clock::ManualClock;
 use licentia_api::config::Secret;
+use licentia_api::service::provisioning::Provisioner;
 use reqwest::{Method, StatusCode};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
@@ -100,6 +101,11 @@ pub struct TestApp {
     /// The service's state, for scenarios that drive it directly (e.g. [`TestApp::sweep`]).
     pub state: licentia_api::AppState,
     clock: Option<Arc<ManualClock>>,
+}
+
+thread_local! {
+    /// The provisioner the next server started on this thread uses instead of the local one.
+    static PROVISIONER: std::cell::RefCell<Option<Arc<dyn Provisioner>>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Settings for test servers: one worker, no rate limits, quiet logs.
@@ -217,6 +223,9 @@ impl TestApp {
         if let Some(clock) = &clock {
             state.clock = clock.clone();
         }
+        if let Some(provisioner) = PROVISIONER.with(|p| p.borrow_mut().take()) {
+            state.provisioner = provisioner;
+        }
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let server = licentia_api::serve(state.clone(), listener).unwrap();
@@ -268,6 +277,28 @@ impl TestApp {
             }
         };
         Some(Self::start_with_clock(backend, url, store, test_config, Some(clock)).await)
+    }
+
+    /// A service on SQLite whose provisioner is `provisioner` (e.g. one that fails), with
+    /// `configure`'s settings.
+    pub async fn spawn_sqlite_with_provisioner(
+        configure: fn(&str) -> Config,
+        provisioner: Arc<dyn Provisioner>,
+    ) -> TestApp {
+        PROVISIONER.with(|p| *p.borrow_mut() = Some(provisioner));
+        Self::spawn_sqlite_with(configure).await
+    }
+
+    /// Like [`TestApp::spawn_sqlite_with_provisioner`], on a fresh PostgreSQL database; `None`
+    /// when the suite has no PostgreSQL.
+    pub async fn spawn_postgres_with_provisioner(
+        configure: fn(&str) -> Config,
+        provisioner: Arc<dyn Provisioner>,
+    ) -> Option<TestApp> {
+        PROVISIONER.with(|p| *p.borrow_mut() = Some(provisioner));
+        let app = Self::spawn_postgres_with(configure).await;
+        PROVISIONER.with(|p| p.borrow_mut().take());
+        app
     }
 
     /// The manual clock of a service started with [`TestApp::spawn_with_clock`].

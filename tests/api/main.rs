@@ -15,6 +15,7 @@ mod licenses;
 mod money_invariants;
 mod openapi;
 mod products;
+mod provisioning;
 mod renewals;
 mod security;
 mod sweeps;

@@ -82,6 +82,7 @@ pub async fn prepare(config: Config, migrate: bool) -> Result<AppState, StartErr
         cursors: CursorCodec::new(cursor_key.into()),
         encryption_key: Arc::new(encryption_key),
         limits,
+        provisioner: Arc::new(crate::service::provisioning::LocalProvisioner),
         signing: Arc::new(signing),
         validate_limits,
         clock: Arc::new(crate::clock::SystemClock),

@@ -19,6 +19,8 @@ pub struct AppState {
     pub cursors: CursorCodec,
     /// AES-256-GCM key for secrets at rest (e.g. `admin_password`).
     pub encryption_key: Arc<[u8; 32]>,
+    /// Applies licenses to the licensed software (the local provisioner by default).
+    pub provisioner: Arc<dyn crate::service::provisioning::Provisioner>,
     /// In-process rate limits.
     pub limits: Arc<crate::rate_limit::Limits>,
     /// The Ed25519 key that signs validations and license files, decrypted.

@@ -219,7 +219,7 @@ pub async fn update_license(
         provisioned.push(ProvisionedField::RegistrationKey);
         next.registration_key = key;
     }
-    let now = licentia_persistence::now();
+    let now = state.clock.now();
     let mut price_change = 0;
     if let Some(product) = &new_product {
         license

@@ -417,7 +417,7 @@ pub async fn create_license(
         .map(|p| seal(&state, p))
         .transpose()?;
 
-    let now = licentia_persistence::now();
+    let now = state.clock.now();
     let txn = db
         .begin()
         .await

@@ -10,6 +10,7 @@ pub mod license_files;
 pub mod licenses;
 pub mod orders;
 pub mod products;
+pub mod provisioning;
 pub mod registrations;
 pub mod renewals;
 pub mod signing_keys;
@@ -49,6 +50,7 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
         .service(licenses::create_license)
         .service(licenses::list_licenses)
         .service(licenses::get_license)
+        .service(provisioning::retry_provisioning)
         .service(license_edit::update_license)
         .service(licenses::enable_license)
         .service(licenses::disable_license)

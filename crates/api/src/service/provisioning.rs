@@ -19,7 +19,8 @@ use crate::state::AppState;
 
 pub const JOB_KIND: &str = "provision";
 
-/// Applies a license to the licensed software.
+/// Applies a license to the licensed software. `AppState::provisioner` holds the one in use
+/// (the local one unless a deployment or a test plugs in another).
 pub trait Provisioner: Send + Sync {
     fn apply(&self, license: &License) -> Result<(), String>;
 }
@@ -71,7 +72,25 @@ async fn run(state: &AppState, provisioner: &dyn Provisioner, job: &Job) -> ApiR
     let mut next = license.clone();
     if let Err(why) = provisioner.apply(&license) {
         next.provisioning_error = Some(why.clone());
-        licenses::save(&txn, &next, None).await?;
+        let saved = licenses::save(&txn, &next, None).await?;
+        // The last attempt: the license stays `in_progress` with the error for an admin to
+        // retry (`POST /v1/licenses/{id}/provisioning/retry`).
+        if job.attempts >= job.max_attempts {
+            events::record(
+                &txn,
+                NewEvent {
+                    event_type: "license.provisioning_failed",
+                    account_id: saved.account_id,
+                    license_id: Some(saved.id),
+                    actor: Actor::SYSTEM,
+                    before: Some(before),
+                    after: Some(
+                        serde_json::json!({"provisioning_error": why, "attempts": job.attempts}),
+                    ),
+                },
+            )
+            .await?;
+        }
         txn.commit()
             .await
             .map_err(licentia_persistence::PersistenceError::from)?;
@@ -155,13 +174,13 @@ pub fn spawn_worker(state: AppState) -> tokio::task::JoinHandle<()> {
     let worker_id = format!("worker-{}", uuid::Uuid::now_v7());
     tokio::spawn(async move {
         let poll = Duration::from_millis(state.config.job_poll_ms);
-        let provisioner = LocalProvisioner;
+        let provisioner = state.provisioner.clone();
         let mut sweep_slot = None;
         loop {
             if let Err(e) = sweeps::schedule(&state, &mut sweep_slot).await {
                 tracing::warn!(error = %e, "could not schedule the sweep");
             }
-            match tick(&state, &provisioner, &worker_id).await {
+            match tick(&state, provisioner.as_ref(), &worker_id).await {
                 Ok(n) if n > 0 => continue,
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "job worker pass failed"),
