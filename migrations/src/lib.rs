@@ -7,6 +7,7 @@ mod m0001_core;
 mod m0002_idempotency;
 mod m0003_transfers;
 mod m0004_licensing;
+mod m0007_search_indexes;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_idempotency::Migration),
             Box::new(m0003_transfers::Migration),
             Box::new(m0004_licensing::Migration),
+            Box::new(m0007_search_indexes::Migration),
         ]
     }
 }
