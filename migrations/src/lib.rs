@@ -3,10 +3,13 @@
 
 pub use sea_orm_migration::prelude::*;
 
+mod columns;
 mod m0001_core;
 mod m0002_idempotency;
 mod m0003_transfers;
 mod m0004_licensing;
+mod m0005_bulk_operations;
+mod m0006_webhooks;
 mod m0007_search_indexes;
 
 /// Every migration, oldest first.
@@ -20,6 +23,8 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_idempotency::Migration),
             Box::new(m0003_transfers::Migration),
             Box::new(m0004_licensing::Migration),
+            Box::new(m0005_bulk_operations::Migration),
+            Box::new(m0006_webhooks::Migration),
             Box::new(m0007_search_indexes::Migration),
         ]
     }

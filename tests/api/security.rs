@@ -159,6 +159,25 @@ async fn tenant_matrix(app: &TestApp) {
         )
         .await;
     let key_id = key.body["id"].as_str().unwrap().to_owned();
+    let bulk = app
+        .post(
+            "/v1/licenses/bulk",
+            &owner_a,
+            json!({"action": "disable", "filter": {}, "dry_run": true}),
+        )
+        .await;
+    bulk.assert_status(StatusCode::ACCEPTED);
+    let bulk_id = bulk.body["id"].as_str().unwrap().to_owned();
+    // Subscribed to an event this scenario never produces, so nothing is ever delivered.
+    let hook = app
+        .post(
+            "/v1/webhook-endpoints",
+            &owner_a,
+            json!({"url": "https://1.1.1.1/hook", "event_types": ["transfer.expired"]}),
+        )
+        .await;
+    hook.assert_status(StatusCode::CREATED);
+    let hook_id = hook.body["id"].as_str().unwrap().to_owned();
     let mut cells = 0;
     for (method, path, id, protected) in operations() {
         if !protected || !path.contains("{id}") {
@@ -172,6 +191,10 @@ async fn tenant_matrix(app: &TestApp) {
             &a
         } else if path.starts_with("/v1/api-keys/") {
             &key_id
+        } else if path.starts_with("/v1/bulk-operations/") {
+            &bulk_id
+        } else if path.starts_with("/v1/webhook-endpoints/") {
+            &hook_id
         } else {
             continue;
         };

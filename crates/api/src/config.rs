@@ -78,7 +78,11 @@ pub struct Config {
     pub license_file_ttl_days: u64,
     pub body_limit_bytes: u64,
     pub cors_origins: String,
+    /// Host names or IP literals webhooks may target even when they are (or resolve to)
+    /// loopback, private or link-local addresses; comma-separated, matched exactly.
     pub webhook_allowed_hosts: String,
+    /// The first webhook retry waits this long; each next one twice as long, up to an hour.
+    pub webhook_retry_base_ms: u64,
     pub rate_limit: String,
     pub log: String,
     pub log_format: String,
@@ -87,6 +91,8 @@ pub struct Config {
     pub request_timeout_secs: u64,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
+    /// The most licenses one bulk operation may match (more: 422 `too_many_matches`).
+    pub bulk_max_matches: u64,
 }
 
 impl Default for Config {
@@ -116,6 +122,7 @@ impl Default for Config {
             body_limit_bytes: 65536,
             cors_origins: String::new(),
             webhook_allowed_hosts: String::new(),
+            webhook_retry_base_ms: 1000,
             rate_limit: "on".into(),
             log: "info".into(),
             log_format: "text".into(),
@@ -123,6 +130,7 @@ impl Default for Config {
             db_acquire_timeout_ms: 2000,
             request_timeout_secs: 30,
             workers: 0,
+            bulk_max_matches: 10_000,
         }
     }
 }
@@ -210,7 +218,7 @@ impl Config {
         if !self.admin_email.contains('@') {
             return bad("admin_email", "is not an e-mail address");
         }
-        let positive: [(&str, u64); 14] = [
+        let positive: [(&str, u64); 16] = [
             ("access_token_ttl_secs", self.access_token_ttl_secs),
             ("refresh_token_ttl_secs", self.refresh_token_ttl_secs),
             ("provision_attempts", u64::from(self.provision_attempts)),
@@ -225,6 +233,8 @@ impl Config {
             ("db_max_connections", u64::from(self.db_max_connections)),
             ("db_acquire_timeout_ms", self.db_acquire_timeout_ms),
             ("request_timeout_secs", self.request_timeout_secs),
+            ("webhook_retry_base_ms", self.webhook_retry_base_ms),
+            ("bulk_max_matches", self.bulk_max_matches),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -255,6 +265,14 @@ impl Config {
 
     pub fn cors_origins(&self) -> Vec<String> {
         split_list(&self.cors_origins)
+    }
+
+    /// `webhook_allowed_hosts` as a list, lower-cased (host names compare case-insensitively).
+    pub fn webhook_allowed_hosts(&self) -> Vec<String> {
+        split_list(&self.webhook_allowed_hosts)
+            .into_iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect()
     }
 
     pub fn is_sqlite(&self) -> bool {

@@ -105,6 +105,13 @@ pub enum ApiError {
     RequestInProgress,
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// A bulk operation's filter matches more licenses than one operation may change.
+    #[error("the filter matches more than {limit} licenses; narrow it down")]
+    TooManyMatches { limit: u64 },
+    /// A webhook URL that is not http(s), or whose host is (or resolves to) an address the
+    /// service must not call (loopback, private, link-local, metadata, …).
+    #[error("url: {0}")]
+    InvalidWebhookUrl(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("too many requests; retry after {retry_after} s")]
@@ -201,10 +208,20 @@ impl ApiError {
                 "request_in_progress",
                 "Request in progress",
             ),
+            Self::TooManyMatches { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "too_many_matches",
+                "Too many matches",
+            ),
             Self::PayloadTooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 "Payload too large",
+            ),
+            Self::InvalidWebhookUrl(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_webhook_url",
+                "Invalid webhook URL",
             ),
             Self::UnsupportedMediaType(_) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -246,6 +263,7 @@ impl ApiError {
             code: code.to_owned(),
             errors: match self {
                 Self::Validation { errors, .. } => Some(errors.clone()),
+                Self::InvalidWebhookUrl(why) => Some(vec![FieldError::new("url", why.clone())]),
                 _ => None,
             },
             request_id: None,

@@ -32,10 +32,13 @@ fn serde_field_error(message: &str) -> FieldError {
 }
 
 /// A path segment that does not parse (e.g. a malformed UUID) is a resource that does not
-/// exist: 404, as for an unknown id.
+/// exist: 404, as for an unknown id (or 405 for a literal route it stands for, see
+/// [`crate::fallback::unparsable_path`]).
 pub fn path_config() -> web::PathConfig {
-    web::PathConfig::default()
-        .error_handler(|_err: PathError, _req: &HttpRequest| ApiError::NotFound.into())
+    web::PathConfig::default().error_handler(|err: PathError, req: &HttpRequest| {
+        actix_web::error::InternalError::from_response(err, crate::fallback::unparsable_path(req))
+            .into()
+    })
 }
 
 /// Query strings: any unknown or malformed parameter is 422 naming it.
@@ -130,6 +133,11 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         return Err(ApiError::MalformedJson(format!(
             "the request body nests deeper than {MAX_DEPTH} levels"
         )));
+    }
+    // Every request body of this API is an object. serde would also read a struct from an
+    // array of its fields in order (`[null, null]`), which no client means to send.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::field("body", "must be a JSON object"));
     }
     let mut de = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|err| {

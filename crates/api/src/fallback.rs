@@ -53,17 +53,32 @@ impl RouteTable {
         Self { routes }
     }
 
-    /// The methods allowed on `path`, if any template matches it.
+    /// The methods allowed on `path`, if any template matches it. Where several do, the most
+    /// specific ones (most literal segments) win: `/v1/licenses/bulk` is that route, not a
+    /// license id.
     pub fn allowed(&self, path: &str) -> Option<Vec<&'static str>> {
         let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let literals = |segments: &[Segment]| {
+            segments
+                .iter()
+                .filter(|s| matches!(s, Segment::Literal(_)))
+                .count()
+        };
+        let matching: Vec<_> = self
+            .routes
+            .iter()
+            .filter(|(segments, _)| {
+                segments.len() == parts.len()
+                    && segments.iter().zip(&parts).all(|(seg, part)| match seg {
+                        Segment::Param => !part.is_empty(),
+                        Segment::Literal(lit) => lit == part,
+                    })
+            })
+            .collect();
+        let best = matching.iter().map(|(s, _)| literals(s)).max()?;
         let mut found: Vec<&'static str> = Vec::new();
-        for (segments, methods) in &self.routes {
-            let matches = segments.len() == parts.len()
-                && segments.iter().zip(&parts).all(|(seg, part)| match seg {
-                    Segment::Param => !part.is_empty(),
-                    Segment::Literal(lit) => lit == part,
-                });
-            if matches {
+        for (segments, methods) in matching {
+            if literals(segments) == best {
                 found.extend(
                     methods
                         .iter()
@@ -76,17 +91,30 @@ impl RouteTable {
     }
 }
 
+fn method_not_allowed(methods: &[&str]) -> HttpResponse {
+    let mut res = ApiError::MethodNotAllowed.error_response();
+    if let Ok(value) = header::HeaderValue::from_str(&methods.join(", ")) {
+        res.headers_mut().insert(header::ALLOW, value);
+    }
+    res
+}
+
+/// The answer to a path whose `{id}` does not parse: 404 like an unknown id, unless the path
+/// is a more specific route (`/v1/licenses/bulk`) that a parameterised one
+/// (`/v1/licenses/{id}`) shadowed for a method it does not allow: 405.
+pub fn unparsable_path(req: &HttpRequest) -> HttpResponse {
+    let table = req.app_data::<actix_web::web::Data<RouteTable>>();
+    match table.and_then(|t| t.allowed(req.path())) {
+        Some(methods) if !methods.contains(&req.method().as_str()) => method_not_allowed(&methods),
+        _ => ApiError::NotFound.error_response(),
+    }
+}
+
 /// The app's default service.
 pub async fn not_matched(req: HttpRequest) -> HttpResponse {
     let table = req.app_data::<actix_web::web::Data<RouteTable>>();
     match table.and_then(|t| t.allowed(req.path())) {
-        Some(methods) => {
-            let mut res = ApiError::MethodNotAllowed.error_response();
-            if let Ok(value) = header::HeaderValue::from_str(&methods.join(", ")) {
-                res.headers_mut().insert(header::ALLOW, value);
-            }
-            res
-        }
+        Some(methods) => method_not_allowed(&methods),
         None => ApiError::NotFound.error_response(),
     }
 }

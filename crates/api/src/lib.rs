@@ -12,6 +12,7 @@ pub mod fallback;
 pub mod idempotency;
 pub mod keyed_limit;
 pub mod keyring;
+pub mod metrics;
 pub mod openapi;
 pub mod pagination;
 pub mod rate_limit;

@@ -1,11 +1,15 @@
 //! The OpenAPI document: one derive for the frame (info, tags, security schemes, reusable
 //! error responses); paths and schemas are collected from the routes themselves.
 use actix_web::App;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::Schema;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToResponse};
 use utoipa_actix_web::AppExt;
 
 use crate::error::{FieldError, Problem};
+
+pub mod types;
 
 /// 400: the body is not valid JSON, or the request is otherwise malformed.
 #[derive(ToResponse)]
@@ -129,6 +133,30 @@ pub struct TooManyRequests(Problem);
 )]
 pub struct ServiceUnavailable(Problem);
 
+/// 413: the request body is over the configured limit.
+#[derive(ToResponse)]
+#[response(
+    description = "The request body is too large",
+    content_type = "application/problem+json"
+)]
+#[expect(
+    dead_code,
+    reason = "documents a response; only its OpenAPI form is used"
+)]
+pub struct PayloadTooLarge(Problem);
+
+/// 415: the request body is not `application/json`.
+#[derive(ToResponse)]
+#[response(
+    description = "The request body is not `application/json`",
+    content_type = "application/problem+json"
+)]
+#[expect(
+    dead_code,
+    reason = "documents a response; only its OpenAPI form is used"
+)]
+pub struct UnsupportedMediaType(Problem);
+
 struct SecuritySchemes;
 
 impl Modify for SecuritySchemes {
@@ -210,6 +238,149 @@ impl Modify for IdempotencyKeys {
     }
 }
 
+/// Declares the answers every operation of a kind can give, whatever its handler does, so
+/// that no handler can forget them: a body that is not JSON, too large or of another media
+/// type (400, 413, 415) on operations with a request body; two credentials at once (400) on
+/// protected operations; the database being unreachable (503) on every operation but the
+/// liveness probe, which touches nothing.
+pub struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Ref, RefOr};
+
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                item.get.as_mut(),
+                item.post.as_mut(),
+                item.put.as_mut(),
+                item.patch.as_mut(),
+                item.delete.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let mut add = Vec::new();
+                if operation.request_body.is_some() {
+                    add.extend([
+                        ("400", "BadRequest"),
+                        ("413", "PayloadTooLarge"),
+                        ("415", "UnsupportedMediaType"),
+                    ]);
+                }
+                if operation.security.is_some() {
+                    add.push(("400", "BadRequest"));
+                }
+                if operation.operation_id.as_deref() != Some("get_health") {
+                    add.push(("503", "ServiceUnavailable"));
+                }
+                for (status, response) in add {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| RefOr::Ref(Ref::from_response_name(response)));
+                }
+            }
+        }
+    }
+}
+
+/// States what every request body of this API enforces (`#[serde(deny_unknown_fields)]` on each
+/// of them): an object accepts only its declared properties. utoipa writes
+/// `additionalProperties: false` for no schema, not even for the variants of an enum, so this
+/// walks every schema a request body reaches and closes each object that declares properties
+/// and says nothing about others. Maps (`additionalProperties` set) and `allOf` parts (which a
+/// closed part would break) are left alone.
+pub struct ClosedRequestBodies;
+
+impl ClosedRequestBodies {
+    fn close(schema: &mut RefOr<Schema>, refs: &mut Vec<String>) {
+        match schema {
+            RefOr::Ref(r) => {
+                if let Some(name) = r.ref_location.strip_prefix("#/components/schemas/") {
+                    refs.push(name.to_owned());
+                }
+            }
+            RefOr::T(schema) => Self::close_schema(schema, refs),
+        }
+    }
+
+    fn close_schema(schema: &mut Schema, refs: &mut Vec<String>) {
+        use utoipa::openapi::schema::{AdditionalProperties, ArrayItems};
+        match schema {
+            Schema::Object(object) => {
+                if !object.properties.is_empty() && object.additional_properties.is_none() {
+                    object.additional_properties =
+                        Some(Box::new(AdditionalProperties::FreeForm(false)));
+                }
+                for property in object.properties.values_mut() {
+                    Self::close(property, refs);
+                }
+                if let Some(extra) = object.additional_properties.as_deref_mut()
+                    && let AdditionalProperties::RefOr(extra) = extra
+                {
+                    Self::close(extra, refs);
+                }
+            }
+            Schema::Array(array) => {
+                if let ArrayItems::RefOrSchema(items) = &mut array.items {
+                    Self::close(items, refs);
+                }
+            }
+            Schema::OneOf(one_of) => one_of
+                .items
+                .iter_mut()
+                .for_each(|item| Self::close(item, refs)),
+            Schema::AnyOf(any_of) => any_of
+                .items
+                .iter_mut()
+                .for_each(|item| Self::close(item, refs)),
+            _ => {}
+        }
+    }
+}
+
+impl Modify for ClosedRequestBodies {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let mut refs = Vec::new();
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                item.post.as_mut(),
+                item.put.as_mut(),
+                item.patch.as_mut(),
+                item.delete.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let Some(RefOr::T(body)) = operation.request_body.as_mut() else {
+                    continue;
+                };
+                for content in body.content.values_mut() {
+                    if let RefOr::T(content) = content
+                        && let Some(schema) = content.schema.as_mut()
+                    {
+                        Self::close(schema, &mut refs);
+                    }
+                }
+            }
+        }
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        let mut done = std::collections::BTreeSet::new();
+        while let Some(name) = refs.pop() {
+            if !done.insert(name.clone()) {
+                continue;
+            }
+            if let Some(schema) = components.schemas.get_mut(&name) {
+                Self::close(schema, &mut refs);
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -217,12 +388,13 @@ impl Modify for IdempotencyKeys {
         description = "Software license lifecycle for a hosting provider and its partners: ordering, paying, \
 activating, editing, renewing, suspending, deleting and transferring licenses, and the endpoints the \
 licensed software calls to register and validate.\n\nErrors are RFC 9457 `application/problem+json` \
-documents with a stable `code`. Amounts are integers in minor units of the deployment's currency."
+documents with a stable `code`. Amounts are integers in minor units of the deployment's currency. \
+Integers are written as JSON integers (`72`, never `72.0` or `7.2e1`); a request body is a JSON object."
     ),
     modifiers(&SecuritySchemes),
     components(
         schemas(Problem, FieldError),
-        responses(BadRequest, Unauthorized, PaymentRequired, Forbidden, NotFound, Conflict, PreconditionFailed, Unprocessable, TooManyRequests, ServiceUnavailable)
+        responses(BadRequest, Unauthorized, PaymentRequired, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, ServiceUnavailable)
     ),
     tags(
         (name = "auth", description = "Log in, rotate refresh tokens, log out, who am I"),
@@ -235,8 +407,18 @@ documents with a stable `code`. Amounts are integers in minor units of the deplo
         (name = "orders", description = "Orders (invoices) and their payment"),
         (name = "transfers", description = "Handing licenses over between partners: offer, accept with the secret, reject, cancel"),
         (name = "events", description = "The audit log of every state change"),
+        (name = "webhooks", description = "Endpoints that receive events as signed HTTP POSTs, and their delivery logs. \
+Each delivery is `{id, type, created_at, data: {account_id, license_id, before, after}}` with the headers \
+`Licentia-Event-Id` (receivers dedupe by it: delivery is at least once) and `Licentia-Signature: t=<unix seconds>,v1=<hex \
+HMAC-SHA256>`, keyed with the UTF-8 bytes of the endpoint's secret over `<t>.<raw body>`. Event types: \
+`license.ordered`, `license.activated`, `license.updated`, `license.suspended`, `license.enabled`, `license.renewed`, \
+`license.expiring_soon`, `license.expired`, `license.deleted`, `license.provisioning_failed`, `license.auto_renew_failed`, \
+`license.registration_created`, `license.registrations_deleted`, `transfer.created`, `transfer.accepted`, \
+`transfer.rejected`, `transfer.cancelled`, `transfer.expired`, `order.paid`, `balance.low` (a charge left the \
+account unable to pay the same amount again: balance + credit limit below the amount charged)."),
         (name = "licensed-software", description = "What the licensed software calls with its registration key: register, validate (signed), offline license files; the signing keys that verify them"),
-        (name = "system", description = "Health and readiness"),
+        (name = "bulk", description = "One action over every license a filter matches, run in the background"),
+        (name = "system", description = "Health, readiness and metrics"),
     )
 )]
 pub struct ApiDoc;
@@ -249,6 +431,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
         .configure(crate::routes::configure)
         .split_for_parts();
     IdempotencyKeys.modify(&mut api);
+    CommonResponses.modify(&mut api);
+    ClosedRequestBodies.modify(&mut api);
     api
 }
 

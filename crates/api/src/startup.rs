@@ -40,6 +40,8 @@ pub enum StartError {
 /// Connects, migrates (unless told not to), loads or creates the shared secrets and the
 /// bootstrap admin, and returns the state every handler and worker uses.
 pub async fn prepare(config: Config, migrate: bool) -> Result<AppState, StartError> {
+    // Before any HTTP client is built: reqwest's rustls has no provider of its own.
+    crate::service::webhooks::install_tls_provider();
     let pool = PoolConfig {
         max_connections: config.db_max_connections,
         acquire_timeout: Duration::from_millis(config.db_acquire_timeout_ms),
@@ -307,6 +309,7 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> 
     let cors_origins = state.config.cors_origins();
     // Every serving process also works the job queue; jobs are leased, so several can.
     crate::service::provisioning::spawn_worker(state.clone());
+    crate::metrics::handle();
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         let (app, _) = App::new()
@@ -336,6 +339,8 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> 
                 !cors_origins.is_empty(),
                 cors(&cors_origins),
             ))
+            // Outermost: times everything, labelled with the route template matched inside.
+            .wrap(middleware::from_fn(crate::metrics::middleware))
     })
     .client_request_timeout(request_timeout)
     .client_disconnect_timeout(Duration::from_secs(5))

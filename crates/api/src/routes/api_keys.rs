@@ -20,11 +20,20 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
-    /// What the key is for, 1..100 characters.
-    #[schema(min_length = 1, max_length = 100, example = "billing sync")]
+    /// What the key is for, 1..100 characters, not only white space.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]",
+        example = "billing sync"
+    )]
     pub name: String,
-    /// Scopes the key grants; each must be one the caller holds.
-    #[schema(example = json!(["licenses:read", "licenses:write"]))]
+    /// Scopes the key grants (at least one); each must be one the caller holds.
+    #[schema(
+        value_type = Vec<crate::openapi::types::ScopeName>,
+        min_items = 1,
+        example = json!(["licenses:read", "licenses:write"])
+    )]
     pub scopes: Vec<String>,
     /// When the key stops working; null or absent for never.
     #[serde(default, with = "time::serde::rfc3339::option")]

@@ -30,6 +30,7 @@ use crate::state::AppState;
 pub struct ConfigurationIn {
     /// Quantity per option code; options left out get their minimum. Each must lie within
     /// the option's `min..=max`.
+    #[schema(value_type = crate::openapi::types::OptionQuantities)]
     pub options: BTreeMap<String, i64>,
     /// How an upgrade is paid (default `{"method":"balance"}`); ignored for downgrades, which
     /// are credited to the balance.
@@ -117,7 +118,7 @@ pub async fn update_license_configuration(
         .pricing
         .normalize_options(&requested)
         .map_err(|e| ApiError::validation(vec![pricing_error(e)]))?;
-    let payment = body.payment.unwrap_or(PaymentIn::Balance);
+    let payment = body.payment.unwrap_or(PaymentIn::Balance {});
 
     let txn = state
         .db

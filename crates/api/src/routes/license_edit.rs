@@ -43,9 +43,15 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LicensePatch {
-    /// 1..200 characters.
+    /// 1..200 characters, not only white space.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub name: Option<String>,
     /// IPv4 or IPv6 address.
+    #[schema(value_type = Option<crate::openapi::types::IpAddress>)]
     pub ip: Option<String>,
     /// Another product offering the license's period and options; the prorated price
     /// difference for the rest of the term is charged (upgrade) or credited (downgrade).
@@ -55,18 +61,20 @@ pub struct LicensePatch {
     #[schema(value_type = Option<String>, max_length = 256)]
     pub admin_password: Option<Option<String>>,
     /// `"rotate"` for a fresh random key, or a key of 16..128 characters `[A-Za-z0-9_-]`.
+    #[schema(pattern = "^(rotate|[A-Za-z0-9_-]{16,128})$")]
     pub registration_key: Option<String>,
     /// Delete every registration of the license (e.g. with a new key for another customer).
     pub delete_registrations: Option<bool>,
     /// Auto-renewal period; null turns it off.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<u32>)]
+    #[schema(value_type = Option<crate::openapi::types::PeriodMonths>)]
     pub auto_renew_months: Option<Option<i64>>,
-    /// The partner's billing reference (≤ 128 characters); null clears it.
+    /// The partner's billing reference (1..128 characters); null clears it.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>, max_length = 128)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 128)]
     pub external_id: Option<Option<String>>,
     /// Replaces the metadata (≤ 16 keys).
+    #[schema(value_type = Option<crate::openapi::types::Metadata>)]
     pub metadata: Option<BTreeMap<String, String>>,
     /// Admins only: set the end of the term.
     #[serde(default, with = "time::serde::rfc3339::option")]

@@ -24,10 +24,18 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct LicenseFileRequest {
     /// The license's registration key.
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub registration_key: String,
     /// A fingerprint registered to the license.
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub fingerprint: String,
 }
 
@@ -36,7 +44,11 @@ pub struct LicenseFileRequest {
 #[serde(deny_unknown_fields)]
 pub struct OwnerLicenseFileRequest {
     /// A fingerprint registered to the license.
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub fingerprint: String,
 }
 

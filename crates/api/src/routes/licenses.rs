@@ -6,7 +6,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
 use licentia_domain::auth::Scope;
 use licentia_domain::ids::{AccountId, LicenseId, OrderId, ProductId};
-use licentia_domain::license::{Actor as LifecycleActor, Lifecycle};
+use licentia_domain::license::Lifecycle;
 use licentia_domain::license_record::{License, canonical_ip};
 use licentia_domain::period::Period;
 use licentia_domain::pricing::PricingError;
@@ -24,7 +24,8 @@ use super::orders::OrderOut;
 use crate::auth::Principal;
 use crate::crypto;
 use crate::error::{ApiError, ApiResult, FieldError};
-use crate::service::{billing, provisioning};
+use crate::service::billing;
+use crate::service::lifecycle::{self, Caller, Transition};
 use crate::state::AppState;
 
 /// A software license.
@@ -149,7 +150,9 @@ pub fn with_etag(mut res: HttpResponse, version: i64) -> HttpResponse {
 #[serde(tag = "method", rename_all = "snake_case", deny_unknown_fields)]
 pub enum PaymentIn {
     /// Charge the account now; 402 when balance + credit limit do not cover it.
-    Balance,
+    // A struct variant, not a unit one: serde ignores unknown fields next to the tag of a
+    // unit variant even with `deny_unknown_fields`.
+    Balance {},
     /// Add the item to an unpaid order of the account.
     ExistingOrder {
         order_id: Uuid,
@@ -170,23 +173,35 @@ pub enum PaymentIn {
 #[serde(deny_unknown_fields)]
 pub struct CreateLicense {
     pub product_id: Uuid,
-    /// 1..200 characters.
+    /// 1..200 characters, not only white space.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub name: String,
     /// IPv4 or IPv6 address.
+    #[schema(value_type = crate::openapi::types::IpAddress)]
     pub ip: String,
     /// A period the product prices.
+    #[schema(value_type = crate::openapi::types::PeriodMonths)]
     pub period_months: i64,
     /// Quantity per option code; missing options get their minimum.
     #[serde(default)]
+    #[schema(value_type = crate::openapi::types::OptionQuantities)]
     pub options: BTreeMap<String, i64>,
-    /// Auto-renewal period, or null for off.
+    /// Auto-renewal period (one the product prices), or null for off.
+    #[schema(value_type = Option<crate::openapi::types::PeriodMonths>)]
     pub auto_renew_months: Option<i64>,
-    /// Write-only; stored encrypted.
+    /// Write-only; stored encrypted; at most 256 characters.
+    #[schema(max_length = 256)]
     pub admin_password: Option<String>,
-    /// ≤ 128 characters.
+    /// 1..128 characters.
+    #[schema(min_length = 1, max_length = 128)]
     pub external_id: Option<String>,
     /// ≤ 16 keys.
     #[serde(default)]
+    #[schema(value_type = crate::openapi::types::Metadata)]
     pub metadata: BTreeMap<String, String>,
     /// The account to order for (admins only).
     pub account_id: Option<Uuid>,
@@ -443,7 +458,7 @@ pub async fn create_license(
     };
     let license = licenses::insert(&txn, &license, sealed).await?;
     let (order_id, pay_now) = match body.payment {
-        PaymentIn::Balance => (
+        PaymentIn::Balance {} => (
             orders::create(&txn, account_id, state.currency.as_str()).await?,
             true,
         ),
@@ -579,90 +594,45 @@ pub async fn get_license(
     ))
 }
 
-/// Applies a state transition under the row lock, records the event, answers the license.
+/// Applies a state transition under the row lock (shared with bulk operations:
+/// [`crate::service::lifecycle::transition`]) and answers the license (204 for a deletion).
 async fn transition(
     state: &AppState,
     principal: &Principal,
     req: &HttpRequest,
     id: Uuid,
-    event_type: &'static str,
-    apply: impl FnOnce(
-        Lifecycle,
-        OffsetDateTime,
-    ) -> Result<Lifecycle, licentia_domain::license::TransitionError>,
+    transition: Transition,
 ) -> ApiResult<HttpResponse> {
     principal.require(Scope::LicensesWrite)?;
     let (_, product) = visible_license(state, principal, id).await?;
-    let scope = if principal.is_admin() {
-        LicenseScope::All
-    } else {
-        LicenseScope::Tenant(principal.account_id())
-    };
     let txn = state
         .db
         .conn()
         .begin()
         .await
         .map_err(licentia_persistence::PersistenceError::from)?;
-    // A deletion cancels the license's unpaid items: their orders are locked first.
-    billing::lock_orders_of(&txn, LicenseId::from_uuid(id)).await?;
-    let license = licenses::lock(&txn, scope, LicenseId::from_uuid(id))
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    check_if_match(req, license.version)?;
-    let now = state.clock.now();
-    let before = license_snapshot(&license);
-    let mut next = license.clone();
-    next.lifecycle = apply(license.lifecycle.clone(), now)?;
-    let entered_progress =
-        next.lifecycle.status == licentia_domain::license::LicenseStatus::InProgress;
-    let deleted = next.lifecycle.status == licentia_domain::license::LicenseStatus::Deleted;
-    let saved = licenses::save(&txn, &next, None).await?;
-    if entered_progress {
-        let attempts = i32::try_from(state.config.provision_attempts).unwrap_or(10);
-        provisioning::enqueue(&txn, saved.id, attempts).await?;
-    }
-    if deleted {
-        orders::cancel_items_of_license(&txn, saved.id).await?;
-        crate::service::transfers::cancel_pending_of_license(
-            &txn,
-            saved.id,
-            principal.actor(),
-            now,
-        )
-        .await?;
-    }
-    events::record(
+    let attempts = i32::try_from(state.config.provision_attempts).unwrap_or(10);
+    let saved = lifecycle::transition(
         &txn,
-        NewEvent {
-            event_type,
-            account_id: saved.account_id,
-            license_id: Some(saved.id),
-            actor: principal.actor(),
-            before: Some(before),
-            after: Some(license_snapshot(&saved)),
-        },
+        &Caller::of(principal),
+        LicenseId::from_uuid(id),
+        transition,
+        state.clock.now(),
+        attempts,
+        |license| check_if_match(req, license.version),
     )
     .await?;
     txn.commit()
         .await
         .map_err(licentia_persistence::PersistenceError::from)?;
     let version = saved.version;
-    if deleted {
+    if transition == Transition::Delete {
         return Ok(HttpResponse::NoContent().finish());
     }
     Ok(with_etag(
         HttpResponse::Ok().json(LicenseOut::new(saved, &product)),
         version,
     ))
-}
-
-fn lifecycle_actor(principal: &Principal) -> LifecycleActor {
-    if principal.is_admin() {
-        LifecycleActor::Admin
-    } else {
-        LifecycleActor::Partner
-    }
 }
 
 /// Disable a license
@@ -689,14 +659,12 @@ pub async fn disable_license(
     req: HttpRequest,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    let actor = lifecycle_actor(&principal);
     transition(
         &state,
         &principal,
         &req,
         id.into_inner(),
-        "license.suspended",
-        move |lc, _| lc.disable(actor),
+        Transition::Disable,
     )
     .await
 }
@@ -727,14 +695,12 @@ pub async fn enable_license(
     req: HttpRequest,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    let actor = lifecycle_actor(&principal);
     transition(
         &state,
         &principal,
         &req,
         id.into_inner(),
-        "license.enabled",
-        move |lc, now| lc.enable(actor, now),
+        Transition::Enable,
     )
     .await
 }
@@ -769,8 +735,7 @@ pub async fn delete_license(
         &principal,
         &req,
         id.into_inner(),
-        "license.deleted",
-        |lc, _| lc.delete(),
+        Transition::Delete,
     )
     .await
 }
@@ -786,12 +751,16 @@ pub struct LicenseQuery {
     /// Case-insensitive substring of the name.
     pub name: Option<String>,
     /// An exact address or a CIDR block (`10.0.0.0/8`, `2001:db8::/32`).
+    #[param(value_type = Option<crate::openapi::types::IpOrCidr>)]
     pub ip: Option<String>,
     #[param(value_type = Option<Uuid>)]
     pub product_id: Option<String>,
-    #[param(value_type = Option<u32>)]
+    #[param(value_type = Option<crate::openapi::types::PeriodMonths>)]
     pub period_months: Option<String>,
     /// Comma-separated statuses; `deleted` only appears when listed here.
+    #[param(
+        pattern = "^(ordered|in_progress|active|suspended|deleted)(,(ordered|in_progress|active|suspended|deleted))*$"
+    )]
     pub status: Option<String>,
     /// `valid_until` on or after this instant (RFC 3339).
     #[param(value_type = Option<String>, format = DateTime)]
@@ -804,6 +773,7 @@ pub struct LicenseQuery {
     #[param(value_type = Option<Uuid>)]
     pub account_id: Option<String>,
     /// `created_at`, `-created_at` (default), `valid_until`, `-valid_until`, `name`, `-name`.
+    #[param(pattern = "^-?(created_at|valid_until|name)$")]
     pub sort: Option<String>,
     /// Page size, 1..200 (default 50).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
@@ -828,6 +798,104 @@ fn cidr_range(raw: &str) -> Option<([u8; 16], [u8; 16])> {
     Some((ip_key(net.network()), ip_key(net.broadcast())))
 }
 
+/// The list filters as text: the query of `GET /v1/licenses`, or a bulk operation's `filter`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FilterText<'a> {
+    pub id: Option<&'a str>,
+    pub name: Option<&'a str>,
+    pub ip: Option<&'a str>,
+    pub product_id: Option<&'a str>,
+    pub period_months: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub valid_until_from: Option<&'a str>,
+    pub valid_until_to: Option<&'a str>,
+    pub external_id: Option<&'a str>,
+    pub account_id: Option<&'a str>,
+}
+
+/// Parses the license list's filters; every bad value adds an error naming
+/// `<prefix><parameter>`, and `account_id` is refused to everyone but admins.
+pub fn parse_filter(
+    principal: &Principal,
+    f: FilterText<'_>,
+    prefix: &str,
+    errors: &mut Vec<FieldError>,
+) -> licentia_persistence::repo::licenses::Filter {
+    let mut filter = licentia_persistence::repo::licenses::Filter::default();
+    if let Some(id) = f.id {
+        match id.parse::<Uuid>() {
+            Ok(id) => filter.id = Some(LicenseId::from_uuid(id)),
+            Err(_) => errors.push(FieldError::new(format!("{prefix}id"), "must be a UUID")),
+        }
+    }
+    if let Some(name) = f.name {
+        filter.name = Some(name.to_lowercase());
+    }
+    if let Some(ip) = f.ip {
+        match cidr_range(ip) {
+            Some(range) => filter.ip_range = Some(range),
+            None => errors.push(FieldError::new(
+                format!("{prefix}ip"),
+                "must be an IP address or CIDR block",
+            )),
+        }
+    }
+    if let Some(p) = f.product_id {
+        match p.parse::<Uuid>() {
+            Ok(id) => filter.product_id = Some(ProductId::from_uuid(id)),
+            Err(_) => errors.push(FieldError::new(
+                format!("{prefix}product_id"),
+                "must be a UUID",
+            )),
+        }
+    }
+    if let Some(p) = f.period_months {
+        match p.parse::<i64>().ok().and_then(|n| Period::new(n).ok()) {
+            Some(p) => filter.period_months = Some(p.months()),
+            None => errors.push(FieldError::new(
+                format!("{prefix}period_months"),
+                "must be one of 1, 3, 6, 12, 24, 36",
+            )),
+        }
+    }
+    if let Some(list) = f.status {
+        for s in list.split(',').map(str::trim) {
+            if s.parse::<licentia_domain::license::LicenseStatus>().is_ok() {
+                filter.statuses.push(s.to_owned());
+            } else {
+                errors.push(FieldError::new(
+                    format!("{prefix}status"),
+                    format!("unknown status {s:?}"),
+                ));
+            }
+        }
+    }
+    if let Some(t) = f.valid_until_from {
+        filter.valid_until_from = parse_time(&format!("{prefix}valid_until_from"), t, errors);
+    }
+    if let Some(t) = f.valid_until_to {
+        filter.valid_until_to = parse_time(&format!("{prefix}valid_until_to"), t, errors);
+    }
+    filter.external_id = f.external_id.map(str::to_owned);
+    if let Some(a) = f.account_id {
+        if !principal.is_admin() {
+            errors.push(FieldError::new(
+                format!("{prefix}account_id"),
+                "only the provider's administrators may filter by account",
+            ));
+        } else {
+            match a.parse::<Uuid>() {
+                Ok(id) => filter.account_id = Some(AccountId::from_uuid(id)),
+                Err(_) => errors.push(FieldError::new(
+                    format!("{prefix}account_id"),
+                    "must be a UUID",
+                )),
+            }
+        }
+    }
+    filter
+}
+
 /// List licenses
 ///
 /// Keyset-paged; filters combine with AND. An unknown parameter or a bad value is 422
@@ -850,73 +918,30 @@ pub async fn list_licenses(
     principal: Principal,
     query: web::Query<LicenseQuery>,
 ) -> ApiResult<HttpResponse> {
-    use licentia_persistence::repo::licenses::{After, Filter, Sort};
+    use licentia_persistence::repo::licenses::{After, Sort};
     principal.require(Scope::LicensesRead)?;
     let q = query.into_inner();
     let mut errors = Vec::new();
-    let mut filter = Filter::default();
     let limit = crate::pagination::parse_limit(q.limit.as_deref())
         .map_err(|e| errors.push(e))
         .unwrap_or(1);
-    if let Some(id) = &q.id {
-        match id.parse::<Uuid>() {
-            Ok(id) => filter.id = Some(LicenseId::from_uuid(id)),
-            Err(_) => errors.push(FieldError::new("id", "must be a UUID")),
-        }
-    }
-    if let Some(name) = &q.name {
-        filter.name = Some(name.to_lowercase());
-    }
-    if let Some(ip) = &q.ip {
-        match cidr_range(ip) {
-            Some(range) => filter.ip_range = Some(range),
-            None => errors.push(FieldError::new("ip", "must be an IP address or CIDR block")),
-        }
-    }
-    if let Some(p) = &q.product_id {
-        match p.parse::<Uuid>() {
-            Ok(id) => filter.product_id = Some(ProductId::from_uuid(id)),
-            Err(_) => errors.push(FieldError::new("product_id", "must be a UUID")),
-        }
-    }
-    if let Some(p) = &q.period_months {
-        match p.parse::<i64>().ok().and_then(|n| Period::new(n).ok()) {
-            Some(p) => filter.period_months = Some(p.months()),
-            None => errors.push(FieldError::new(
-                "period_months",
-                "must be one of 1, 3, 6, 12, 24, 36",
-            )),
-        }
-    }
-    if let Some(list) = &q.status {
-        for s in list.split(',').map(str::trim) {
-            if s.parse::<licentia_domain::license::LicenseStatus>().is_ok() {
-                filter.statuses.push(s.to_owned());
-            } else {
-                errors.push(FieldError::new("status", format!("unknown status {s:?}")));
-            }
-        }
-    }
-    if let Some(t) = &q.valid_until_from {
-        filter.valid_until_from = parse_time("valid_until_from", t, &mut errors);
-    }
-    if let Some(t) = &q.valid_until_to {
-        filter.valid_until_to = parse_time("valid_until_to", t, &mut errors);
-    }
-    filter.external_id = q.external_id.clone();
-    if let Some(a) = &q.account_id {
-        if !principal.is_admin() {
-            errors.push(FieldError::new(
-                "account_id",
-                "only the provider's administrators may filter by account",
-            ));
-        } else {
-            match a.parse::<Uuid>() {
-                Ok(id) => filter.account_id = Some(AccountId::from_uuid(id)),
-                Err(_) => errors.push(FieldError::new("account_id", "must be a UUID")),
-            }
-        }
-    }
+    let filter = parse_filter(
+        &principal,
+        FilterText {
+            id: q.id.as_deref(),
+            name: q.name.as_deref(),
+            ip: q.ip.as_deref(),
+            product_id: q.product_id.as_deref(),
+            period_months: q.period_months.as_deref(),
+            status: q.status.as_deref(),
+            valid_until_from: q.valid_until_from.as_deref(),
+            valid_until_to: q.valid_until_to.as_deref(),
+            external_id: q.external_id.as_deref(),
+            account_id: q.account_id.as_deref(),
+        },
+        "",
+        &mut errors,
+    );
     let sort_text = q.sort.clone().unwrap_or_else(|| "-created_at".into());
     let sort = match sort_text.as_str() {
         "created_at" => Sort::CreatedAt { desc: false },

@@ -2,12 +2,14 @@
 //! OpenAPI document, so the two cannot drift.
 pub mod accounts;
 pub mod api_keys;
+pub mod bulk;
 pub mod configuration;
 pub mod events;
 pub mod ledger;
 pub mod license_edit;
 pub mod license_files;
 pub mod licenses;
+pub mod metrics;
 pub mod orders;
 pub mod products;
 pub mod provisioning;
@@ -18,6 +20,7 @@ pub mod system;
 pub mod transfers;
 pub mod users;
 pub mod validate;
+pub mod webhooks;
 
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -26,6 +29,7 @@ use crate::auth::handlers as auth;
 pub fn configure(cfg: &mut ServiceConfig<'_>) {
     cfg.service(system::get_health)
         .service(system::get_readiness)
+        .service(metrics::get_metrics)
         .service(auth::create_token)
         .service(auth::refresh_token)
         .service(auth::logout)
@@ -55,6 +59,8 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
         .service(licenses::enable_license)
         .service(licenses::disable_license)
         .service(licenses::delete_license)
+        .service(bulk::create_bulk_operation)
+        .service(bulk::get_bulk_operation)
         .service(renewals::get_renewal_quote)
         .service(renewals::renew_license)
         .service(configuration::update_license_configuration)
@@ -77,5 +83,11 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
         .service(transfers::get_transfer)
         .service(transfers::accept_transfer)
         .service(transfers::reject_transfer)
-        .service(transfers::cancel_transfer);
+        .service(transfers::cancel_transfer)
+        .service(webhooks::create_webhook_endpoint)
+        .service(webhooks::list_webhook_endpoints)
+        .service(webhooks::get_webhook_endpoint)
+        .service(webhooks::update_webhook_endpoint)
+        .service(webhooks::delete_webhook_endpoint)
+        .service(webhooks::list_webhook_deliveries);
 }

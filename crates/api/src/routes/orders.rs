@@ -80,6 +80,7 @@ impl From<Order> for OrderOut {
 #[into_params(parameter_in = Query)]
 pub struct OrderQuery {
     /// `unpaid`, `paid` or `cancelled`.
+    #[param(pattern = "^(unpaid|paid|cancelled)$")]
     pub status: Option<String>,
     /// Page size, 1..200 (default 50).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]

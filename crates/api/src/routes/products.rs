@@ -24,7 +24,7 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct PriceDto {
     /// Months: one of 1, 3, 6, 12, 24, 36.
-    #[schema(example = 12)]
+    #[schema(value_type = crate::openapi::types::PeriodMonths)]
     pub period_months: i64,
     /// Amount in minor units of the deployment's currency, 0..10^12.
     #[schema(minimum = 0, maximum = 1_000_000_000_000_i64, example = 12000)]
@@ -35,18 +35,25 @@ pub struct PriceDto {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OptionDto {
-    /// Stable code, e.g. `extra_domains`.
-    #[schema(example = "extra_domains")]
+    /// Stable code, e.g. `extra_domains`: lower-case letters, digits, `-`, `_`; 1..64
+    /// characters; unique within the product.
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,63}$", example = "extra_domains")]
     pub code: String,
-    /// Display name.
+    /// Display name, 1..200 characters, not only white space.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub name: String,
-    /// Smallest quantity a license may have.
-    #[schema(minimum = 0)]
+    /// Smallest quantity a license may have (0..2^32-1).
+    #[schema(value_type = i64, minimum = 0, maximum = 4_294_967_295_i64)]
     pub min: u32,
-    /// Largest quantity a license may have.
-    #[schema(minimum = 0)]
+    /// Largest quantity a license may have (0..2^32-1); not below `min`.
+    #[schema(value_type = i64, minimum = 0, maximum = 4_294_967_295_i64)]
     pub max: u32,
     /// Unit price per period; exactly one per product period.
+    #[schema(min_items = 1)]
     pub prices: Vec<PriceDto>,
 }
 
@@ -123,8 +130,9 @@ pub struct CreateProduct {
     #[garde(length(chars, min = 1, max = 200))]
     #[schema(min_length = 1, max_length = 200, example = "ISPmanager Business")]
     pub name: String,
-    /// One price per orderable period.
+    /// One price per orderable period (at least one; each period once).
     #[garde(skip)]
+    #[schema(min_items = 1)]
     pub prices: Vec<PriceDto>,
     /// Configuration options (default none).
     #[garde(skip)]
@@ -132,7 +140,7 @@ pub struct CreateProduct {
     pub options: Vec<OptionDto>,
     /// Seats per license; omit or null for unlimited.
     #[garde(range(min = 1))]
-    #[schema(minimum = 1)]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 4_294_967_295_i64)]
     pub max_registrations: Option<u32>,
     /// Whether licenses may move between partners (default true).
     #[garde(skip)]
@@ -165,8 +173,9 @@ pub struct UpdateProduct {
     #[garde(length(chars, min = 1, max = 200))]
     #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
-    /// Replaces every price.
+    /// Replaces every price (at least one; each period once).
     #[garde(skip)]
+    #[schema(min_items = 1)]
     pub prices: Option<Vec<PriceDto>>,
     /// Replaces every option.
     #[garde(skip)]
@@ -174,7 +183,7 @@ pub struct UpdateProduct {
     /// Seats per license; null makes it unlimited.
     #[garde(skip)]
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<u32>, minimum = 1)]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 4_294_967_295_i64)]
     pub max_registrations: Option<Option<u32>>,
     #[garde(skip)]
     pub transferable: Option<bool>,

@@ -34,15 +34,30 @@ const MAX_HOSTNAME_CHARS: usize = 253;
 #[serde(deny_unknown_fields)]
 pub struct RegistrationRequest {
     /// The license's registration key.
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub registration_key: String,
-    /// A stable identifier of the machine, chosen by the software (1..256 characters).
-    #[schema(min_length = 1, max_length = 256)]
+    /// A stable identifier of the machine, chosen by the software (1..256 characters without
+    /// control characters).
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub fingerprint: String,
-    /// The machine's host name, for the owner's list.
-    #[schema(max_length = 253)]
+    /// The machine's host name, for the owner's list (1..253 characters without control
+    /// characters).
+    #[schema(
+        min_length = 1,
+        max_length = 253,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub hostname: Option<String>,
     /// The machine's IPv4 or IPv6 address, for the owner's list.
+    #[schema(value_type = Option<crate::openapi::types::IpAddress>)]
     pub ip: Option<String>,
 }
 

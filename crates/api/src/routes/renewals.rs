@@ -28,7 +28,7 @@ use crate::state::AppState;
 #[into_params(parameter_in = Query)]
 pub struct QuoteQuery {
     /// The renewal period: one the product prices.
-    #[param(value_type = u32, required = true)]
+    #[param(value_type = crate::openapi::types::PeriodMonths, required = true)]
     pub period_months: Option<String>,
 }
 
@@ -52,6 +52,7 @@ pub struct RenewalQuote {
 #[serde(deny_unknown_fields)]
 pub struct CreateRenewal {
     /// The renewal period: one the product prices; the license's `period_months` becomes it.
+    #[schema(value_type = crate::openapi::types::PeriodMonths)]
     pub period_months: i64,
     pub payment: PaymentIn,
 }

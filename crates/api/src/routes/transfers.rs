@@ -153,6 +153,7 @@ pub struct CreateTransfer {
     /// The receiving partner account; not the license's own.
     pub to_account_id: Uuid,
     /// 12..256 characters; when omitted, a random one of 43 characters is generated.
+    #[schema(min_length = 12, max_length = 256)]
     pub secret: Option<String>,
 }
 
@@ -378,8 +379,10 @@ pub struct TransferQuery {
     /// `incoming` (offers to the caller's account; with `status=pending`, the "pending import
     /// approval" list) or `outgoing` (offers from it). Omitted: both (for the provider's
     /// administrators: every transfer).
+    #[param(pattern = "^(incoming|outgoing)$")]
     pub direction: Option<String>,
     /// `pending`, `accepted`, `rejected`, `cancelled` or `expired`.
+    #[param(pattern = "^(pending|accepted|rejected|cancelled|expired)$")]
     pub status: Option<String>,
     /// Page size, 1..200 (default 50).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]

@@ -57,7 +57,7 @@ pub struct CreateUser {
     pub password: String,
     /// `owner`, `operator` or `viewer` for a partner account; `admin` for the provider's.
     #[garde(skip)]
-    #[schema(example = "operator")]
+    #[schema(pattern = "^(owner|operator|viewer|admin)$", example = "operator")]
     pub role: String,
 }
 

@@ -30,12 +30,21 @@ pub const MAX_FIELD_CHARS: usize = 256;
 #[serde(deny_unknown_fields)]
 pub struct ValidateRequest {
     /// The license's registration key (1..256 characters).
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub registration_key: String,
     /// The machine's fingerprint; when given, it must be registered to the license.
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub fingerprint: Option<String>,
     /// The address the software runs on; when given, it must be the license's.
+    #[schema(value_type = Option<crate::openapi::types::IpAddress>)]
     pub ip: Option<String>,
 }
 

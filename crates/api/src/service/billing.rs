@@ -12,7 +12,9 @@ use super::{provisioning, renewal};
 use crate::error::{ApiError, ApiResult};
 use crate::routes::licenses::license_snapshot;
 
-/// Charges `amount` to the account or reports 402 with what is available.
+/// Charges `amount` to the account or reports 402 with what is available. A charge that
+/// leaves the account unable to pay the same amount again (balance + credit limit below it,
+/// so the next renewal of that kind would be refused) emits `balance.low`.
 pub async fn charge(
     txn: &DatabaseTransaction,
     account: AccountId,
@@ -24,7 +26,30 @@ pub async fn charge(
         return Ok(());
     }
     match ledger::charge(txn, account, amount, reference, order).await? {
-        ChargeOutcome::Charged(_) => Ok(()),
+        ChargeOutcome::Charged(_) => {
+            let after = accounts::get(txn, account).await?;
+            if after.available() < amount {
+                events::record(
+                    txn,
+                    NewEvent {
+                        event_type: "balance.low",
+                        account_id: account,
+                        license_id: None,
+                        actor: Actor::SYSTEM,
+                        before: None,
+                        after: Some(serde_json::json!({
+                            "balance": after.balance,
+                            "credit_limit": after.credit_limit,
+                            "available": after.available(),
+                            "charged": amount,
+                            "reference": reference,
+                        })),
+                    },
+                )
+                .await?;
+            }
+            Ok(())
+        }
         ChargeOutcome::InsufficientFunds => {
             let available = accounts::get(txn, account).await?.available();
             Err(ApiError::InsufficientFunds {

@@ -138,7 +138,12 @@ pub async fn tick(
         worker_id,
         Duration::from_secs(60),
         16,
-        &[JOB_KIND, sweeps::JOB_KIND],
+        &[
+            JOB_KIND,
+            sweeps::JOB_KIND,
+            super::bulk::JOB_KIND,
+            super::webhooks::JOB_KIND,
+        ],
     )
     .await?;
     let count = claimed.len();
@@ -149,6 +154,13 @@ pub async fn tick(
             sweeps::JOB_KIND => sweeps::run(state).await.map(|report| {
                 tracing::info!(job = %job.id, ?report, "sweep done");
             }),
+            super::bulk::JOB_KIND => super::bulk::run(state, &job).await,
+            // Sent in the background (a bounded number at once); the delivery records its
+            // own outcome and retry schedule.
+            super::webhooks::JOB_KIND => {
+                super::webhooks::start(state, job).await;
+                continue;
+            }
             other => {
                 jobs::fail(db, job.id, &format!("unknown job kind {other}"), None).await?;
                 continue;

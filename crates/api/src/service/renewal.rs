@@ -50,7 +50,7 @@ impl PaymentPlan {
         payment: &PaymentIn,
     ) -> ApiResult<PaymentPlan> {
         Ok(match payment {
-            PaymentIn::Balance => PaymentPlan {
+            PaymentIn::Balance {} => PaymentPlan {
                 existing: None,
                 pay_now: true,
             },

@@ -2,6 +2,8 @@
 //! signatures as rows; callers get domain records.
 pub mod accounts;
 pub mod api_keys;
+pub mod bulk_operation_items;
+pub mod bulk_operations;
 pub mod events;
 pub mod idempotency_keys;
 pub mod jobs;
@@ -16,3 +18,5 @@ pub mod settings;
 pub mod signing_keys;
 pub mod transfers;
 pub mod users;
+pub mod webhook_deliveries;
+pub mod webhook_endpoints;

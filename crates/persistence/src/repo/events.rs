@@ -70,7 +70,9 @@ pub struct NewEvent {
     pub after: Option<serde_json::Value>,
 }
 
-/// Records an event; call it with the transaction that makes the change.
+/// Records an event; call it with the transaction that makes the change. The same
+/// transaction queues the event's webhook deliveries (the outbox), so a committed change is
+/// always announced and a rolled-back one never is.
 pub async fn record(
     db: &impl ConnectionTrait,
     event: NewEvent,
@@ -91,6 +93,7 @@ pub async fn record(
     events::Entity::insert(row)
         .exec_without_returning(db)
         .await?;
+    super::webhooks::enqueue_deliveries(db, id, event.event_type, event.account_id, now).await?;
     Ok((id, now))
 }
 

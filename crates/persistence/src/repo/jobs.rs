@@ -248,6 +248,21 @@ pub async fn queue_depth(db: &impl ConnectionTrait) -> Result<u64> {
         .await?)
 }
 
+/// When the longest-waiting due job became due (`run_at` of the oldest queued job that is
+/// due now), for the queue-lag metric; `None` when nothing is waiting.
+pub async fn oldest_due(db: &impl ConnectionTrait) -> Result<Option<OffsetDateTime>> {
+    Ok(Entity::find()
+        .select_only()
+        .column(Column::RunAt)
+        .filter(Column::Status.eq(QUEUED))
+        .filter(Column::RunAt.lte(crate::now()))
+        .order_by_asc(Column::RunAt)
+        .limit(1)
+        .into_tuple::<OffsetDateTime>()
+        .one(db)
+        .await?)
+}
+
 #[cfg(test)]
 mod tests {
     use sea_orm::DbBackend;

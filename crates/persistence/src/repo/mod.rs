@@ -2,6 +2,7 @@
 //! so an unscoped query stands out in review.
 pub mod accounts;
 pub mod api_keys;
+pub mod bulk;
 pub mod events;
 pub mod idempotency;
 pub mod jobs;
@@ -15,6 +16,7 @@ pub mod signing_keys;
 pub mod tokens;
 pub mod transfers;
 pub mod users;
+pub mod webhooks;
 
 /// A keyset page: rows after `after` (exclusive), at most `limit`.
 #[derive(Clone, Copy, Debug)]

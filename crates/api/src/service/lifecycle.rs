@@ -1,0 +1,126 @@
+//! Enabling, disabling and deleting a license: one transaction script shared by the single
+//! calls (`POST …/enable`, `POST …/disable`, `DELETE …`) and bulk operations.
+use licentia_domain::ids::LicenseId;
+use licentia_domain::license::{
+    Actor as LifecycleActor, LicenseStatus, Lifecycle, TransitionError,
+};
+use licentia_domain::license_record::License;
+use licentia_persistence::DatabaseTransaction;
+use licentia_persistence::repo::events::{self, Actor, NewEvent};
+use licentia_persistence::repo::licenses::{self, Scope as LicenseScope};
+use licentia_persistence::repo::orders;
+use time::OffsetDateTime;
+
+use super::{billing, provisioning, transfers};
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::routes::licenses::license_snapshot;
+
+/// A state change a caller asks for by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transition {
+    /// `active` → `suspended` (`manual` by a partner, `admin` by an admin).
+    Disable,
+    /// `suspended` → `in_progress` → `active`.
+    Enable,
+    /// Any status but `deleted` → `deleted` (soft).
+    Delete,
+}
+
+impl Transition {
+    /// The event the change records.
+    pub fn event_type(self) -> &'static str {
+        match self {
+            Self::Disable => "license.suspended",
+            Self::Enable => "license.enabled",
+            Self::Delete => "license.deleted",
+        }
+    }
+
+    fn apply(
+        self,
+        lifecycle: Lifecycle,
+        role: LifecycleActor,
+        now: OffsetDateTime,
+    ) -> Result<Lifecycle, TransitionError> {
+        match self {
+            Self::Disable => lifecycle.disable(role),
+            Self::Enable => lifecycle.enable(role, now),
+            Self::Delete => lifecycle.delete(),
+        }
+    }
+}
+
+/// Who makes a change: which licenses they reach, their role in the state machine, and how
+/// events name them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub scope: LicenseScope,
+    pub role: LifecycleActor,
+    pub actor: Actor,
+}
+
+impl Caller {
+    pub fn of(principal: &Principal) -> Self {
+        if principal.is_admin() {
+            Self {
+                scope: LicenseScope::All,
+                role: LifecycleActor::Admin,
+                actor: principal.actor(),
+            }
+        } else {
+            Self {
+                scope: LicenseScope::Tenant(principal.account_id()),
+                role: LifecycleActor::Partner,
+                actor: principal.actor(),
+            }
+        }
+    }
+}
+
+/// Applies `transition` to the license inside `txn`: locks the orders holding its unpaid items
+/// (a deletion cancels them), then the license (404 when the caller cannot reach it); runs
+/// `precondition` (e.g. `If-Match`) on the locked row; saves; queues provisioning when the
+/// license entered `in_progress`; on deletion cancels its unpaid order items and pending
+/// transfers; records the event. Returns the saved license.
+pub async fn transition(
+    txn: &DatabaseTransaction,
+    caller: &Caller,
+    id: LicenseId,
+    transition: Transition,
+    now: OffsetDateTime,
+    provision_attempts: i32,
+    precondition: impl FnOnce(&License) -> ApiResult<()>,
+) -> ApiResult<License> {
+    billing::lock_orders_of(txn, id).await?;
+    let license = licenses::lock(txn, caller.scope, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    precondition(&license)?;
+    let before = license_snapshot(&license);
+    let mut next = license.clone();
+    next.lifecycle = transition.apply(license.lifecycle.clone(), caller.role, now)?;
+    let entered_progress = next.lifecycle.status == LicenseStatus::InProgress;
+    let deleted = next.lifecycle.status == LicenseStatus::Deleted;
+    let saved = licenses::save(txn, &next, None).await?;
+    if entered_progress {
+        provisioning::enqueue(txn, saved.id, provision_attempts).await?;
+    }
+    if deleted {
+        orders::cancel_items_of_license(txn, saved.id).await?;
+        transfers::cancel_pending_of_license(txn, saved.id, caller.actor, now).await?;
+    }
+    events::record(
+        txn,
+        NewEvent {
+            event_type: transition.event_type(),
+            account_id: saved.account_id,
+            license_id: Some(saved.id),
+            actor: caller.actor,
+            before: Some(before),
+            after: Some(license_snapshot(&saved)),
+        },
+    )
+    .await?;
+    Ok(saved)
+}
