@@ -2,34 +2,41 @@
 # Property-based tests of the running service against its own OpenAPI document (schemathesis).
 #
 # Builds the debug `licentia`, serves it on a temporary SQLite database (rate limits off, a
-# known admin password, a free port), creates fixtures (a product, a partner with credit, an
-# owner, a license), then runs `schemathesis run` with every check as the admin. Exits non-zero
-# on any failure; prints the operation and test-case counts. Everything it starts it stops.
+# known admin password, a free port), creates fixtures (two products, two funded partners, an
+# owner, a paid and an unpaid license), then runs `schemathesis run` with every check
+# (`--checks all`) as the admin. Exits non-zero on any failure, and when the server logged a
+# panic or an internal error; prints the operation and test-case counts. Everything it starts
+# it stops; reports are kept in target/schemathesis/.
 #
-# No operation is excluded and no check is skipped. Rules of the API that a JSON Schema cannot
-# state (references to existing objects, cross-field rules, opaque cursors) are taught to the
-# generator by scripts/schemathesis_hooks.py, which explains each one.
+# No operation is excluded. One check is narrowed for one operation, with the reason, below.
+# Rules of the API that a JSON Schema cannot state (references to existing objects, cross-field
+# rules, opaque cursors) are taught to the generator by scripts/schemathesis_hooks.py, which
+# explains each one.
 #
 # Settings (environment):
 #   ST_MAX_EXAMPLES  test cases per operation and phase (default 25)
-#   ST_MAX_TIME      time budget in seconds for the whole run (default 420)
+#   ST_MAX_TIME      time budget in seconds for the whole run (default 300; fuzzing and
+#                    stateful testing repeat until it is spent)
 #   ST_WORKERS       concurrent schemathesis workers (default 1: the hooks restore shared
 #                    fixtures before the requests that depend on them)
 #   ST_SEED          random seed (default: a fixed one, so that CI runs are reproducible)
-#   ST_VENV          where schemathesis is installed (default target/schemathesis-venv)
+#   ST_VENV          where schemathesis is installed (default target/schemathesis-venv;
+#                    installed there with pip when missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MAX_EXAMPLES="${ST_MAX_EXAMPLES:-25}"
-MAX_TIME="${ST_MAX_TIME:-420}"
+MAX_TIME="${ST_MAX_TIME:-300}"
 WORKERS="${ST_WORKERS:-1}"
 SEED="${ST_SEED:-20261128}"
-VENV="${ST_VENV:-target/schemathesis-venv}"
+VENV="${ST_VENV:-$PWD/target/schemathesis-venv}"
 ADMIN_EMAIL="schemathesis-admin@licentia.test"
 ADMIN_PASSWORD="schemathesis-admin-password-$$"
 WORK="$(mktemp -d)"
 SERVER_PID=""
 export SCHEMATHESIS_TELEMETRY=false
+# The hooks are imported from scripts/: no __pycache__ there.
+export PYTHONDONTWRITEBYTECODE=1
 
 cleanup() {
   if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
@@ -62,6 +69,7 @@ LICENTIA_BIND="127.0.0.1:${PORT}" \
 LICENTIA_ADMIN_EMAIL="$ADMIN_EMAIL" \
 LICENTIA_ADMIN_PASSWORD="$ADMIN_PASSWORD" \
 LICENTIA_RATE_LIMIT=off \
+LICENTIA_WEBHOOK_ALLOWED_HOSTS=127.0.0.1 \
 LICENTIA_ACCESS_TOKEN_TTL_SECS=7200 \
 LICENTIA_JOB_POLL_MS=100 \
 LICENTIA_LOG="${ST_SERVER_LOG:-warn}" \
@@ -131,11 +139,24 @@ export ST_FIXTURES="$WORK/fixtures.json"
 export SCHEMATHESIS_HOOKS="$PWD/scripts/schemathesis_hooks.py"
 echo "fixtures created; running schemathesis against $BASE (up to ${MAX_EXAMPLES} cases per operation and phase, ${MAX_TIME} s)"
 
+# One check is narrowed, for one operation, in a config file: `use_after_free` on
+# `GET /v1/licenses/{id}/registrations`. `DELETE` on that path empties the license's list of
+# registrations (CONTRACT: "delete all" → 204); the list itself still exists and reads as
+# `{"items": []}`, which the check takes for a deleted resource still being served. Every other
+# operation keeps the check, and this one keeps every other check.
+cat >"$WORK/schemathesis.toml" <<'TOML'
+[[operations]]
+include-path = "/v1/licenses/{id}/registrations"
+include-method = "GET"
+checks.use_after_free.enabled = false
+TOML
+
 # The admin's bearer token authenticates every request. X-API-Key is not generated next to it:
 # two credentials at once are refused with 400 by design (THREATS #2), which the document states
 # but a security requirement ("bearer or api_key") cannot express as "not both".
 set +e
-"$VENV/bin/schemathesis" run "$BASE/openapi.json" \
+# From the work directory: schemathesis keeps its example cache in ./.schemathesis.
+(cd "$WORK" && "$VENV/bin/schemathesis" --config-file "$WORK/schemathesis.toml" run "$BASE/openapi.json" \
   --checks all \
   --header "Authorization: Bearer ${TOKEN}" \
   --generation-with-security-parameters false \
@@ -147,7 +168,7 @@ set +e
   --no-color \
   --suppress-health-check too_slow \
   --report junit,ndjson \
-  --report-dir "$WORK/report" \
+  --report-dir "$WORK/report") \
   2>&1 | tee "$WORK/schemathesis.out"
 STATUS=${PIPESTATUS[0]}
 set -e
@@ -163,9 +184,8 @@ if grep -q -E "panicked|internal error" "$WORK/server.log"; then
   STATUS=1
 fi
 
-# The counts, from the summary schemathesis prints.
-grep -E "^(API Operations|Test Phases|Test cases|Seed):?" "$WORK/schemathesis.out" || true
-grep -E "[0-9]+ (selected|tested|generated|passed|failed)" "$WORK/schemathesis.out" | tail -5 || true
+# The counts: operations selected and tested, test cases generated, passed and failed.
+sed -n '/= SUMMARY =/,$p' "$WORK/schemathesis.out" | grep -E "Selected:|Tested:|generated|Failures:|❌" || true
 
 if [ "$STATUS" -ne 0 ]; then
   echo "schemathesis found failures (exit $STATUS)" >&2

@@ -24,6 +24,11 @@ Rules (the API's, which the document describes in words):
   for exactly the product's periods.
 - Users: `admin` is the provider account's role, `owner`/`operator`/`viewer` a partner's.
 - API keys: `expires_at` must be in the future.
+- Bulk operations: `params` carries `period_months` for `renew`, `auto_renew_months` for
+  `set_auto_renew`, nothing for the other actions.
+- Webhook endpoints: the URL's host must resolve to a public address (the SSRF guard, tested
+  by the test suite); here every endpoint points at a closed port on 127.0.0.1, which the
+  server started by the script allows.
 - Fixtures stay usable: the fixture products are restored before a request that depends on
   them, and the admin user whose token drives the run is not deleted (such a request deletes a
   fresh admin user instead).
@@ -47,8 +52,14 @@ PRINTABLE_KEY = re.compile(r"^[\x20-\x7E]{1,255}$")
 REGISTRATION_KEY = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 UUID_TEXT = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 ISSUED_CURSORS = set()
+# Webhook URLs must resolve to a public address; this machine has no DNS and deliveries must
+# not leave it, so endpoints point at a closed local port the server is told to allow.
+WEBHOOK_SINK = "http://127.0.0.1:9/licentia-events"
 # Periods of products created during the run, from their responses.
 PRODUCT_PERIODS = {p["id"]: PERIODS for p in FIXTURES["products"]}
+FIXTURE_PRODUCTS = {p["id"] for p in FIXTURES["products"]}
+# Whether a request since the last restore may have changed a fixture product.
+FIXTURES_CHANGED = False
 
 
 def api(method, path, body=None):
@@ -90,6 +101,11 @@ def pick_product(generated):
 
 
 def restore_products():
+    """Puts the fixture products back as created, if a request may have changed them."""
+    global FIXTURES_CHANGED
+    if not FIXTURES_CHANGED:
+        return
+    FIXTURES_CHANGED = False
     for product in FIXTURES["products"]:
         PRODUCT_PERIODS[product["id"]] = PERIODS
         api("PATCH", f"/v1/products/{product['id']}", {
@@ -176,6 +192,10 @@ def before_call(ctx, case, **kwargs):
             headers["Idempotency-Key"] = str(uuid.uuid4())
     if case.body is not None and not isinstance(case.body, (bytes, str)):
         case.body = integers(case.body)
+    global FIXTURES_CHANGED
+    if case.path.startswith("/v1/products/{id}") and case.method.upper() != "GET" \
+            and (case.path_parameters or {}).get("id") in FIXTURE_PRODUCTS:
+        FIXTURES_CHANGED = True
     if not positive(case):
         return
     if isinstance(case.query, dict) and "cursor" in case.query \
@@ -228,6 +248,18 @@ def before_call(ctx, case, **kwargs):
             if status == 201:
                 case.path_parameters["id"] = FIXTURES["provider"]
                 case.path_parameters["user_id"] = user["id"]
+    elif path.startswith("/v1/webhook-endpoints") and method in ("POST", "PATCH") and body is not None:
+        if isinstance(body.get("url"), str):
+            body["url"] = WEBHOOK_SINK
+    elif path == "/v1/licenses/bulk" and body is not None:
+        action = body.get("action")
+        params = body.get("params") if isinstance(body.get("params"), dict) else {}
+        if action == "renew":
+            body["params"] = {"period_months": params.get("period_months") or 12}
+        elif action == "set_auto_renew":
+            body["params"] = {"auto_renew_months": params.get("auto_renew_months")}
+        elif "params" in body:
+            body["params"] = None
     elif path == "/v1/api-keys" and method == "POST" and body is not None:
         expires = body.get("expires_at")
         if isinstance(expires, str):

@@ -23,5 +23,5 @@ pub mod state;
 pub mod telemetry;
 
 pub use config::Config;
-pub use startup::{prepare, serve};
+pub use startup::{prepare, serve, serve_with_worker};
 pub use state::AppState;

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use licentia_api::{Config, openapi, prepare, serve, telemetry};
+use licentia_api::service::provisioning::Worker;
+use licentia_api::{Config, openapi, prepare, serve_with_worker, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -86,20 +87,44 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             let listener =
                 TcpListener::bind(addr).map_err(|e| format!("cannot bind {addr}: {e}"))?;
-            tracing::info!(%addr, "serving; docs at /docs/");
-            serve(state, listener)
-                .map_err(|e| e.to_string())?
-                .await
-                .map_err(|e| e.to_string())
+            let (server, worker) = serve_with_worker(state, listener).map_err(|e| e.to_string())?;
+            tracing::info!(%addr, worker = %worker.id(), "serving; docs at /docs/");
+            // actix stops on SIGTERM/SIGINT: the listener closes at once, requests already
+            // accepted are answered (for up to 30 s), then the job worker hands its jobs back.
+            let served = server.await.map_err(|e| e.to_string());
+            stop_worker(worker).await;
+            served
         }
         Command::Worker => {
             let state = prepare(config, false).await.map_err(|e| e.to_string())?;
             let worker = licentia_api::service::provisioning::spawn_worker(state);
-            tracing::info!("job worker running");
-            tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
-            worker.abort();
+            tracing::info!(worker = %worker.id(), "job worker running");
+            stop_signal().await.map_err(|e| e.to_string())?;
+            stop_worker(worker).await;
             Ok(())
         }
         Command::Openapi => Ok(()),
+    }
+}
+
+/// SIGTERM or SIGINT (Ctrl-C), whichever comes first.
+async fn stop_signal() -> std::io::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => Ok(()),
+        interrupted = tokio::signal::ctrl_c() => interrupted,
+    }
+}
+
+/// Stops the job worker and releases the jobs it leased, so that other workers take them now.
+async fn stop_worker(worker: Worker) {
+    match worker.shutdown().await {
+        Ok(released) => tracing::info!(
+            released,
+            "job worker stopped; its leased jobs are queued again"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "job worker stopped; releasing its jobs failed (they return when their lease ends)")
+        }
     }
 }

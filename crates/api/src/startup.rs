@@ -299,8 +299,19 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
     cors
 }
 
-/// Builds the HTTP server on an already-bound listener (tests bind port 0).
+/// Builds the HTTP server on an already-bound listener (tests bind port 0). Its job worker
+/// runs until the process ends; see [`serve_with_worker`] for a graceful stop.
 pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
+    serve_with_worker(state, listener).map(|(server, _worker)| server)
+}
+
+/// [`serve`], also answering the job worker the server started, so that the caller can
+/// [`shutdown`](crate::service::provisioning::Worker::shutdown) it once the server stopped
+/// (releasing the jobs it leased).
+pub fn serve_with_worker(
+    state: AppState,
+    listener: TcpListener,
+) -> std::io::Result<(Server, crate::service::provisioning::Worker)> {
     let doc = crate::openapi::document();
     let routes = web::Data::new(RouteTable::from_document(&doc));
     let body_limit = usize::try_from(state.config.body_limit_bytes).unwrap_or(usize::MAX);
@@ -308,7 +319,7 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> 
     let workers = state.config.workers;
     let cors_origins = state.config.cors_origins();
     // Every serving process also works the job queue; jobs are leased, so several can.
-    crate::service::provisioning::spawn_worker(state.clone());
+    let worker = crate::service::provisioning::spawn_worker(state.clone());
     crate::metrics::handle();
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
@@ -351,5 +362,5 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> 
         server
     };
     let server = server.listen(listener)?.run();
-    Ok(server)
+    Ok((server, worker))
 }

@@ -167,6 +167,25 @@ impl PartialSchema for ScopeName {
 
 impl ToSchema for ScopeName {}
 
+/// An event type a webhook endpoint can subscribe to, or `*` for all of them.
+pub struct WebhookEventType;
+
+impl PartialSchema for WebhookEventType {
+    fn schema() -> RefOr<Schema> {
+        let mut types = vec![crate::service::webhooks::ALL_TYPES];
+        types.extend_from_slice(crate::service::webhooks::EVENT_TYPES);
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(types))
+            .description(Some(
+                "An event type a webhook endpoint receives, or `*` for all of them.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for WebhookEventType {}
+
 #[cfg(test)]
 mod tests {
     use licentia_domain::auth::Scope;

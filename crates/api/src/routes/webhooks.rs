@@ -33,11 +33,16 @@ pub struct CreateWebhookEndpoint {
     /// and metadata addresses are refused with 422 `invalid_webhook_url`).
     #[schema(
         max_length = 2048,
+        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@]",
         example = "https://billing.example.com/licentia/events"
     )]
     pub url: String,
     /// The event types to receive (see the `webhooks` tag), or `["*"]` for all of them.
-    #[schema(example = json!(["license.activated", "license.suspended"]))]
+    #[schema(
+        value_type = Vec<crate::openapi::types::WebhookEventType>,
+        min_items = 1,
+        example = json!(["license.activated", "license.suspended"])
+    )]
     pub event_types: Vec<String>,
 }
 
@@ -46,9 +51,13 @@ pub struct CreateWebhookEndpoint {
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhookEndpoint {
     /// A new URL, checked like at creation.
-    #[schema(max_length = 2048)]
+    #[schema(max_length = 2048, pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@]")]
     pub url: Option<String>,
     /// A new list of event types (replaces the old one).
+    #[schema(
+        value_type = Option<Vec<crate::openapi::types::WebhookEventType>>,
+        min_items = 1
+    )]
     pub event_types: Option<Vec<String>>,
     /// `false` stops deliveries: no new ones are queued, and pending ones are given up.
     pub enabled: Option<bool>,

@@ -180,11 +180,50 @@ pub async fn tick(
     Ok(count)
 }
 
+/// A running job worker. Dropping the handle leaves it running until the process ends;
+/// [`Worker::shutdown`] stops it and hands its jobs back.
+pub struct Worker {
+    id: String,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    db: licentia_persistence::Db,
+}
+
+impl Worker {
+    /// The id its leases carry (`jobs.locked_by`).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Stops the loop and puts every job this worker leased back in the queue, due now, so
+    /// that another worker takes them at once instead of after the lease. A job in flight is
+    /// abandoned: its transaction rolls back, and a job's effect is committed together with
+    /// its check of the license's state, so running it again elsewhere is safe. Returns how
+    /// many jobs were released.
+    pub async fn shutdown(self) -> ApiResult<u64> {
+        let _ = self.stop.send(true);
+        if let Err(e) = self.task.await {
+            tracing::warn!(error = %e, "the job worker ended abnormally");
+        }
+        Ok(jobs::release_all(self.db.conn(), &self.id).await?)
+    }
+}
+
+/// Resolves once a stop is asked for; never when the [`Worker`] handle was dropped.
+async fn stop_requested(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    if stop.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// The worker loop: queues the sweep of each new time slot and polls the queue every
-/// `job_poll_ms` until the process ends.
-pub fn spawn_worker(state: AppState) -> tokio::task::JoinHandle<()> {
+/// `job_poll_ms` until the process ends or [`Worker::shutdown`].
+pub fn spawn_worker(state: AppState) -> Worker {
     let worker_id = format!("worker-{}", uuid::Uuid::now_v7());
-    tokio::spawn(async move {
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let db = state.db.clone();
+    let id = worker_id.clone();
+    let task = tokio::spawn(async move {
         let poll = Duration::from_millis(state.config.job_poll_ms);
         let provisioner = state.provisioner.clone();
         let mut sweep_slot = None;
@@ -192,12 +231,20 @@ pub fn spawn_worker(state: AppState) -> tokio::task::JoinHandle<()> {
             if let Err(e) = sweeps::schedule(&state, &mut sweep_slot).await {
                 tracing::warn!(error = %e, "could not schedule the sweep");
             }
-            match tick(&state, provisioner.as_ref(), &worker_id).await {
+            let pass = tokio::select! {
+                () = stop_requested(&mut stopped) => break,
+                pass = tick(&state, provisioner.as_ref(), &worker_id) => pass,
+            };
+            match pass {
                 Ok(n) if n > 0 => continue,
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "job worker pass failed"),
             }
-            tokio::time::sleep(poll).await;
+            tokio::select! {
+                () = stop_requested(&mut stopped) => break,
+                () = tokio::time::sleep(poll) => {}
+            }
         }
-    })
+    });
+    Worker { id, stop, task, db }
 }

@@ -1,0 +1,33 @@
+//! Faults (THREATS #21, #22): PostgreSQL going away under load, and SIGTERM under load. Both
+//! drive real processes — a private PostgreSQL instance that the test stops and starts, and the
+//! built `licentia` binary that the test signals — so each skips, saying why, when what it
+//! needs is not there.
+mod postgres_outage;
+mod sigterm;
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+/// A port free at the time of asking.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+/// A client that never waits forever: a request that hangs fails the test instead.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// Whether this process runs as root (PostgreSQL refuses to run as root).
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
