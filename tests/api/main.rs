@@ -21,6 +21,7 @@ mod products;
 mod provisioning;
 mod renewals;
 mod security;
+mod seed;
 mod slow_clients;
 mod sweeps;
 mod system;

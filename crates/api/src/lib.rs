@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod pagination;
 pub mod rate_limit;
 pub mod routes;
+pub mod seed;
 pub mod service;
 pub mod startup;
 pub mod state;

@@ -9,6 +9,9 @@ use clap::{Parser, Subcommand};
 use licentia_api::service::provisioning::Worker;
 use licentia_api::{Config, openapi, prepare, serve_with_worker, telemetry};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "licentia",
@@ -37,6 +40,18 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document and exit.
     Openapi,
+    /// Load a benchmark data set into an empty PostgreSQL database (see docs/performance.md).
+    Seed {
+        /// Partner accounts, each with a balance and an API key.
+        #[arg(long, default_value_t = 1_000)]
+        accounts: u32,
+        /// Licenses, spread over the accounts (one in five to the largest).
+        #[arg(long, default_value_t = 1_000_000)]
+        licenses: u64,
+        /// Where to write the manifest (JSON with the accounts' API keys); mode 0600.
+        #[arg(long, default_value = "seed-manifest.json")]
+        manifest: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -103,8 +118,35 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             stop_worker(worker).await;
             Ok(())
         }
+        Command::Seed {
+            accounts,
+            licenses,
+            manifest,
+        } => {
+            let state = prepare(config, true).await.map_err(|e| e.to_string())?;
+            let size = licentia_api::seed::SeedSize { accounts, licenses };
+            let written = licentia_api::seed::seed(&state, size).await?;
+            let json = serde_json::to_vec_pretty(&written).map_err(|e| e.to_string())?;
+            write_private(&manifest, &json)
+                .map_err(|e| format!("cannot write {}: {e}", manifest.display()))?;
+            tracing::info!(manifest = %manifest.display(), "manifest written");
+            Ok(())
+        }
         Command::Openapi => Ok(()),
     }
+}
+
+/// Writes a file only its owner may read (it holds API keys).
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)
 }
 
 /// SIGTERM or SIGINT (Ctrl-C), whichever comes first.

@@ -75,6 +75,21 @@ impl Db {
         self.conn.get_database_backend()
     }
 
+    /// A transaction whose statements PostgreSQL plans for their actual parameters
+    /// (`plan_cache_mode = force_custom_plan`), for searches whose best plan depends on the
+    /// values: a rare name substring wants the trigram index, a common one the walk in id
+    /// order; a narrow CIDR block wants the address index, a wide one the walk. Prepared
+    /// statements otherwise switch to one generic plan after five runs, which is right for
+    /// key look-ups and wrong for these.
+    pub async fn begin_search(&self) -> Result<DatabaseTransaction> {
+        let txn = self.conn.begin().await?;
+        if self.backend() == DbBackend::Postgres {
+            txn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
+                .await?;
+        }
+        Ok(txn)
+    }
+
     /// Succeeds when the database answers a trivial query.
     pub async fn ping(&self) -> Result<()> {
         self.conn.execute_unprepared("SELECT 1").await?;

@@ -10,7 +10,7 @@ use licentia_domain::account::Account;
 use licentia_domain::auth::{AccountKind, Role, Scope};
 use licentia_domain::ids::{AccountId, ApiKeyId, UserId};
 use licentia_persistence::repo::events::{Actor, ActorKind};
-use licentia_persistence::repo::{accounts, api_keys, users};
+use licentia_persistence::repo::{api_keys, users};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -138,15 +138,17 @@ async fn from_api_key(state: &AppState, key: &str) -> Result<Principal, ApiError
         return Err(ApiError::invalid_token("malformed API key"));
     }
     let db = state.db.conn();
-    let found = api_keys::find_by_hash(db, &crate::crypto::sha256_hex(key))
+    let (found, account) = api_keys::find_with_account(db, &crate::crypto::sha256_hex(key))
         .await?
         .ok_or_else(|| ApiError::invalid_token("unknown or revoked API key"))?;
     let now = licentia_persistence::now();
     if found.expires_at.is_some_and(|at| at <= now) {
         return Err(ApiError::invalid_token("the API key has expired"));
     }
-    let account = accounts::get(db, found.account_id).await?;
-    api_keys::touch(db, found.id, now).await?;
+    // At most one write a minute per key; the read above already tells whether it is due.
+    if api_keys::touch_due(&found, now) {
+        api_keys::touch(db, found.id, now).await?;
+    }
     // A key has no role of its own; report the narrowest role that holds its scopes.
     let role = if found.scopes.contains(&Scope::AccountAdmin) {
         Role::Owner
@@ -172,12 +174,10 @@ async fn from_jwt(state: &AppState, token: &str) -> Result<Principal, ApiError> 
         .jwt
         .verify(token)
         .map_err(|e| ApiError::invalid_token(e.0))?;
-    let db = state.db.conn();
     // A deleted user's still-unexpired token stops working at once.
-    let user = users::find(db, UserId::from_uuid(claims.sub))
+    let (user, account) = users::find_with_account(state.db.conn(), UserId::from_uuid(claims.sub))
         .await?
         .ok_or_else(|| ApiError::invalid_token("the token's user no longer exists"))?;
-    let account = accounts::get(db, user.account_id).await?;
     Ok(Principal {
         scopes: user.role.scopes().to_vec(),
         role: user.role,

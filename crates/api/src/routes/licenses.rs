@@ -557,13 +557,9 @@ pub async fn visible_license(
     } else {
         LicenseScope::Tenant(principal.account_id())
     };
-    let license = licenses::find(state.db.conn(), scope, LicenseId::from_uuid(id))
+    licenses::find_with_product(state.db.conn(), scope, LicenseId::from_uuid(id))
         .await?
-        .ok_or(ApiError::NotFound)?;
-    let product = products::find(state.db.conn(), license.product_id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    Ok((license, product))
+        .ok_or(ApiError::NotFound)
 }
 
 /// Get a license
@@ -998,15 +994,24 @@ pub async fn list_licenses(
     } else {
         LicenseScope::Tenant(principal.account_id())
     };
-    let rows = licenses::list(state.db.conn(), scope, &filter, sort, after, limit + 1).await?;
-    let mut catalog: BTreeMap<ProductId, Product> = BTreeMap::new();
-    for l in &rows {
-        if let std::collections::btree_map::Entry::Vacant(slot) = catalog.entry(l.product_id)
-            && let Some(p) = products::find(state.db.conn(), l.product_id).await?
-        {
-            slot.insert(p);
-        }
-    }
+    let search = state.db.begin_search().await?;
+    let rows = licenses::list(&search, scope, &filter, sort, after, limit + 1).await?;
+    // One statement for the page's products, however many licenses refer to them.
+    let product_ids: Vec<ProductId> = rows
+        .iter()
+        .map(|l| l.product_id)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let catalog: BTreeMap<ProductId, Product> = products::find_many(&search, &product_ids)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p))
+        .collect();
+    search
+        .commit()
+        .await
+        .map_err(licentia_persistence::PersistenceError::from)?;
     let key_of = |l: &License| crate::pagination::CursorKey {
         id: l.id.as_uuid(),
         value: match sort {

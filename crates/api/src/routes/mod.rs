@@ -27,7 +27,13 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::auth::handlers as auth;
 
 pub fn configure(cfg: &mut ServiceConfig<'_>) {
-    cfg.service(system::get_health)
+    // actix tries routes in registration order (a regex per templated route on the way), and
+    // the metrics and tracing middleware look the template up again: the hot paths go first.
+    cfg.service(validate::validate_license)
+        .service(registrations::create_registration)
+        .service(licenses::list_licenses)
+        .service(licenses::get_license)
+        .service(system::get_health)
         .service(system::get_readiness)
         .service(metrics::get_metrics)
         .service(auth::create_token)
@@ -52,8 +58,6 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
         .service(products::update_product)
         .service(products::archive_product)
         .service(licenses::create_license)
-        .service(licenses::list_licenses)
-        .service(licenses::get_license)
         .service(provisioning::retry_provisioning)
         .service(license_edit::update_license)
         .service(licenses::enable_license)
@@ -67,8 +71,6 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
         .service(registrations::list_registrations)
         .service(registrations::delete_registrations)
         .service(license_files::create_owner_license_file)
-        .service(registrations::create_registration)
-        .service(validate::validate_license)
         .service(license_files::create_license_file)
         .service(signing_keys::get_signing_key)
         .service(signing_keys::list_signing_keys)

@@ -9,6 +9,7 @@ use sea_orm::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::entities::accounts;
 use crate::entities::api_keys::{self, Column, Entity};
 use crate::error::{PersistenceError, Result, parse};
 
@@ -89,6 +90,37 @@ pub async fn find_by_hash(db: &impl ConnectionTrait, key_hash: &str) -> Result<O
         .await?
         .map(ApiKey::try_from)
         .transpose()
+}
+
+/// The live key with this hash and its account, in one statement (authentication's look-up).
+pub async fn find_with_account(
+    db: &impl ConnectionTrait,
+    key_hash: &str,
+) -> Result<Option<(ApiKey, licentia_domain::account::Account)>> {
+    use sea_orm::FromQueryResult;
+    use sea_orm::sea_query::{Asterisk, ExprTrait, Query};
+    let mut q = Query::select();
+    q.column((Entity, Asterisk));
+    super::select_prefixed::<accounts::Entity>(&mut q, "a_");
+    q.from(Entity)
+        .inner_join(
+            accounts::Entity,
+            Expr::col((accounts::Entity, accounts::Column::Id)).equals((Entity, Column::AccountId)),
+        )
+        .and_where(Expr::col((Entity, Column::KeyHash)).eq(key_hash))
+        .and_where(Expr::col((Entity, Column::RevokedAt)).is_null());
+    let Some(row) = db.query_one(&q).await? else {
+        return Ok(None);
+    };
+    let key = ApiKey::try_from(api_keys::Model::from_query_result(&row, "")?)?;
+    let account = accounts::Model::from_query_result(&row, "a_")?.try_into()?;
+    Ok(Some((key, account)))
+}
+
+/// Whether [`touch`] would write: the key was never used or not within the last minute.
+pub fn touch_due(key: &ApiKey, now: OffsetDateTime) -> bool {
+    key.last_used_at
+        .is_none_or(|at| at < now - time::Duration::minutes(1))
 }
 
 /// Records use at most once a minute per key, so authentication does not write on every call.

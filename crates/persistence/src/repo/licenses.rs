@@ -159,6 +159,24 @@ pub async fn insert(
     Entity::insert(r).exec_with_returning(db).await?.try_into()
 }
 
+/// Inserts many licenses in one statement (bulk loading: `licentia seed`). Each row is
+/// written exactly as [`insert`] writes it. PostgreSQL takes at most 65,535 bound values per
+/// statement, so callers keep batches under 2,000 rows.
+pub async fn insert_batch(db: &impl ConnectionTrait, batch: &[License]) -> Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let rows = batch.iter().map(|l| {
+        let mut r = row(l);
+        r.admin_password_enc = Set(None);
+        r.expiring_notice_for = Set(None);
+        r.deleted_at = Set(None);
+        r
+    });
+    Entity::insert_many(rows).exec_without_returning(db).await?;
+    Ok(())
+}
+
 /// Finds a license the scope may see.
 pub async fn find(
     db: &impl ConnectionTrait,
@@ -171,6 +189,36 @@ pub async fn find(
         .await?
         .map(License::try_from)
         .transpose()
+}
+
+/// A license the scope may see with its product, in one statement (the read behind
+/// `GET /v1/licenses/{id}` and every route that shows a license).
+pub async fn find_with_product(
+    db: &impl ConnectionTrait,
+    scope: Scope,
+    id: LicenseId,
+) -> Result<Option<(License, licentia_domain::product::Product)>> {
+    use crate::entities::products;
+    use sea_orm::FromQueryResult;
+    use sea_orm::sea_query::{Asterisk, Query};
+    let mut q = Query::select();
+    q.column((Entity, Asterisk));
+    super::select_prefixed::<products::Entity>(&mut q, "p_");
+    q.from(Entity)
+        .inner_join(
+            products::Entity,
+            Expr::col((products::Entity, products::Column::Id)).equals((Entity, Column::ProductId)),
+        )
+        .and_where(Expr::col((Entity, Column::Id)).eq(id.as_uuid()));
+    if let Scope::Tenant(account) = scope {
+        q.and_where(Expr::col((Entity, Column::AccountId)).eq(account.as_uuid()));
+    }
+    let Some(row) = db.query_one(&q).await? else {
+        return Ok(None);
+    };
+    let license = License::try_from(licenses::Model::from_query_result(&row, "")?)?;
+    let product = products::Model::from_query_result(&row, "p_")?.try_into()?;
+    Ok(Some((license, product)))
 }
 
 /// Reads and locks the row for the rest of the transaction (PostgreSQL `FOR UPDATE`; SQLite

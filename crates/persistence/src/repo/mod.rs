@@ -24,3 +24,20 @@ pub struct Page {
     pub after: Option<uuid::Uuid>,
     pub limit: u64,
 }
+
+/// Adds every column of `E` to a select under `{prefix}{column}` aliases, so that one
+/// statement can read a row and the row it refers to (read back with
+/// `FromQueryResult::from_query_result(&row, prefix)`).
+pub(crate) fn select_prefixed<E>(q: &mut sea_orm::sea_query::SelectStatement, prefix: &str)
+where
+    E: sea_orm::EntityTrait,
+{
+    use sea_orm::sea_query::{Alias, Expr};
+    use sea_orm::{IdenStatic, Iterable};
+    for c in E::Column::iter() {
+        q.expr_as(
+            Expr::col((E::default(), c)),
+            Alias::new(format!("{prefix}{}", c.as_str())),
+        );
+    }
+}

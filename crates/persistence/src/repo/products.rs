@@ -166,6 +166,20 @@ pub async fn find(db: &impl ConnectionTrait, id: ProductId) -> Result<Option<Pro
         .transpose()
 }
 
+/// The products with these ids, in one statement (what a page of licenses refers to).
+pub async fn find_many(db: &impl ConnectionTrait, ids: &[ProductId]) -> Result<Vec<Product>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Entity::find()
+        .filter(Column::Id.is_in(ids.iter().map(|id| id.as_uuid())))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(Product::try_from)
+        .collect()
+}
+
 /// Filters of the catalog list.
 #[derive(Clone, Debug, Default)]
 pub struct ProductFilter {

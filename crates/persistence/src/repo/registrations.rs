@@ -158,9 +158,8 @@ pub async fn count(db: &impl ConnectionTrait, license: LicenseId) -> Result<u64>
         .await?)
 }
 
-/// Stores a new registration.
-pub async fn insert(db: &impl ConnectionTrait, reg: &Registration) -> Result<Registration> {
-    let row = registrations::ActiveModel {
+fn row(reg: &Registration) -> registrations::ActiveModel {
+    registrations::ActiveModel {
         id: Set(reg.id.as_uuid()),
         license_id: Set(reg.license_id.as_uuid()),
         fingerprint: Set(reg.fingerprint.clone()),
@@ -168,8 +167,24 @@ pub async fn insert(db: &impl ConnectionTrait, reg: &Registration) -> Result<Reg
         ip: Set(reg.ip.map(|ip| ip.to_string())),
         created_at: Set(crate::truncate(reg.created_at)),
         last_seen_at: Set(reg.last_seen_at.map(crate::truncate)),
-    };
-    Entity::insert(row)
+    }
+}
+
+/// Stores many registrations in one statement (bulk loading: `licentia seed`); the caller
+/// keeps each license's `registrations_count` in step.
+pub async fn insert_batch(db: &impl ConnectionTrait, batch: &[Registration]) -> Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    Entity::insert_many(batch.iter().map(row))
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+/// Stores a new registration.
+pub async fn insert(db: &impl ConnectionTrait, reg: &Registration) -> Result<Registration> {
+    Entity::insert(row(reg))
         .exec_with_returning(db)
         .await?
         .try_into()

@@ -8,6 +8,7 @@ use sea_orm::{
 };
 
 use super::Page;
+use crate::entities::accounts;
 use crate::entities::users::{self, Column, Entity};
 use crate::error::{PersistenceError, Result, parse};
 
@@ -60,6 +61,30 @@ pub async fn find_by_email(
     };
     let hash = row.password_hash.clone();
     Ok(Some((User::try_from(row)?, hash)))
+}
+
+/// The user and its account, in one statement (authentication's look-up).
+pub async fn find_with_account(
+    db: &impl ConnectionTrait,
+    id: UserId,
+) -> Result<Option<(User, licentia_domain::account::Account)>> {
+    use sea_orm::FromQueryResult;
+    use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, Query};
+    let mut q = Query::select();
+    q.column((Entity, Asterisk));
+    super::select_prefixed::<accounts::Entity>(&mut q, "a_");
+    q.from(Entity)
+        .inner_join(
+            accounts::Entity,
+            Expr::col((accounts::Entity, accounts::Column::Id)).equals((Entity, Column::AccountId)),
+        )
+        .and_where(Expr::col((Entity, Column::Id)).eq(id.as_uuid()));
+    let Some(row) = db.query_one(&q).await? else {
+        return Ok(None);
+    };
+    let user = User::try_from(users::Model::from_query_result(&row, "")?)?;
+    let account = accounts::Model::from_query_result(&row, "a_")?.try_into()?;
+    Ok(Some((user, account)))
 }
 
 pub async fn find(db: &impl ConnectionTrait, id: UserId) -> Result<Option<User>> {
