@@ -88,6 +88,7 @@ pub async fn prepare(config: Config, migrate: bool) -> Result<AppState, StartErr
         signing: Arc::new(signing),
         validate_limits,
         clock: Arc::new(crate::clock::SystemClock),
+        product_codes: Arc::default(),
     })
 }
 

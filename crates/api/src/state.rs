@@ -29,6 +29,8 @@ pub struct AppState {
     pub validate_limits: Arc<crate::keyed_limit::ValidateLimits>,
     /// "Now" for business rules (terms, renewals, expiry); tests inject a manual clock.
     pub clock: Arc<dyn Clock>,
+    /// Product codes by id, for answers to the licensed software.
+    pub product_codes: Arc<crate::catalog::ProductCodes>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -157,10 +157,14 @@ pub async fn create_license_file(
     .await?
     .ok_or(ApiError::NotFound)?;
     let registered = view.fingerprint_registered == Some(true);
+    let product_code = state
+        .product_codes
+        .code(state.db.conn(), view.license.product_id)
+        .await?;
     issue(
         &state,
         &view.license,
-        view.product_code,
+        product_code,
         body.fingerprint,
         registered,
     )

@@ -206,9 +206,14 @@ pub async fn validate_license(
                 fingerprint_registered: view.fingerprint_registered,
             };
             let code = validation::validate(&view.license.lifecycle, view.license.ip, claims, now);
-            let license = (code != ValidationCode::NotFound)
-                .then(|| LicenseClaimsOut::new(&view.license, view.product_code));
-            (code, license)
+            let product_code = state
+                .product_codes
+                .code(state.db.conn(), view.license.product_id)
+                .await?;
+            (
+                code,
+                Some(LicenseClaimsOut::new(&view.license, product_code)),
+            )
         }
     };
     let signer = state.signing.signer();

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::licenses::registration_key_hash;
 use crate::entities::registrations::{self, Column, Entity};
-use crate::entities::{licenses, products};
+use crate::entities::licenses;
 use crate::error::{PersistenceError, Result};
 
 /// A machine registered to a license.
@@ -69,14 +69,13 @@ pub async fn lock_license_by_key(db: &impl ConnectionTrait, key: &str) -> Result
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ValidationView {
     pub license: License,
-    pub product_code: String,
     /// `Some(registered)` when a fingerprint was asked about.
     pub fingerprint_registered: Option<bool>,
 }
 
-/// The license of `key_hash` (SHA-256 hex of the key, see
-/// [`registration_key_hash`]) with its product code and whether `fingerprint` is registered:
-/// one statement over the unique key-hash index and two primary-key/unique-index joins.
+/// The license of `key_hash` (SHA-256 hex of the key, see [`registration_key_hash`]) and
+/// whether `fingerprint` is registered: one statement over the unique key-hash index and the
+/// unique (license, fingerprint) index.
 pub async fn validation_view(
     db: &impl ConnectionTrait,
     key: &str,
@@ -85,16 +84,7 @@ pub async fn validation_view(
 ) -> Result<Option<ValidationView>> {
     let mut q = Query::select();
     q.column((licenses::Entity, Asterisk))
-        .expr_as(
-            Expr::col((products::Entity, products::Column::Code)),
-            Alias::new("product_code"),
-        )
         .from(licenses::Entity)
-        .inner_join(
-            products::Entity,
-            Expr::col((products::Entity, products::Column::Id))
-                .equals((licenses::Entity, licenses::Column::ProductId)),
-        )
         .and_where(
             Expr::col((licenses::Entity, licenses::Column::RegistrationKeyHash)).eq(key_hash),
         );
@@ -120,7 +110,6 @@ pub async fn validation_view(
     if model.registration_key != key {
         return Ok(None);
     }
-    let product_code: String = row.try_get("", "product_code")?;
     let fingerprint_registered = match fingerprint {
         Some(_) => Some(
             row.try_get::<Option<Uuid>>("", "registration_id")?
@@ -130,7 +119,6 @@ pub async fn validation_view(
     };
     Ok(Some(ValidationView {
         license: License::try_from(model)?,
-        product_code,
         fingerprint_registered,
     }))
 }

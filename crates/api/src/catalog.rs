@@ -1,0 +1,32 @@
+//! Product codes by id, kept in memory for the licensed software's hot paths. A product's code
+//! never changes and products are never deleted (only archived), so an entry once read stays
+//! right in every process, and the catalog is small.
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use licentia_domain::ids::ProductId;
+use licentia_persistence::ConnectionTrait;
+use licentia_persistence::repo::products;
+
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Debug, Default)]
+pub struct ProductCodes(RwLock<BTreeMap<ProductId, Arc<str>>>);
+
+impl ProductCodes {
+    /// The code of product `id`, read from the database the first time only.
+    pub async fn code(&self, db: &impl ConnectionTrait, id: ProductId) -> ApiResult<String> {
+        if let Some(code) = self.0.read().ok().and_then(|m| m.get(&id).cloned()) {
+            return Ok(code.to_string());
+        }
+        let product = products::find(db, id).await?.ok_or_else(|| {
+            ApiError::Internal(format!(
+                "a license refers to product {id}, which is missing"
+            ))
+        })?;
+        if let Ok(mut m) = self.0.write() {
+            m.insert(id, Arc::from(product.code.as_str()));
+        }
+        Ok(product.code)
+    }
+}
