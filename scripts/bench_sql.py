@@ -82,7 +82,7 @@ def list_sql(db_url, fname, depth, after_ids):
     products = _product_ids(db_url)
     in_list = ", ".join(f":p{i}" for i in range(len(products)))
     sql = (AUTH
-           + "BEGIN;\nSET LOCAL plan_cache_mode = force_custom_plan;\n"
+           + "BEGIN;\nSET LOCAL plan_cache_mode = force_custom_plan;\nSET LOCAL random_page_cost = 1.1;\n"
            + f'SELECT {LICENSE_COLS} FROM "licenses" WHERE {where} '
              f'ORDER BY "licenses"."id" DESC LIMIT :limit;\n'
            + f'SELECT {PRODUCT_COLS} FROM "products" WHERE "products"."id" IN ({in_list});\n'

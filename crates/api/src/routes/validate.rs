@@ -206,14 +206,17 @@ pub async fn validate_license(
                 fingerprint_registered: view.fingerprint_registered,
             };
             let code = validation::validate(&view.license.lifecycle, view.license.ip, claims, now);
-            let product_code = state
-                .product_codes
-                .code(state.db.conn(), view.license.product_id)
-                .await?;
-            (
-                code,
-                Some(LicenseClaimsOut::new(&view.license, product_code)),
-            )
+            // A deleted license answers NOT_FOUND, without its claims.
+            let license = if code == ValidationCode::NotFound {
+                None
+            } else {
+                let product_code = state
+                    .product_codes
+                    .code(state.db.conn(), view.license.product_id)
+                    .await?;
+                Some(LicenseClaimsOut::new(&view.license, product_code))
+            };
+            (code, license)
         }
     };
     let signer = state.signing.signer();

@@ -14,8 +14,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::licenses::registration_key_hash;
-use crate::entities::registrations::{self, Column, Entity};
 use crate::entities::licenses;
+use crate::entities::registrations::{self, Column, Entity};
 use crate::error::{PersistenceError, Result};
 
 /// A machine registered to a license.
