@@ -81,18 +81,8 @@ pub async fn insert(db: &impl ConnectionTrait, new: NewApiKey) -> Result<ApiKey>
         .try_into()
 }
 
-/// The live key with this hash (not revoked); expiry is the caller's to check.
-pub async fn find_by_hash(db: &impl ConnectionTrait, key_hash: &str) -> Result<Option<ApiKey>> {
-    Entity::find()
-        .filter(Column::KeyHash.eq(key_hash))
-        .filter(Column::RevokedAt.is_null())
-        .one(db)
-        .await?
-        .map(ApiKey::try_from)
-        .transpose()
-}
-
-/// The live key with this hash and its account, in one statement (authentication's look-up).
+/// The live key with this hash (not revoked) and its account, in one statement
+/// (authentication's look-up); expiry is the caller's to check.
 pub async fn find_with_account(
     db: &impl ConnectionTrait,
     key_hash: &str,
