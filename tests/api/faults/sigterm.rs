@@ -259,6 +259,10 @@ async fn sigterm_closes_the_listener_answers_accepted_requests_and_releases_jobs
 
     std::thread::sleep(Duration::from_millis(800));
     pause.store(true, Ordering::SeqCst);
+    // A client that read `pause` just before it was set may still be connecting; give its
+    // connection time to be accepted, so that no connection sits in the kernel's queue when
+    // the listener closes (those are reset, and were never accepted requests).
+    std::thread::sleep(Duration::from_millis(300));
     let status = Command::new("kill")
         .args(["-TERM", &server.child.id().to_string()])
         .status()
