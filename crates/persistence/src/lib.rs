@@ -52,10 +52,6 @@ impl Db {
             .acquire_timeout(pool.acquire_timeout)
             .connect_timeout(pool.acquire_timeout)
             .sqlx_logging(false)
-            // Pinging on every checkout costs a round trip per statement; a connection in use
-            // within the last seconds is alive (a broken one fails its statement, is dropped,
-            // and the request answers 503).
-            .test_before_acquire_if_idle_for(Duration::from_secs(5))
             .map_sqlx_sqlite_opts(|o| {
                 o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                     .busy_timeout(Duration::from_secs(10))
