@@ -396,7 +396,15 @@ async fn money_invariants_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn money_invariants_postgres() {
-    let Some(app) = TestApp::spawn_postgres().await else {
+    // Under this load on 2 cores a request can wait on row locks held by the other instance
+    // for longer than the 2 s pool wait, and a full pool answers 503 (right for an outage,
+    // noise here): the instances wait up to 10 s for a connection.
+    fn patient(url: &str) -> licentia_api::Config {
+        let mut config = licentia_tests::test_config(url);
+        config.db_acquire_timeout_ms = 10_000;
+        config
+    }
+    let Some(app) = TestApp::spawn_postgres_with(patient).await else {
         return;
     };
     let app = Arc::new(app);
