@@ -124,7 +124,7 @@ pub fn test_config(database_url: &str) -> Config {
     }
 }
 
-fn pg_url_with_db(admin_url: &str, db: &str) -> String {
+pub fn pg_url_with_db(admin_url: &str, db: &str) -> String {
     // Replace the path (database name) of the URL, keeping any query string.
     let (base, query) = admin_url
         .split_once('?')
@@ -251,6 +251,15 @@ impl TestApp {
     /// A service whose business clock is `clock` (terms, renewals, proration, sweeps), on a
     /// fresh database of `backend`; `None` when PostgreSQL is asked for and not configured.
     pub async fn spawn_with_clock(backend: Backend, clock: Arc<ManualClock>) -> Option<TestApp> {
+        Self::spawn_with_clock_and(backend, clock, test_config).await
+    }
+
+    /// [`TestApp::spawn_with_clock`] with `configure`'s settings.
+    pub async fn spawn_with_clock_and(
+        backend: Backend,
+        clock: Arc<ManualClock>,
+        configure: fn(&str) -> Config,
+    ) -> Option<TestApp> {
         let (url, store) = match backend {
             Backend::Sqlite => {
                 let path = std::env::temp_dir().join(format!(
@@ -276,7 +285,7 @@ impl TestApp {
                 (url, Store::Postgres { admin_url, name })
             }
         };
-        Some(Self::start_with_clock(backend, url, store, test_config, Some(clock)).await)
+        Some(Self::start_with_clock(backend, url, store, configure, Some(clock)).await)
     }
 
     /// A service on SQLite whose provisioner is `provisioner` (e.g. one that fails), with

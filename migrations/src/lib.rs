@@ -11,6 +11,7 @@ mod m0004_licensing;
 mod m0005_bulk_operations;
 mod m0006_webhooks;
 mod m0007_search_indexes;
+mod m0008_login_attempts;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_bulk_operations::Migration),
             Box::new(m0006_webhooks::Migration),
             Box::new(m0007_search_indexes::Migration),
+            Box::new(m0008_login_attempts::Migration),
         ]
     }
 }

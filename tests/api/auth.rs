@@ -234,3 +234,81 @@ async fn login_throttle_postgres() {
     login_throttle(&app).await;
     app.finish().await;
 }
+
+/// `POST /v1/me/password` (CONTRACT §2): a logged-in user changes its password; every refresh
+/// token family is revoked; a wrong current password is 401; a short new one 422; API keys 403.
+async fn password_change(app: &TestApp) {
+    let admin = app.admin_token().await;
+    let account = app.create_partner(&admin, "Changer").await;
+    let email = format!("changer-{}@example.test", uuid::Uuid::new_v4().simple());
+    app.post(
+        &format!("/v1/accounts/{account}/users"),
+        &admin,
+        json!({"email": email, "password": licentia_tests::USER_PASSWORD, "role": "owner"}),
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
+    let login = app.login(&email, licentia_tests::USER_PASSWORD).await;
+    login.assert_status(StatusCode::OK);
+    let token = login.body["access_token"].as_str().unwrap().to_owned();
+    let refresh = login.body["refresh_token"].as_str().unwrap().to_owned();
+    let new_password = "a-brand-new-password-42";
+
+    app.post(
+        "/v1/me/password",
+        &token,
+        json!({"current_password": "not-the-password", "new_password": new_password}),
+    )
+    .await
+    .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+    app.post(
+        "/v1/me/password",
+        &token,
+        json!({"current_password": licentia_tests::USER_PASSWORD, "new_password": "short"}),
+    )
+    .await
+    .assert_invalid_field("new_password");
+    let key = app
+        .post(
+            "/v1/api-keys",
+            &token,
+            json!({"name": "k", "scopes": ["account:admin"]}),
+        )
+        .await;
+    key.assert_status(StatusCode::CREATED);
+    let with_key = licentia_tests::Resp::from(
+        app.client
+            .post(app.url("/v1/me/password"))
+            .header("X-API-Key", key.body["key"].as_str().unwrap())
+            .json(&json!({"current_password": licentia_tests::USER_PASSWORD, "new_password": new_password}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    with_key.assert_problem(StatusCode::FORBIDDEN, "forbidden");
+
+    app.post(
+        "/v1/me/password",
+        &token,
+        json!({"current_password": licentia_tests::USER_PASSWORD, "new_password": new_password}),
+    )
+    .await
+    .assert_status(StatusCode::NO_CONTENT);
+    app.login(&email, licentia_tests::USER_PASSWORD)
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+    app.login(&email, new_password)
+        .await
+        .assert_status(StatusCode::OK);
+    app.call(
+        Method::POST,
+        "/v1/auth/refresh",
+        None,
+        Some(json!({"refresh_token": refresh})),
+    )
+    .await
+    .assert_status(StatusCode::UNAUTHORIZED);
+}
+
+db_test!(password_change);

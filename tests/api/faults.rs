@@ -2,6 +2,7 @@
 //! drive real processes — a private PostgreSQL instance that the test stops and starts, and the
 //! built `licentia` binary that the test signals — so each skips, saying why, when what it
 //! needs is not there.
+mod crash_idempotency;
 mod postgres_outage;
 mod sigterm;
 

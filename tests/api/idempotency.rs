@@ -369,3 +369,126 @@ async fn stored_responses_are_encrypted(app: &TestApp) {
 }
 
 db_test!(stored_responses_are_encrypted);
+
+/// Rows in the idempotency store.
+async fn stored_keys(app: &TestApp) -> i64 {
+    use sea_orm::{ConnectionTrait, Database, Statement};
+    let db = Database::connect(app.database_url.as_str()).await.unwrap();
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM idempotency_keys",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let n: i64 = row.try_get("", "n").unwrap();
+    db.close().await.ok();
+    n
+}
+
+/// A replay goes only to a caller that authenticates now (CONTRACT §2): a revoked API key —
+/// even one replaying the response that showed a freshly minted key's secret — and a deleted
+/// user's still-valid token get 401, never the stored response.
+async fn replays_reauthenticate(app: &TestApp) {
+    let admin = app.admin_token().await;
+    let (account, owner) = app.partner_with_owner(&admin, "Revoker").await;
+    // An API key that mints another key, with a key.
+    let minter = app
+        .post(
+            "/v1/api-keys",
+            &owner,
+            json!({"name": "minter", "scopes": ["account:admin", "licenses:read"]}),
+        )
+        .await;
+    minter.assert_status(StatusCode::CREATED);
+    let minter_key = minter.body["key"].as_str().unwrap().to_owned();
+    let mint = || {
+        app.client
+            .post(app.url("/v1/api-keys"))
+            .header("X-API-Key", &minter_key)
+            .header("Idempotency-Key", "mint-1")
+            .json(&json!({"name": "minted", "scopes": ["licenses:read"]}))
+            .send()
+    };
+    let first = Resp::from(mint().await.unwrap()).await;
+    first.assert_status(StatusCode::CREATED);
+    let replay = Resp::from(mint().await.unwrap()).await;
+    replay.assert_status(StatusCode::CREATED);
+    assert_eq!(replay.header(REPLAYED), Some("true"));
+    app.delete(
+        &format!("/v1/api-keys/{}", minter.body["id"].as_str().unwrap()),
+        &owner,
+    )
+    .await
+    .assert_status(StatusCode::NO_CONTENT);
+    let revoked = Resp::from(mint().await.unwrap()).await;
+    revoked.assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+    assert!(!revoked.text.contains(first.body["key"].as_str().unwrap()));
+
+    // A deleted user's token, still within its lifetime.
+    let operator_email = format!("op-{}@example.test", uuid::Uuid::new_v4().simple());
+    let created = app
+        .post(
+            &format!("/v1/accounts/{account}/users"),
+            &owner,
+            json!({"email": operator_email, "password": licentia_tests::USER_PASSWORD, "role": "operator"}),
+        )
+        .await;
+    created.assert_status(StatusCode::CREATED);
+    let operator = app
+        .login(&operator_email, licentia_tests::USER_PASSWORD)
+        .await
+        .body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let product = app.create_product(&admin, "reauth").await;
+    app.credit(&admin, &account, 50_000).await;
+    let first = post_with_key(app, "/v1/licenses", &operator, "order-1", &order(&product)).await;
+    first.assert_status(StatusCode::CREATED);
+    app.delete(
+        &format!(
+            "/v1/accounts/{account}/users/{}",
+            created.body["id"].as_str().unwrap()
+        ),
+        &owner,
+    )
+    .await
+    .assert_status(StatusCode::NO_CONTENT);
+    post_with_key(app, "/v1/licenses", &operator, "order-1", &order(&product))
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+}
+
+/// Requests that fail authentication write nothing, the idempotency store included.
+async fn failed_authentication_stores_nothing(app: &TestApp) {
+    let before = stored_keys(app).await;
+    for n in 0..20 {
+        let garbage = Resp::from(
+            app.client
+                .post(app.url("/v1/licenses"))
+                .header("X-API-Key", format!("lk_garbage_{n}"))
+                .header("Idempotency-Key", format!("garbage-{n}"))
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        garbage.assert_status(StatusCode::UNAUTHORIZED);
+        let bad_token = send(
+            &app.client,
+            app.url("/v1/licenses"),
+            Method::POST,
+            "not-a-jwt",
+            Some(&format!("bad-token-{n}")),
+            &json!({}),
+        )
+        .await;
+        bad_token.assert_status(StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(stored_keys(app).await, before);
+}
+
+db_test!(replays_reauthenticate, failed_authentication_stores_nothing);

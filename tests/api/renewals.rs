@@ -239,17 +239,22 @@ async fn renewal_payment_methods(app: &TestApp) {
     assert_eq!(added.body["order"]["total"], 11_000);
     assert_eq!(balance(app, &ctx).await, start);
 
-    // Paying the invoice applies both renewals, in order.
+    // Paying the invoice applies the first renewal; the second was priced for the term the
+    // first one changed, so it went stale and is cancelled, not charged (CONTRACT §5).
     let paid = app
         .post(&format!("/v1/orders/{invoice}/pay"), &ctx.owner, json!({}))
         .await;
     paid.assert_status(StatusCode::OK);
     assert_eq!(paid.body["status"], "paid");
+    assert_eq!(paid.body["total"], 1000);
+    assert_eq!(paid.body["items"][0]["status"], "fulfilled");
+    assert_eq!(paid.body["items"][1]["status"], "cancelled");
     let l = license(app, &ctx, &id).await;
-    assert_eq!(l["valid_until"], "2025-05-15T08:00:00Z");
-    assert_eq!(l["period_months"], 12);
-    assert_eq!(balance(app, &ctx).await, start - 11_000);
-    assert_eq!(events(app, &ctx, &id, "license.renewed").await, 2);
+    assert_eq!(l["valid_until"], "2024-05-15T08:00:00Z");
+    assert_eq!(l["period_months"], 1);
+    assert_eq!(balance(app, &ctx).await, start - 1000);
+    assert_eq!(events(app, &ctx, &id, "license.renewed").await, 1);
+    assert_eq!(events(app, &ctx, &id, "order.item_cancelled").await, 1);
 
     // new_order with pay_now, and existing_order with pay_now paying the whole invoice.
     let now_paid = renew(
@@ -264,7 +269,7 @@ async fn renewal_payment_methods(app: &TestApp) {
     assert_eq!(now_paid.body["order"]["status"], "paid");
     assert_eq!(
         now_paid.body["license"]["valid_until"],
-        "2025-06-15T08:00:00Z"
+        "2024-06-15T08:00:00Z"
     );
     let invoice = renew(app, &ctx, &id, 1, json!({"method": "new_order"}))
         .await
@@ -281,13 +286,14 @@ async fn renewal_payment_methods(app: &TestApp) {
     )
     .await;
     together.assert_status(StatusCode::CREATED);
+    // Paying the whole invoice applies its first renewal and cancels the one added after it.
     assert_eq!(together.body["order"]["status"], "paid");
-    assert_eq!(together.body["order"]["total"], 2000);
+    assert_eq!(together.body["order"]["total"], 1000);
     assert_eq!(
         together.body["license"]["valid_until"],
-        "2025-08-15T08:00:00Z"
+        "2024-07-15T08:00:00Z"
     );
-    assert_eq!(balance(app, &ctx).await, start - 11_000 - 1000 - 2000);
+    assert_eq!(balance(app, &ctx).await, start - 1000 - 1000 - 1000);
 
     // A paid or unknown order cannot take the item.
     renew(

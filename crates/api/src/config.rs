@@ -89,10 +89,15 @@ pub struct Config {
     pub db_max_connections: u32,
     pub db_acquire_timeout_ms: u64,
     pub request_timeout_secs: u64,
+    /// A request body must arrive within this many seconds of its head (else 408).
+    pub body_timeout_secs: u64,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
     /// The most licenses one bulk operation may match (more: 422 `too_many_matches`).
     pub bulk_max_matches: u64,
+    /// An `Idempotency-Key` still in progress after this long belongs to a request whose
+    /// process died; a retry with it may run (its effect commits only with its own claim).
+    pub idempotency_stale_secs: u64,
 }
 
 impl Default for Config {
@@ -129,8 +134,10 @@ impl Default for Config {
             db_max_connections: 10,
             db_acquire_timeout_ms: 2000,
             request_timeout_secs: 30,
+            body_timeout_secs: 10,
             workers: 0,
             bulk_max_matches: 10_000,
+            idempotency_stale_secs: 30,
         }
     }
 }
@@ -218,7 +225,7 @@ impl Config {
         if !self.admin_email.contains('@') {
             return bad("admin_email", "is not an e-mail address");
         }
-        let positive: [(&str, u64); 16] = [
+        let positive: [(&str, u64); 17] = [
             ("access_token_ttl_secs", self.access_token_ttl_secs),
             ("refresh_token_ttl_secs", self.refresh_token_ttl_secs),
             ("provision_attempts", u64::from(self.provision_attempts)),
@@ -233,6 +240,7 @@ impl Config {
             ("db_max_connections", u64::from(self.db_max_connections)),
             ("db_acquire_timeout_ms", self.db_acquire_timeout_ms),
             ("request_timeout_secs", self.request_timeout_secs),
+            ("body_timeout_secs", self.body_timeout_secs),
             ("webhook_retry_base_ms", self.webhook_retry_base_ms),
             ("bulk_max_matches", self.bulk_max_matches),
         ];

@@ -17,6 +17,11 @@ pub struct FieldError {
     pub field: String,
     /// Why it is invalid.
     pub message: String,
+    /// The field holds (or makes the server compute) an amount beyond 10^15 minor units: a
+    /// request with such an error answers 422 `amount_too_large` rather than
+    /// `validation_failed`. Never serialized.
+    #[serde(skip)]
+    amount_too_large: bool,
 }
 
 impl FieldError {
@@ -24,6 +29,23 @@ impl FieldError {
         Self {
             field: field.into(),
             message: message.into(),
+            amount_too_large: false,
+        }
+    }
+
+    /// An amount (given, or computed from the request) beyond
+    /// [`MAX_AMOUNT`](licentia_domain::money::MAX_AMOUNT): with it among its errors,
+    /// [`ApiError::validation`] answers 422 `amount_too_large`.
+    pub fn amount_too_large(field: impl Into<String>) -> Self {
+        Self {
+            amount_too_large: true,
+            ..Self::new(
+                field,
+                format!(
+                    "the amount exceeds {} minor units",
+                    licentia_domain::money::MAX_AMOUNT
+                ),
+            )
         }
     }
 }
@@ -105,6 +127,16 @@ pub enum ApiError {
     RequestInProgress,
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// The request body did not arrive in time after the head (a slow or stalled client).
+    #[error("{0}")]
+    RequestTimeout(String),
+    /// A price the request names or makes the server compute is beyond 10^15 minor units;
+    /// `errors` names the fields (as for `validation_failed`).
+    #[error("{detail}")]
+    AmountTooLarge {
+        detail: String,
+        errors: Vec<FieldError>,
+    },
     /// A bulk operation's filter matches more licenses than one operation may change.
     #[error("the filter matches more than {limit} licenses; narrow it down")]
     TooManyMatches { limit: u64 },
@@ -135,11 +167,16 @@ impl ApiError {
             invalid_token: true,
         }
     }
+    /// 422 `validation_failed` naming each field; `amount_too_large` instead when one of the
+    /// errors is [`FieldError::amount_too_large`].
     pub fn validation(errors: Vec<FieldError>) -> Self {
         let detail = match errors.as_slice() {
             [one] => format!("{}: {}", one.field, one.message),
             _ => format!("{} fields are invalid", errors.len()),
         };
+        if errors.iter().any(|e| e.amount_too_large) {
+            return Self::AmountTooLarge { detail, errors };
+        }
         Self::Validation { detail, errors }
     }
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
@@ -218,6 +255,16 @@ impl ApiError {
                 "payload_too_large",
                 "Payload too large",
             ),
+            Self::RequestTimeout(_) => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "Request timeout",
+            ),
+            Self::AmountTooLarge { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "amount_too_large",
+                "Amount too large",
+            ),
             Self::InvalidWebhookUrl(_) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_webhook_url",
@@ -262,7 +309,9 @@ impl ApiError {
             detail,
             code: code.to_owned(),
             errors: match self {
-                Self::Validation { errors, .. } => Some(errors.clone()),
+                Self::Validation { errors, .. } | Self::AmountTooLarge { errors, .. } => {
+                    Some(errors.clone())
+                }
                 Self::InvalidWebhookUrl(why) => Some(vec![FieldError::new("url", why.clone())]),
                 _ => None,
             },
@@ -296,6 +345,11 @@ impl ResponseError for ApiError {
                 res.insert_header(("RateLimit-Remaining", "0"));
                 res.insert_header(("RateLimit-Reset", retry_after.to_string()));
             }
+            // The rest of a late body may still be on its way: the connection cannot carry
+            // another request.
+            Self::RequestTimeout(_) => {
+                res.force_close();
+            }
             // The first request with the key is usually done within a second.
             Self::RequestInProgress => {
                 res.insert_header((header::RETRY_AFTER, "1"));
@@ -310,6 +364,13 @@ impl From<PersistenceError> for ApiError {
     fn from(err: PersistenceError) -> Self {
         match err {
             PersistenceError::NotFound => Self::NotFound,
+            PersistenceError::AmountTooLarge => Self::AmountTooLarge {
+                detail: "the order's total would pass 10^15 minor units".into(),
+                errors: vec![FieldError::new(
+                    "payment",
+                    "the order's total would be too large",
+                )],
+            },
             PersistenceError::Transient(cause) => {
                 // A lost deadlock or serialization race: the client's retry will succeed.
                 tracing::warn!(cause = %cause, "transaction aborted by the database; asking the client to retry");

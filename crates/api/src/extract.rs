@@ -100,8 +100,8 @@ async fn read_body<T: DeserializeOwned>(
     }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk
-            .map_err(|e| ApiError::BadRequest(format!("could not read the request body: {e}")))?;
+        // A body that misses its deadline (see `text_guard`) is 408, not 400.
+        let chunk = chunk.map_err(|e| crate::text_guard::payload_error(&e))?;
         if body.len() + chunk.len() > limit {
             return Err(ApiError::PayloadTooLarge(limit));
         }
@@ -139,6 +139,12 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
         return Err(ApiError::field("body", "must be a JSON object"));
     }
+    // Text anywhere with a control character is refused before anything reads it (CONTRACT
+    // §9): PostgreSQL cannot store U+0000, and no field of this API means any of them.
+    let controls = control_characters(body);
+    if !controls.is_empty() {
+        return Err(ApiError::validation(controls));
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|err| {
         let path = err.path().to_string();
@@ -165,6 +171,74 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     de.end()
         .map_err(|e| ApiError::MalformedJson(format!("the request body is not valid JSON: {e}")))?;
     Ok(value)
+}
+
+/// The most control-character errors one answer lists.
+const MAX_CONTROL_ERRORS: usize = 20;
+
+/// Every key and string of a JSON body that holds a control character (Unicode Cc), named by
+/// its JSON path (`name`, `metadata.k`, `prices[1].code`). Raw control characters inside a
+/// JSON string are malformed JSON (400, reported by the parser); this finds the escaped
+/// ones (`\u0000`, `\n`), DEL and the C1 controls, which JSON allows.
+fn control_characters(body: &[u8]) -> Vec<FieldError> {
+    // Most bodies cannot hold one: no escape sequence, no DEL, no UTF-8 C1 (C2 80..C2 9F).
+    let maybe = body.iter().any(|b| matches!(b, b'\\' | 0x7f))
+        || body
+            .windows(2)
+            .any(|w| w[0] == 0xc2 && (0x80..=0x9f).contains(&w[1]));
+    if !maybe {
+        return Vec::new();
+    }
+    // A body that does not parse is reported by the typed parse that follows.
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    walk_controls(&value, &mut String::new(), &mut out);
+    out
+}
+
+fn walk_controls(value: &serde_json::Value, path: &mut String, out: &mut Vec<FieldError>) {
+    use crate::text_guard::{CONTROL_MESSAGE, escape_controls, has_control};
+    if out.len() >= MAX_CONTROL_ERRORS {
+        return;
+    }
+    match value {
+        serde_json::Value::String(text) if has_control(text) => {
+            let field = if path.is_empty() {
+                "body"
+            } else {
+                path.as_str()
+            };
+            out.push(FieldError::new(field, CONTROL_MESSAGE));
+        }
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                walk_controls(item, path, out);
+                path.truncate(len);
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for (key, item) in map {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(&escape_controls(key));
+                if has_control(key) && out.len() < MAX_CONTROL_ERRORS {
+                    out.push(FieldError::new(
+                        path.clone(),
+                        format!("the key {CONTROL_MESSAGE}"),
+                    ));
+                }
+                walk_controls(item, path, out);
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// No request body of this API nests deeper than a few levels; deeper ones are refused before
@@ -199,7 +273,34 @@ fn nesting_depth(body: &[u8]) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::nesting_depth;
+    use super::{MAX_CONTROL_ERRORS, control_characters, nesting_depth};
+
+    #[test]
+    fn control_characters_are_named_by_their_json_path() {
+        let fields = |body: &str| -> Vec<String> {
+            control_characters(body.as_bytes())
+                .into_iter()
+                .map(|e| e.field)
+                .collect()
+        };
+        assert!(fields(r#"{"name": "plain é \\u0000 text", "n": 1}"#).is_empty());
+        assert_eq!(fields(r#"{"name": "a\u0000b"}"#), ["name"]);
+        assert_eq!(fields(r#"{"metadata": {"k": "v\u001f"}}"#), ["metadata.k"]);
+        assert_eq!(
+            fields(r#"{"metadata": {"k\u0000": "v"}}"#),
+            ["metadata.k\\u0000"]
+        );
+        assert_eq!(fields("{\"a\": [\"x\", \"\u{7f}\"]}"), ["a[1]"]);
+        assert_eq!(fields("{\"a\": [{\"b\": \"\u{85}\"}]}"), ["a[0].b"]);
+        assert_eq!(fields(r#""\u0000""#), ["body"]);
+        assert_eq!(fields(r#"{"x": "\n", "y": "\t"}"#), ["x", "y"]);
+        // Many offenders: the answer stays short.
+        let many = (0..100)
+            .map(|i| format!(r#""k{i}": "\u0000""#))
+            .collect::<Vec<_>>()
+            .join(",");
+        assert_eq!(fields(&format!("{{{many}}}")).len(), MAX_CONTROL_ERRORS);
+    }
 
     #[test]
     fn depth_ignores_strings() {

@@ -3,25 +3,32 @@
 //! with the same request within 24 h.
 //!
 //! It covers every `POST` and `PUT` under `/v1/` except authentication and the endpoints of
-//! licensed software ([`applies`]). Keys are scoped per caller: the user of a verified access
-//! token, or the SHA-256 of an API key. Requests without credentials (or with ones that do
-//! not verify) pass through untouched and get the handler's 401.
+//! licensed software ([`applies`]). Keys are scoped per caller (a user, or an API key), who is
+//! authenticated in full before anything is stored or replayed: a request whose credentials
+//! do not verify now (a revoked key, a deleted user, an expired token) passes through untouched
+//! and gets the handler's 401, never a stored response, and writes nothing.
 //!
-//! Only responses that finish a request are kept: 2xx and 4xx, except those a retry may
-//! change (401, 408, 429). A 5xx, or a request cut short, releases the key so that a retry
-//! runs again.
+//! Exactly once across crashes: a handler whose effect is a transaction ends it with
+//! [`commit`], which stores the response in that same transaction, so a crash leaves either
+//! the effect with its response (a retry replays it) or neither (a retry runs it once). Other
+//! responses are stored after the handler returns. Only responses that finish a request are
+//! kept: 2xx and 4xx, except those a retry may change (401, 408, 429). A 5xx, or a request
+//! cut short, releases the key so that a retry runs again.
 use actix_web::body::{self, BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::web::{self, Bytes, BytesMut};
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use futures_util::StreamExt;
-use licentia_persistence::Db;
-use licentia_persistence::repo::idempotency::{self, Begin, StoredResponse};
+use licentia_persistence::repo::idempotency::{self, Begin, Claim, StoredResponse};
+use licentia_persistence::{DatabaseTransaction, Db, PersistenceError};
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::auth::{Caller, Principal};
 use crate::error::ApiError;
 use crate::extract::BodyLimit;
 use crate::state::AppState;
@@ -72,14 +79,25 @@ pub async fn middleware(
             .await
             .map(ServiceResponse::map_into_boxed_body);
     }
-    let state = req.app_data::<web::Data<AppState>>().cloned();
-    let caller = state.as_ref().and_then(|s| caller_of(req.request(), s));
-    let (Some(state), Some(caller)) = (state, caller) else {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return next
             .call(req)
             .await
             .map(ServiceResponse::map_into_boxed_body);
     };
+    // Authenticate now, in full; the handler reuses the principal (request extensions).
+    let principal =
+        match Principal::from_request(req.request(), &mut actix_web::dev::Payload::None).await {
+            Ok(principal) => principal,
+            Err(_) => {
+                return next
+                    .call(req)
+                    .await
+                    .map(ServiceResponse::map_into_boxed_body);
+            }
+        };
+    let caller = caller_of(&principal);
+    req.extensions_mut().insert(principal);
     let key = match key_of(req.request()) {
         Ok(key) => key,
         Err(e) => return Ok(req.error_response(e)),
@@ -93,6 +111,9 @@ pub async fn middleware(
     let path = req.path().to_owned();
     let hash = request_hash(&method, &path, req.query_string(), &body);
     let expires_at = licentia_persistence::now() + KEY_TTL;
+    let stale = time::Duration::seconds(
+        i64::try_from(state.config.idempotency_stale_secs).unwrap_or(i64::MAX),
+    );
     let begun = idempotency::begin(
         state.db.conn(),
         &caller,
@@ -101,25 +122,30 @@ pub async fn middleware(
         &method,
         &path,
         expires_at,
+        stale,
     )
     .await;
-    match begun {
-        Ok(Begin::Started) => {}
+    let claim = match begun {
+        Ok(Begin::Started(claim)) => claim,
         Ok(Begin::Replay(stored)) => {
             return Ok(req.into_response(replay(stored, &state.encryption_key)));
         }
         Ok(Begin::Mismatch) => return Ok(req.error_response(ApiError::IdempotencyKeyReused)),
         Ok(Begin::InProgress) => return Ok(req.error_response(ApiError::RequestInProgress)),
         Err(e) => return Ok(req.error_response(ApiError::from(e))),
-    }
-    let claim = Claim {
+    };
+    let in_txn = Arc::new(InTransaction {
+        claim: claim.clone(),
+        encryption_key: *state.encryption_key,
+        stored: AtomicBool::new(false),
+    });
+    let claim = Held {
         db: state.db.clone(),
-        caller,
-        key,
+        claim,
         settled: false,
     };
     req.set_payload(Payload::from(body));
-    let res = match next.call(req).await {
+    let res = match CURRENT.scope(in_txn.clone(), next.call(req)).await {
         Ok(res) => res,
         Err(e) => {
             claim.settle(None).await;
@@ -136,9 +162,16 @@ pub async fn middleware(
             return Ok(ServiceResponse::new(req, err.error_response()));
         }
     };
+    if in_txn.stored.load(Ordering::SeqCst) {
+        // Stored with the effect, in the handler's transaction.
+        claim.stored();
+        return Ok(ServiceResponse::new(
+            req,
+            head.set_body(BoxBody::new(bytes)),
+        ));
+    }
     let status = head.status();
-    let keep = status.is_success()
-        || (status.is_client_error() && !matches!(status.as_u16(), 401 | 408 | 429));
+    let keep = kept(status);
     // Bodies may hold secrets shown once (a new API key, a transfer secret): they are kept
     // encrypted, like every other secret at rest.
     let sealed = crate::crypto::seal(&state.encryption_key, &bytes).ok();
@@ -154,24 +187,57 @@ pub async fn middleware(
     ))
 }
 
-/// The caller a key belongs to, or `None` when the request carries no usable credentials
-/// (then the handler answers 401 or 400 itself).
-fn caller_of(req: &HttpRequest, state: &AppState) -> Option<String> {
-    let bearer = req.headers().get(header::AUTHORIZATION);
-    let api_key = req.headers().get("x-api-key");
-    match (bearer, api_key) {
-        (Some(value), None) => {
-            let value = value.to_str().ok()?;
-            let token = value
-                .strip_prefix("Bearer ")
-                .or_else(|| value.strip_prefix("bearer "))?;
-            let claims = state.jwt.verify(token.trim()).ok()?;
-            // The user, not the token: a refreshed token keeps the same keys.
-            Some(format!("user:{}", claims.sub))
-        }
-        (None, Some(value)) => Some(format!("api_key:{}", hex_sha256(value.as_bytes()))),
-        _ => None,
+/// Whom a key belongs to: the user (not the token: a refreshed token keeps the same keys), or
+/// the API key.
+fn caller_of(principal: &Principal) -> String {
+    match &principal.caller {
+        Caller::User { id, .. } => format!("user:{id}"),
+        Caller::ApiKey { id, .. } => format!("api_key:{id}"),
     }
+}
+
+/// Whether a response with this status finishes the request (and is kept for replays).
+fn kept(status: StatusCode) -> bool {
+    status.is_success() || (status.is_client_error() && !matches!(status.as_u16(), 401 | 408 | 429))
+}
+
+tokio::task_local! {
+    /// The key the running request holds, for [`commit`].
+    static CURRENT: Arc<InTransaction>;
+}
+
+/// What [`commit`] needs to store the response with the effect.
+struct InTransaction {
+    claim: Claim,
+    encryption_key: [u8; 32],
+    stored: AtomicBool,
+}
+
+/// Commits the transaction of a request's effect together with its response: when the request
+/// holds an `Idempotency-Key`, the response is stored in `txn` before it commits (CONTRACT §5:
+/// exactly once across crashes). Handlers that write in a transaction end with this instead of
+/// `txn.commit()`. 409 `request_in_progress` (and nothing commits) when the key was taken
+/// over meanwhile by a retry that judged this request dead.
+pub async fn commit(txn: DatabaseTransaction, res: HttpResponse) -> Result<HttpResponse, ApiError> {
+    let current = CURRENT.try_with(Arc::clone).ok();
+    let Some(current) = current.filter(|_| kept(res.status())) else {
+        txn.commit().await.map_err(PersistenceError::from)?;
+        return Ok(res);
+    };
+    let (head, body) = res.into_parts();
+    let bytes = body::to_bytes(body)
+        .await
+        .map_err(|e| ApiError::Internal(format!("reading the response body: {e}")))?;
+    let sealed = crate::crypto::seal(&current.encryption_key, &bytes)
+        .map_err(|_| ApiError::Internal("could not seal a response".into()))?;
+    let headers = stored_headers(&head);
+    let status = head.status().as_u16();
+    if !idempotency::finish(&txn, &current.claim, status, &headers, &sealed).await? {
+        return Err(ApiError::RequestInProgress);
+    }
+    txn.commit().await.map_err(PersistenceError::from)?;
+    current.stored.store(true, Ordering::SeqCst);
+    Ok(head.set_body(BoxBody::new(bytes)))
 }
 
 /// The key, validated: sent once, 1..=255 printable ASCII characters.
@@ -207,8 +273,8 @@ async fn read_body(req: &mut ServiceRequest, limit: usize) -> Result<Bytes, ApiE
     let mut payload = req.take_payload();
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk
-            .map_err(|e| ApiError::BadRequest(format!("could not read the request body: {e}")))?;
+        // A body that misses its deadline (see `text_guard`) is 408, not 400.
+        let chunk = chunk.map_err(|e| crate::text_guard::payload_error(&e))?;
         if body.len() + chunk.len() > limit {
             return Err(ApiError::PayloadTooLarge(limit));
         }
@@ -224,10 +290,6 @@ fn request_hash(method: &str, path: &str, query: &str, body: &[u8]) -> String {
     hasher.update(format!("{method}\n{path}\n{query}\n").as_bytes());
     hasher.update(body);
     hex(&hasher.finalize())
-}
-
-fn hex_sha256(value: &[u8]) -> String {
-    hex(&Sha256::digest(value))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -272,23 +334,24 @@ fn replay(stored: StoredResponse, key: &[u8; 32]) -> HttpResponse {
 /// A started key. It must be settled: with the response to keep, or without one to release
 /// the key. Dropped unsettled (the request was cancelled, e.g. the client went away) it is
 /// released in the background, so that the client's retry runs instead of answering 409.
-struct Claim {
+struct Held {
     db: Db,
-    caller: String,
-    key: String,
+    claim: Claim,
     settled: bool,
 }
 
-impl Claim {
+impl Held {
+    /// The response was stored with the effect ([`commit`]).
+    fn stored(mut self) {
+        self.settled = true;
+    }
+
     async fn settle(mut self, response: Option<StoredResponse>) {
         self.settled = true;
         let conn = self.db.conn();
         let outcome = match response {
-            Some(r) => {
-                idempotency::finish(conn, &self.caller, &self.key, r.status, &r.headers, &r.body)
-                    .await
-            }
-            None => idempotency::abandon(conn, &self.caller, &self.key).await,
+            Some(r) => idempotency::finish(conn, &self.claim, r.status, &r.headers, &r.body).await,
+            None => idempotency::abandon(conn, &self.claim).await,
         };
         match outcome {
             Ok(true) => {}
@@ -301,7 +364,7 @@ impl Claim {
     }
 }
 
-impl Drop for Claim {
+impl Drop for Held {
     fn drop(&mut self) {
         if self.settled {
             return;
@@ -309,13 +372,9 @@ impl Drop for Claim {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let (db, caller, key) = (
-            self.db.clone(),
-            std::mem::take(&mut self.caller),
-            std::mem::take(&mut self.key),
-        );
+        let (db, claim) = (self.db.clone(), self.claim.clone());
         runtime.spawn(async move {
-            if let Err(e) = idempotency::abandon(db.conn(), &caller, &key).await {
+            if let Err(e) = idempotency::abandon(db.conn(), &claim).await {
                 tracing::warn!(error = %e, "could not release a cancelled idempotency key");
             }
         });

@@ -23,6 +23,7 @@ pub mod service;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod text_guard;
 
 pub use config::Config;
 pub use startup::{prepare, serve, serve_with_worker};

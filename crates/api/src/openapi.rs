@@ -414,7 +414,9 @@ HMAC-SHA256>`, keyed with the UTF-8 bytes of the endpoint's secret over `<t>.<ra
 `license.ordered`, `license.activated`, `license.updated`, `license.suspended`, `license.enabled`, `license.renewed`, \
 `license.expiring_soon`, `license.expired`, `license.deleted`, `license.provisioning_failed`, `license.auto_renew_failed`, \
 `license.registration_created`, `license.registrations_deleted`, `transfer.created`, `transfer.accepted`, \
-`transfer.rejected`, `transfer.cancelled`, `transfer.expired`, `order.paid`, `balance.low` (a charge left the \
+`transfer.rejected`, `transfer.cancelled`, `transfer.expired`, `order.paid`, `order.item_cancelled` (an unpaid item \
+went stale: its license changed in a way that alters the item's price or meaning; `after` holds `order_id`, \
+`item_id` and `reason: \"stale\"`), `balance.low` (a charge left the \
 account unable to pay the same amount again: balance + credit limit below the amount charged)."),
         (name = "licensed-software", description = "What the licensed software calls with its registration key: register, validate (signed), offline license files; the signing keys that verify them"),
         (name = "bulk", description = "One action over every license a filter matches, run in the background"),

@@ -342,6 +342,9 @@ pub fn serve_with_worker(
             .default_service(web::to(not_matched))
             // Innermost: replays still get this request's id and problem handling.
             .wrap(middleware::from_fn(crate::idempotency::middleware))
+            // Before the idempotency store (and every handler): control characters in the
+            // query or read headers → 422; the body's arrival deadline (408).
+            .wrap(middleware::from_fn(crate::text_guard::middleware))
             .wrap(ErrorHandlers::new().default_handler(finish_error))
             .wrap(TracingLogger::default())
             .wrap(middleware::NormalizePath::new(

@@ -21,6 +21,25 @@ pub enum MoneyError {
     /// The currency code is not exactly three ASCII uppercase letters.
     #[error("invalid currency code: expected three uppercase letters")]
     InvalidCurrency,
+    /// A computed amount is beyond [`MAX_AMOUNT`] (in magnitude).
+    #[error("amount exceeds 10^15 minor units")]
+    TooLarge,
+}
+
+/// The largest magnitude a price, cost or any other computed amount may have: 10^15 minor
+/// units (ten trillion dollars in cents). Far above any real price, and far enough below
+/// `i64::MAX` (≈ 9.2 × 10^18) that sums of a few thousand such amounts, and the database's
+/// own `balance + credit_limit` arithmetic, cannot overflow.
+pub const MAX_AMOUNT: i64 = 1_000_000_000_000_000;
+
+/// `amount` itself when its magnitude is at most [`MAX_AMOUNT`], else
+/// [`MoneyError::TooLarge`].
+pub const fn bounded(amount: i64) -> Result<i64, MoneyError> {
+    if amount.unsigned_abs() <= MAX_AMOUNT.unsigned_abs() {
+        Ok(amount)
+    } else {
+        Err(MoneyError::TooLarge)
+    }
 }
 
 /// A currency code: exactly three ASCII uppercase letters (e.g. `USD`).
@@ -154,6 +173,14 @@ impl Money {
         Ok(Self::new(amount, self.currency))
     }
 
+    /// `self`, when its magnitude is at most [`MAX_AMOUNT`] (see [`bounded`]).
+    pub const fn bounded(self) -> Result<Money, MoneyError> {
+        match bounded(self.amount) {
+            Ok(_) => Ok(self),
+            Err(e) => Err(e),
+        }
+    }
+
     /// True when the amount is below zero.
     #[must_use]
     pub const fn is_negative(&self) -> bool {
@@ -227,6 +254,19 @@ mod tests {
             Money::new(i64::MIN, usd()).checked_sub(b),
             Err(MoneyError::Overflow)
         );
+    }
+
+    #[test]
+    fn amounts_are_bounded_at_ten_to_the_fifteenth() {
+        assert_eq!(MAX_AMOUNT, 10_i64.pow(15));
+        for ok in [0, 1, -1, MAX_AMOUNT, -MAX_AMOUNT] {
+            assert_eq!(bounded(ok), Ok(ok));
+            assert_eq!(Money::new(ok, usd()).bounded(), Ok(Money::new(ok, usd())));
+        }
+        for bad in [MAX_AMOUNT + 1, -MAX_AMOUNT - 1, i64::MAX, i64::MIN] {
+            assert_eq!(bounded(bad), Err(MoneyError::TooLarge));
+            assert_eq!(Money::new(bad, usd()).bounded(), Err(MoneyError::TooLarge));
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::money;
 use crate::period::Period;
 
 pub use prorate::prorate;
@@ -39,6 +40,18 @@ pub enum PricingError {
     /// The amount does not fit in an `i64` of minor units.
     #[error("amount overflow")]
     Overflow,
+    /// The cost is beyond [`MAX_AMOUNT`](money::MAX_AMOUNT) minor units (or would overflow
+    /// on the way there).
+    #[error("the amount exceeds 10^15 minor units")]
+    AmountTooLarge,
+}
+
+/// A cost step: `None` (an overflow) or a value beyond [`MAX_AMOUNT`](money::MAX_AMOUNT) is
+/// [`PricingError::AmountTooLarge`].
+fn within_bound(amount: Option<i64>) -> Result<i64, PricingError> {
+    amount
+        .and_then(|a| money::bounded(a).ok())
+        .ok_or(PricingError::AmountTooLarge)
 }
 
 /// The price of one period: `{period_months, amount}` on the wire.
@@ -122,7 +135,9 @@ impl ProductPricing {
     }
 
     /// Cost of one term: base price for `period` + Σ quantity × option unit price for `period`.
-    /// Options missing from `options` count at their `min`.
+    /// Options missing from `options` count at their `min`. Every step is checked: a price,
+    /// line or total beyond [`MAX_AMOUNT`](money::MAX_AMOUNT) (or one that would overflow) is
+    /// [`PricingError::AmountTooLarge`].
     pub fn cost(
         &self,
         period: Period,
@@ -133,14 +148,14 @@ impl ProductPricing {
             .ok_or(PricingError::PeriodNotOffered(period))?;
         // Normalising first reports unknown codes and bad quantities before any arithmetic.
         let quantities = self.normalize_options(options)?;
+        let base = within_bound(Some(base))?;
         self.options.iter().try_fold(base, |total, option| {
             let qty = quantities.get(&option.code).copied().unwrap_or(option.min);
             let unit = option
                 .price_for(period)
                 .ok_or(PricingError::PeriodNotOffered(period))?;
-            unit.checked_mul(i64::from(qty))
-                .and_then(|line| total.checked_add(line))
-                .ok_or(PricingError::Overflow)
+            let line = within_bound(unit.checked_mul(i64::from(qty)))?;
+            within_bound(total.checked_add(line))
         })
     }
 }

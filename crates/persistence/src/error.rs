@@ -20,6 +20,9 @@ pub enum PersistenceError {
     /// failure); running the request again is expected to succeed.
     #[error("transient conflict: {0}")]
     Transient(String),
+    /// An order's total would pass its bound (`orders::MAX_TOTAL`).
+    #[error("the amount is too large")]
+    AmountTooLarge,
     /// A stored value does not parse into its domain type.
     #[error("stored data is invalid: {0}")]
     Corrupt(String),

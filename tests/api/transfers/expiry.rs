@@ -119,8 +119,10 @@ async fn offers_lapse_after_the_ttl(app: &TestApp) {
     offer(app, &ctx, &second, None).await;
     let swept = offer(app, &ctx, &first, None).await;
     app.clock().advance(Duration::hours(169));
+    // The service's own worker queues a sweep as soon as the clock enters a new slot, so it
+    // may expire the two lapsed offers before this sweep does: between them, both are expired.
     let report = app.sweep().await;
-    assert_eq!(report.transfers_expired, 2);
+    assert!(report.transfers_expired <= 2, "{report:?}");
     for token in [&ctx.sender, &ctx.receiver] {
         assert_eq!(events(app, token, "transfer.expired").await, 7);
     }

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::principal::{Caller, Principal};
 use crate::crypto;
 use crate::error::{ApiError, ApiResult};
+use crate::rate_limit::LOGIN_FAILURES;
 use crate::routes::accounts::AccountOut;
 use crate::state::AppState;
 
@@ -124,21 +125,19 @@ pub async fn create_token(
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner()?;
     // Failed attempts are limited per account and client address (the peer: behind a proxy
-    // that is the proxy, which only makes the limit stricter).
-    let throttle_key = (
-        licentia_domain::account::normalize_email(&body.email),
-        req.peer_addr()
-            .map(|a| a.ip().to_string())
-            .unwrap_or_default(),
-    );
-    if state.limits.enabled {
-        let d = state.limits.login_failures.peek(&throttle_key);
-        if !d.allowed {
-            return Err(ApiError::RateLimited {
-                retry_after: d.reset_secs,
-            });
+    // that is the proxy, which only makes the limit stricter). The attempt is counted in the
+    // database before the password is checked, so parallel guesses (on any process) check at
+    // most the limit's worth of passwords; a right password gives its attempt back.
+    let reservation = if state.limits.enabled {
+        let key = throttle_key(&body.email, &req);
+        let attempt = LOGIN_FAILURES.attempt(&state, &key).await?;
+        if let Some(refusal) = attempt.refusal() {
+            return Ok(refusal);
         }
-    }
+        attempt.into_reservation()
+    } else {
+        None
+    };
     let found = users::find_by_email(state.db.conn(), &body.email).await?;
     let password = body.password;
     let (user, ok) = match found {
@@ -158,15 +157,30 @@ pub async fn create_token(
     };
     match (user, ok) {
         (Some(user), true) => {
+            if let Some(reservation) = reservation
+                && let Err(e) = reservation.release(&state).await
+            {
+                // The login stands; the attempt merely stays counted until its window passes.
+                tracing::warn!(error = %e, "could not give back a successful login's attempt");
+            }
             Ok(HttpResponse::Ok().json(issue_pair(&state, user.id, Uuid::now_v7()).await?))
         }
-        _ => {
-            if state.limits.enabled {
-                state.limits.login_failures.hit(&throttle_key);
-            }
-            Err(ApiError::unauthorized("wrong e-mail or password"))
-        }
+        // The attempt stays counted.
+        _ => Err(ApiError::unauthorized("wrong e-mail or password")),
     }
+}
+
+/// The login limiter's key: the normalized e-mail address and the client address, hashed (the
+/// counters keep no addresses, and any length of input gives a key of one size).
+fn throttle_key(email: &str, req: &HttpRequest) -> String {
+    let peer = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    crypto::sha256_hex(&format!(
+        "{}\n{peer}",
+        licentia_domain::account::normalize_email(email)
+    ))
 }
 
 /// Rotate a refresh token
@@ -291,4 +305,101 @@ pub async fn get_me(principal: Principal) -> ApiResult<HttpResponse> {
             .collect(),
         account: AccountOut::from(principal.account.clone()),
     }))
+}
+
+/// A password change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    /// The password in use now.
+    #[schema(format = Password)]
+    pub current_password: String,
+    /// The new password: 12..1024 characters.
+    #[schema(format = Password, min_length = 12, max_length = 1024)]
+    pub new_password: String,
+}
+
+/// Change my password
+///
+/// For a logged-in user (API keys → 403). A wrong `current_password` answers 401 and counts
+/// like a failed login (5 a minute per user and address, then 429). On success every refresh
+/// token family of the user is revoked: other sessions must log in again.
+#[utoipa::path(
+    operation_id = "change_my_password",
+    tag = "auth",
+    request_body = PasswordChange,
+    responses(
+        (status = 204, description = "Changed; every refresh token of the user is revoked"),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 422, response = crate::openapi::Unprocessable),
+        (status = 429, response = crate::openapi::TooManyRequests),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+#[post("/v1/me/password")]
+pub async fn change_my_password(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    body: crate::extract::Json<PasswordChange>,
+) -> ApiResult<HttpResponse> {
+    let Caller::User { id, .. } = principal.caller else {
+        return Err(ApiError::Forbidden(
+            "only a logged-in user changes a password; API keys have none".into(),
+        ));
+    };
+    let body = body.into_inner()?;
+    let length = body.new_password.chars().count();
+    if !(12..=1024).contains(&length) {
+        return Err(ApiError::field(
+            "new_password",
+            "must be 12 to 1024 characters",
+        ));
+    }
+    let reservation = if state.limits.enabled {
+        let peer = req
+            .peer_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default();
+        let key = crypto::sha256_hex(&format!("password-change\n{id}\n{peer}"));
+        let attempt = LOGIN_FAILURES.attempt(&state, &key).await?;
+        if let Some(refusal) = attempt.refusal() {
+            return Ok(refusal);
+        }
+        attempt.into_reservation()
+    } else {
+        None
+    };
+    let db = state.db.conn();
+    let stored = users::password_hash(db, id)
+        .await?
+        .ok_or_else(|| ApiError::invalid_token("the token's user no longer exists"))?;
+    let current = body.current_password;
+    let ok = web::block(move || crypto::verify_password(&current, &stored))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    if !ok {
+        return Err(ApiError::unauthorized("the current password is wrong"));
+    }
+    if let Some(reservation) = reservation
+        && let Err(e) = reservation.release(&state).await
+    {
+        tracing::warn!(error = %e, "could not give back a password change's attempt");
+    }
+    let new = body.new_password;
+    let hash = web::block(move || crypto::hash_password(&new))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(ApiError::Internal)?;
+    let txn = licentia_persistence::TransactionTrait::begin(db)
+        .await
+        .map_err(licentia_persistence::PersistenceError::from)?;
+    users::set_password_hash(&txn, id, &hash).await?;
+    tokens::revoke_all_of_user(&txn, id).await?;
+    txn.commit()
+        .await
+        .map_err(licentia_persistence::PersistenceError::from)?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -5,7 +5,7 @@ use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use licentia_domain::account::Account;
 use licentia_domain::auth::{AccountKind, Role, Scope};
 use licentia_domain::ids::{AccountId, ApiKeyId, UserId};
@@ -96,6 +96,10 @@ impl FromRequest for Principal {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        // Authenticated already by a middleware of this request (the idempotency check).
+        if let Some(principal) = req.extensions().get::<Principal>().cloned() {
+            return Box::pin(std::future::ready(Ok(principal)));
+        }
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let bearer = req
             .headers()

@@ -1,6 +1,6 @@
 //! `/v1/api-keys`: an account's keys for partner integrations. The key is shown once, at
 //! creation; afterwards only its prefix.
-use actix_web::{HttpResponse, delete, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
 use licentia_domain::auth::Scope;
 use licentia_domain::ids::ApiKeyId;
 use licentia_persistence::repo::api_keys::{self, ApiKey, NewApiKey};
@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::accounts::ListQuery;
-use crate::auth::{Principal, api_key};
+use crate::auth::{Caller, Principal, api_key};
 use crate::crypto;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::pagination::{CursorKey, Page, page_of};
@@ -105,11 +105,16 @@ impl From<ApiKey> for ApiKeyOut {
 #[post("/v1/api-keys")]
 pub async fn create_api_key(
     state: web::Data<AppState>,
+    req: HttpRequest,
     principal: Principal,
     body: crate::extract::Json<CreateApiKey>,
 ) -> ApiResult<HttpResponse> {
     principal.require(Scope::AccountAdmin)?;
     let body = body.into_inner()?;
+    // No key outlives the key that created it: that would be authority its creator does not
+    // hold (CONTRACT §2). Absent, the expiry is the creator's; later, 422.
+    let creator_expiry = creating_key_expiry(&state, &req, &principal).await?;
+    let expires_at = body.expires_at.or(creator_expiry);
     let mut errors = Vec::new();
     let name = body.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 100 {
@@ -134,8 +139,15 @@ pub async fn create_api_key(
         errors.push(FieldError::new("scopes", "at least one scope"));
     }
     let now = licentia_persistence::now();
-    if body.expires_at.is_some_and(|at| at <= now) {
+    if expires_at.is_some_and(|at| at <= now) {
         errors.push(FieldError::new("expires_at", "must be in the future"));
+    } else if let (Some(at), Some(limit)) = (expires_at, creator_expiry)
+        && at > limit
+    {
+        errors.push(FieldError::new(
+            "expires_at",
+            "must not be later than the expiry of the API key creating it",
+        ));
     }
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
@@ -149,7 +161,7 @@ pub async fn create_api_key(
             prefix,
             key_hash: crypto::sha256_hex(&key),
             scopes,
-            expires_at: body.expires_at,
+            expires_at,
         },
     )
     .await?;
@@ -163,6 +175,29 @@ pub async fn create_api_key(
         created_at: out.created_at,
         expires_at: out.expires_at,
     }))
+}
+
+/// When the caller is an API key that expires, its expiry; `None` for users and keys that
+/// never expire.
+async fn creating_key_expiry(
+    state: &AppState,
+    req: &HttpRequest,
+    principal: &Principal,
+) -> ApiResult<Option<OffsetDateTime>> {
+    let Caller::ApiKey { id, .. } = &principal.caller else {
+        return Ok(None);
+    };
+    let gone = || ApiError::invalid_token("unknown or revoked API key");
+    let key = req
+        .headers()
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(gone)?;
+    let found = api_keys::find_with_account(state.db.conn(), &crypto::sha256_hex(key.trim()))
+        .await?
+        .filter(|(found, _)| found.id == *id)
+        .ok_or_else(gone)?;
+    Ok(found.0.expires_at)
 }
 
 /// List API keys
@@ -224,13 +259,20 @@ pub async fn delete_api_key(
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
     principal.require(Scope::AccountAdmin)?;
-    if !api_keys::revoke(
-        state.db.conn(),
-        principal.account_id(),
-        ApiKeyId::from_uuid(id.into_inner()),
-    )
-    .await?
+    let id = ApiKeyId::from_uuid(id.into_inner());
+    let db = state.db.conn();
+    let target = api_keys::find_live(db, principal.account_id(), id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    // A key manages only keys whose scopes are within its own (CONTRACT §1).
+    if matches!(principal.caller, crate::auth::Caller::ApiKey { .. })
+        && !target.scopes.iter().all(|s| principal.scopes.contains(s))
     {
+        return Err(ApiError::Forbidden(
+            "an API key may revoke only keys whose scopes are within its own".into(),
+        ));
+    }
+    if !api_keys::revoke(db, principal.account_id(), id).await? {
         return Err(ApiError::NotFound);
     }
     Ok(HttpResponse::NoContent().finish())

@@ -258,7 +258,7 @@ pub async fn create_bulk_operation(
     let Some(action) = action.filter(|_| errors.is_empty()) else {
         return Err(ApiError::validation(errors));
     };
-    let op = bulk::create(
+    let (op, txn) = bulk::create(
         &state,
         &Caller::of(&principal),
         principal.account_id(),
@@ -267,9 +267,10 @@ pub async fn create_bulk_operation(
         body.dry_run,
     )
     .await?;
-    Ok(HttpResponse::Accepted()
+    let res = HttpResponse::Accepted()
         .insert_header((header::LOCATION, format!("/v1/bulk-operations/{}", op.id)))
-        .json(BulkOperationCreated { id: op.id }))
+        .json(BulkOperationCreated { id: op.id });
+    crate::idempotency::commit(txn, res).await
 }
 
 /// Get a bulk operation

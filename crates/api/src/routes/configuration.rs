@@ -119,6 +119,7 @@ pub async fn update_license_configuration(
         .normalize_options(&requested)
         .map_err(|e| ApiError::validation(vec![pricing_error(e)]))?;
     let payment = body.payment.unwrap_or(PaymentIn::Balance {});
+    payment.authorize(&principal)?;
 
     let txn = state
         .db
@@ -155,13 +156,13 @@ pub async fn update_license_configuration(
     let (license, order) = if options == license.options {
         (license, None)
     } else if delta > 0 {
-        let item = NewItem {
-            license_id: license.id,
-            kind: CONFIGURATION_CHANGE,
-            period: license.period,
-            amount: delta,
-            payload: serde_json::json!({ "options": options }),
-        };
+        let item = NewItem::for_license(
+            &license,
+            CONFIGURATION_CHANGE,
+            license.period,
+            delta,
+            serde_json::json!({ "options": options }),
+        );
         let order = plan.place(&txn, &checkout, item).await?;
         let license = licenses::find(&txn, LicenseScope::All, license.id)
             .await?
@@ -201,14 +202,17 @@ pub async fn update_license_configuration(
             })),
         );
     }
-    txn.commit().await.map_err(PersistenceError::from)?;
     let version = license.version;
     let out = ConfigurationOut {
         license: LicenseOut::new(license, &product),
         order: order.map(OrderOut::from),
     };
-    Ok(with_etag(
-        HttpResponse::Ok().json(ConfigurationResult::Changed(Box::new(out))),
-        version,
-    ))
+    crate::idempotency::commit(
+        txn,
+        with_etag(
+            HttpResponse::Ok().json(ConfigurationResult::Changed(Box::new(out))),
+            version,
+        ),
+    )
+    .await
 }

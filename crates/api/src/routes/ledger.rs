@@ -134,8 +134,11 @@ pub async fn create_credit(
         },
     )
     .await?;
-    txn.commit().await.map_err(PersistenceError::from)?;
-    Ok(HttpResponse::Created().json(LedgerEntryOut::from(entry)))
+    crate::idempotency::commit(
+        txn,
+        HttpResponse::Created().json(LedgerEntryOut::from(entry)),
+    )
+    .await
 }
 
 /// List an account's ledger

@@ -256,11 +256,18 @@ pub async fn update_license(
         let old_cost = old_product
             .pricing
             .cost(license.period, &license.options)
-            .map_err(|e| ApiError::Internal(format!("stored license no longer prices: {e:?}")))?;
+            .map_err(|_| {
+                ApiError::Conflict(
+                    "the license's current options are no longer offered by its product".into(),
+                )
+            })?;
         if let Some(until) = license.lifecycle.valid_until {
             let start = sub_months(until, license.period.months()).unwrap_or(until);
-            price_change = prorate(new_cost - old_cost, start, until, now)
-                .map_err(|e| ApiError::Internal(format!("proration failed: {e:?}")))?;
+            let diff = new_cost
+                .checked_sub(old_cost)
+                .ok_or_else(|| ApiError::field("product_id", "the price overflows"))?;
+            price_change = prorate(diff, start, until, now)
+                .map_err(|_| ApiError::field("product_id", "the price overflows"))?;
         }
         next.product_id = product.id;
         next.options = options;
@@ -318,13 +325,13 @@ pub async fn update_license(
         orders::add_item(
             &txn,
             order,
-            orders::NewItem {
-                license_id: saved.id,
-                kind: "configuration_change",
-                period: saved.period,
-                amount: price_change,
-                payload: serde_json::json!({"product_id": saved.product_id}),
-            },
+            orders::NewItem::for_license(
+                &saved,
+                "configuration_change",
+                saved.period,
+                price_change,
+                serde_json::json!({"product_id": saved.product_id}),
+            ),
         )
         .await?;
         orders::mark_paid(&txn, order).await?;

@@ -168,6 +168,19 @@ pub enum PaymentIn {
     },
 }
 
+impl PaymentIn {
+    /// 403 unless the caller may pay with it: paying an existing order now pays every item of
+    /// that order, so it needs `billing:write` like `POST /v1/orders/{id}/pay` (CONTRACT §5).
+    pub fn authorize(&self, principal: &Principal) -> ApiResult<()> {
+        match self {
+            PaymentIn::ExistingOrder { pay_now: true, .. } => {
+                principal.require(Scope::BillingWrite)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// An order for a new license.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -279,7 +292,10 @@ pub fn pricing_error(err: PricingError) -> FieldError {
             format!("options.{code}"),
             format!("must be from {min} to {max}"),
         ),
-        PricingError::Overflow => FieldError::new("options", "the price overflows"),
+        // Too large to compute, or beyond the bound: 422 `amount_too_large`.
+        PricingError::Overflow | PricingError::AmountTooLarge => {
+            FieldError::amount_too_large("options")
+        }
     }
 }
 
@@ -320,6 +336,7 @@ pub async fn create_license(
     principal.require(Scope::LicensesWrite)?;
     let dry_run = query.enabled()?;
     let body = body.into_inner()?;
+    body.payment.authorize(&principal)?;
     let db = state.db.conn();
     let mut errors = Vec::new();
     let account_id = match body.account_id {
@@ -480,13 +497,13 @@ pub async fn create_license(
             }
         }
     };
-    let item = orders::NewItem {
-        license_id: license.id,
-        kind: "license_order",
+    let item = orders::NewItem::for_license(
+        &license,
+        "license_order",
         period,
-        amount: cost,
-        payload: serde_json::json!({}),
-    };
+        cost,
+        serde_json::json!({}),
+    );
     if !orders::add_item(&txn, order_id, item).await? {
         return Err(ApiError::field(
             "payment.order_id",
@@ -535,15 +552,12 @@ pub async fn create_license(
             valid_until_after: license.lifecycle.valid_until,
         }));
     }
-    txn.commit()
-        .await
-        .map_err(licentia_persistence::PersistenceError::from)?;
     let version = license.version;
     let out = LicenseWithOrder {
         license: LicenseOut::new(license, &product),
         order: OrderOut::from(order),
     };
-    Ok(with_etag(HttpResponse::Created().json(out), version))
+    crate::idempotency::commit(txn, with_etag(HttpResponse::Created().json(out), version)).await
 }
 
 /// Loads a license the caller may see (404 otherwise) with its product.
@@ -618,17 +632,16 @@ async fn transition(
         |license| check_if_match(req, license.version),
     )
     .await?;
-    txn.commit()
-        .await
-        .map_err(licentia_persistence::PersistenceError::from)?;
     let version = saved.version;
-    if transition == Transition::Delete {
-        return Ok(HttpResponse::NoContent().finish());
-    }
-    Ok(with_etag(
-        HttpResponse::Ok().json(LicenseOut::new(saved, &product)),
-        version,
-    ))
+    let res = if transition == Transition::Delete {
+        HttpResponse::NoContent().finish()
+    } else {
+        with_etag(
+            HttpResponse::Ok().json(LicenseOut::new(saved, &product)),
+            version,
+        )
+    };
+    crate::idempotency::commit(txn, res).await
 }
 
 /// Disable a license

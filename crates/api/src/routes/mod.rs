@@ -40,6 +40,7 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
         .service(auth::refresh_token)
         .service(auth::logout)
         .service(auth::get_me)
+        .service(auth::change_my_password)
         .service(api_keys::create_api_key)
         .service(api_keys::list_api_keys)
         .service(api_keys::delete_api_key)

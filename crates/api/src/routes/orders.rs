@@ -225,10 +225,7 @@ pub async fn pay_order(
         state.clock.now(),
     )
     .await?;
-    txn.commit()
-        .await
-        .map_err(licentia_persistence::PersistenceError::from)?;
-    Ok(HttpResponse::Ok().json(OrderOut::from(order)))
+    crate::idempotency::commit(txn, HttpResponse::Ok().json(OrderOut::from(order))).await
 }
 
 /// Cancel an order
@@ -262,8 +259,5 @@ pub async fn cancel_order(
         .await
         .map_err(licentia_persistence::PersistenceError::from)?;
     let order = billing::cancel_order(&txn, tenant(&principal), id, principal.actor()).await?;
-    txn.commit()
-        .await
-        .map_err(licentia_persistence::PersistenceError::from)?;
-    Ok(HttpResponse::Ok().json(OrderOut::from(order)))
+    crate::idempotency::commit(txn, HttpResponse::Ok().json(OrderOut::from(order))).await
 }

@@ -165,6 +165,7 @@ pub async fn renew_license(
     let dry_run = query.enabled()?;
     let (visible, product) = visible_license(&state, &principal, id.into_inner()).await?;
     let body = body.into_inner()?;
+    body.payment.authorize(&principal)?;
     let period = offered_period(&product, body.period_months)?;
 
     let txn = state
@@ -194,13 +195,13 @@ pub async fn renew_license(
         provision_attempts: i32::try_from(state.config.provision_attempts).unwrap_or(10),
         now: state.clock.now(),
     };
-    let item = NewItem {
-        license_id: license.id,
-        kind: RENEWAL,
+    let item = NewItem::for_license(
+        &license,
+        RENEWAL,
         period,
         amount,
-        payload: serde_json::json!({"period_months": period.months()}),
-    };
+        serde_json::json!({"period_months": period.months()}),
+    );
     let order = plan.place(&txn, &checkout, item).await?;
     let license = licenses::find(&txn, LicenseScope::All, license.id)
         .await?
@@ -214,11 +215,10 @@ pub async fn renew_license(
             valid_until_after: license.lifecycle.valid_until,
         }));
     }
-    txn.commit().await.map_err(PersistenceError::from)?;
     let version = license.version;
     let out = LicenseWithOrder {
         license: LicenseOut::new(license, &product),
         order: OrderOut::from(order),
     };
-    Ok(with_etag(HttpResponse::Created().json(out), version))
+    crate::idempotency::commit(txn, with_etag(HttpResponse::Created().json(out), version)).await
 }

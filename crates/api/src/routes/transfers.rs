@@ -4,7 +4,6 @@
 //! both parties and to nobody else.
 mod accept;
 mod decide;
-pub mod limiter;
 
 pub use accept::accept_transfer;
 pub use decide::{cancel_transfer, reject_transfer};
@@ -357,8 +356,7 @@ pub async fn create_transfer(
         other => other.into(),
     })?;
     service::record_for_both(&txn, "transfer.created", None, &created, principal.actor()).await?;
-    txn.commit().await.map_err(PersistenceError::from)?;
-    Ok(HttpResponse::Created().json(CreatedTransfer {
+    let res = HttpResponse::Created().json(CreatedTransfer {
         id: created.id.as_uuid(),
         license_id: created.license_id.as_uuid(),
         from_account_id: created.from_account_id.as_uuid(),
@@ -368,7 +366,8 @@ pub async fn create_transfer(
         secret,
         license: preview,
         created_at: created.created_at,
-    }))
+    });
+    crate::idempotency::commit(txn, res).await
 }
 
 /// Transfer list filters.

@@ -5,14 +5,14 @@ use licentia_domain::account::User;
 use licentia_domain::auth::{AccountKind, Role, Scope};
 use licentia_domain::ids::UserId;
 use licentia_persistence::PersistenceError;
-use licentia_persistence::repo::users;
+use licentia_persistence::repo::users::{self, DeleteOutcome};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::accounts::{ListQuery, visible_account};
-use crate::auth::Principal;
+use crate::auth::{Caller, Principal};
 use crate::crypto;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::validate;
@@ -41,6 +41,33 @@ impl From<User> for UserOut {
             created_at: u.created_at,
         }
     }
+}
+
+/// Users are people: only a logged-in user manages users (CONTRACT §2); an API key gets 403
+/// on every user route, whatever its scopes. Then the route permission, `account:admin`.
+fn require_user_manager(principal: &Principal) -> ApiResult<()> {
+    if let Caller::ApiKey { .. } = principal.caller {
+        return Err(ApiError::Forbidden(
+            "users are managed by logged-in users, not with API keys".into(),
+        ));
+    }
+    principal.require(Scope::AccountAdmin)
+}
+
+/// How much authority a role holds: admin > owner > operator > viewer.
+fn rank(role: Role) -> u8 {
+    match role {
+        Role::Admin => 3,
+        Role::Owner => 2,
+        Role::Operator => 1,
+        Role::Viewer => 0,
+    }
+}
+
+/// Nobody creates authority beyond their own: a new user's role is at most its creator's, and
+/// only the provider's admins create admins.
+fn may_grant(principal: &Principal, role: Role) -> bool {
+    principal.is_admin() || (role != Role::Admin && rank(role) <= rank(principal.role))
 }
 
 /// A new user.
@@ -85,21 +112,31 @@ pub async fn create_user(
     id: web::Path<Uuid>,
     body: crate::extract::Json<CreateUser>,
 ) -> ApiResult<HttpResponse> {
-    principal.require(Scope::AccountAdmin)?;
+    require_user_manager(&principal)?;
     let account = visible_account(&state, &principal, id.into_inner()).await?;
     let body = body.into_inner()?;
+    let requested = body.role.parse::<Role>().ok();
+    if let Some(role) = requested
+        && !may_grant(&principal, role)
+    {
+        // A field the caller may not write (CONTRACT §0): 422, like a key's scopes beyond
+        // its creator's.
+        return Err(ApiError::field(
+            "role",
+            format!(
+                "you cannot create a user with the role {}, which holds more than yours",
+                role.as_str()
+            ),
+        ));
+    }
     let mut errors = match validate(&body) {
         Err(ApiError::Validation { errors, .. }) => errors,
         _ => Vec::new(),
     };
-    let role = body
-        .role
-        .parse::<Role>()
-        .ok()
-        .filter(|role| match account.kind {
-            AccountKind::Provider => *role == Role::Admin,
-            AccountKind::Partner => *role != Role::Admin,
-        });
+    let role = requested.filter(|role| match account.kind {
+        AccountKind::Provider => *role == Role::Admin,
+        AccountKind::Partner => *role != Role::Admin,
+    });
     if role.is_none() {
         let allowed = match account.kind {
             AccountKind::Provider => "must be admin for the provider's account",
@@ -145,8 +182,8 @@ pub async fn list_users(
     id: web::Path<Uuid>,
     query: web::Query<ListQuery>,
 ) -> ApiResult<HttpResponse> {
+    require_user_manager(&principal)?;
     let account = visible_account(&state, &principal, id.into_inner()).await?;
-    principal.require(Scope::AccountAdmin)?;
     let scope = format!("{}|users|{}", principal.account_id(), account.id);
     let (limit, after) = query.keyset(&state, &scope)?;
     let rows = users::list_for_account(
@@ -194,29 +231,32 @@ pub async fn delete_user(
     principal: Principal,
     path: web::Path<(Uuid, Uuid)>,
 ) -> ApiResult<HttpResponse> {
-    principal.require(Scope::AccountAdmin)?;
+    require_user_manager(&principal)?;
     let (account_id, user_id) = path.into_inner();
     let account = visible_account(&state, &principal, account_id).await?;
-    let user_id = UserId::from_uuid(user_id);
-    let db = state.db.conn();
-    let user = users::find(db, user_id)
-        .await?
-        .filter(|u| u.account_id == account.id)
-        .ok_or(ApiError::NotFound)?;
-    // An account must keep someone able to manage it.
+    // An account must keep someone able to manage it. The check and the delete are
+    // serialized per account, so two concurrent deletes cannot remove its last two keepers.
     let keeper = if account.kind == AccountKind::Provider {
         Role::Admin
     } else {
         Role::Owner
     };
-    if user.role == keeper && users::count_with_role(db, account.id, keeper).await? <= 1 {
-        return Err(ApiError::Conflict(format!(
-            "the account's last {} cannot be deleted",
-            keeper.as_str()
-        )));
-    }
-    if !users::delete(db, account.id, user_id).await? {
-        return Err(ApiError::NotFound);
+    match users::delete_unless_last(
+        state.db.conn(),
+        account.id,
+        UserId::from_uuid(user_id),
+        keeper,
+    )
+    .await?
+    {
+        DeleteOutcome::Deleted => {}
+        DeleteOutcome::NotFound => return Err(ApiError::NotFound),
+        DeleteOutcome::Last => {
+            return Err(ApiError::Conflict(format!(
+                "the account's last {} cannot be deleted",
+                keeper.as_str()
+            )));
+        }
     }
     Ok(HttpResponse::NoContent().finish())
 }

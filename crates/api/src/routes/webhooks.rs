@@ -5,6 +5,7 @@
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use licentia_domain::auth::Scope;
 use licentia_domain::ids::AccountId;
+use licentia_persistence::TransactionTrait;
 use licentia_persistence::repo::webhooks::{
     self, Delivery, Endpoint, EndpointChanges, NewEndpoint,
 };
@@ -220,7 +221,13 @@ pub async fn create_webhook_endpoint(
     let event_types = event_types(&body.event_types)?;
     let url = service::check_url(&state, &body.url).await?;
     let account = principal.account_id();
-    if webhooks::count(state.db.conn(), account).await? >= MAX_ENDPOINTS {
+    let txn = state
+        .db
+        .conn()
+        .begin()
+        .await
+        .map_err(licentia_persistence::PersistenceError::from)?;
+    if webhooks::count(&txn, account).await? >= MAX_ENDPOINTS {
         return Err(ApiError::Conflict(format!(
             "an account may register at most {MAX_ENDPOINTS} webhook endpoints; delete one first"
         )));
@@ -229,7 +236,7 @@ pub async fn create_webhook_endpoint(
     let secret_enc =
         crypto::seal(&state.encryption_key, secret.as_bytes()).map_err(ApiError::Internal)?;
     let stored = webhooks::insert(
-        state.db.conn(),
+        &txn,
         NewEndpoint {
             account_id: account,
             all_accounts: principal.is_admin(),
@@ -239,10 +246,11 @@ pub async fn create_webhook_endpoint(
         },
     )
     .await?;
-    Ok(HttpResponse::Created().json(CreatedWebhookEndpoint {
+    let res = HttpResponse::Created().json(CreatedWebhookEndpoint {
         endpoint: stored.into(),
         secret,
-    }))
+    });
+    crate::idempotency::commit(txn, res).await
 }
 
 /// List webhook endpoints

@@ -1,6 +1,7 @@
 //! Paying and cancelling orders: the only place where licenses become paid.
-use licentia_domain::ids::{AccountId, LicenseId, OrderId};
+use licentia_domain::ids::{AccountId, OrderId};
 use licentia_domain::license::LicenseStatus;
+use licentia_domain::license_record::License;
 use licentia_persistence::DatabaseTransaction;
 use licentia_persistence::repo::events::{self, Actor, NewEvent};
 use licentia_persistence::repo::ledger::{self, ChargeOutcome};
@@ -60,26 +61,12 @@ pub async fn charge(
     }
 }
 
-/// Locks the orders that hold pending items of `license`, in id order. Call it before locking
-/// the license when the change may cancel those items (deletion, transfer): every money path
-/// locks orders, then licenses, then the account, so concurrent requests never deadlock.
-pub async fn lock_orders_of(txn: &DatabaseTransaction, license: LicenseId) -> ApiResult<()> {
-    let mut pending: Vec<OrderId> = orders::items_of_license(txn, license, None)
-        .await?
-        .into_iter()
-        .filter(|i| i.status == "pending")
-        .map(|i| i.order_id)
-        .collect();
-    pending.sort();
-    pending.dedup();
-    for order in pending {
-        orders::lock(txn, None, order).await?;
-    }
-    Ok(())
-}
-
-/// Pays an unpaid order from the balance and fulfils its items: ordered licenses start their
-/// activation, renewals extend their license's term, configuration changes take effect. 409 when the order is not unpaid, 402 when funds are short (the caller's
+/// Pays an unpaid order from the balance and fulfils its items in order: ordered licenses
+/// start their activation, renewals extend their license's term, configuration changes take
+/// effect. An item that no longer fits its license (CONTRACT §5 "Pending items never drift":
+/// [`orders::is_stale`]) is cancelled instead — including one that an earlier item of the
+/// same order made stale — and only what was applied is charged. 409 when the order is not
+/// unpaid (or nothing in it could still be applied), 402 when funds are short (the caller's
 /// transaction then rolls back, so nothing changes).
 pub async fn pay_order(
     txn: &DatabaseTransaction,
@@ -89,17 +76,17 @@ pub async fn pay_order(
     provision_attempts: i32,
     now: OffsetDateTime,
 ) -> ApiResult<orders::Order> {
+    // Lock order: the account (inside `orders::lock`), the order, then its licenses in id
+    // order — the order every money path takes, so none of them deadlock.
     let order = orders::lock(txn, account, id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    if order.status != "unpaid" || !orders::mark_paid(txn, id).await? {
+    if order.status != "unpaid" {
         return Err(ApiError::InvalidTransition(format!(
             "the order is {}",
             order.status
         )));
     }
-    // Lock order: the order (above), then its licenses in id order, then the account (the
-    // charge) — the same order every other money path takes, so none of them deadlock.
     let mut touched: Vec<_> = order
         .items
         .iter()
@@ -111,52 +98,63 @@ pub async fn pay_order(
     for license in touched {
         licenses::lock(txn, Scope::All, license).await?;
     }
+    let mut charged: i64 = 0;
+    for item_id in order.items.iter().map(|i| i.id) {
+        // Re-read: applying an earlier item may have cancelled this one as stale.
+        let current = orders::find(txn, None, id)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        let Some(item) = current
+            .items
+            .into_iter()
+            .find(|i| i.id == item_id && i.status == "pending")
+        else {
+            continue;
+        };
+        let Some(license) = licenses::find(txn, Scope::All, item.license_id).await? else {
+            continue;
+        };
+        if orders::is_stale(&item, &license)
+            || (item.kind == "license_order" && license.lifecycle.status != LicenseStatus::Ordered)
+        {
+            if let Some(done) = orders::cancel_item(txn, &item).await? {
+                stale_event(txn, order.account_id, &item, done.order_cancelled).await?;
+            }
+            continue;
+        }
+        orders::fulfil_item(txn, item.id).await?;
+        charged = charged
+            .checked_add(item.amount)
+            .ok_or_else(|| ApiError::AmountTooLarge {
+                detail: "the order's total is too large".into(),
+                errors: Vec::new(),
+            })?;
+        match item.kind.as_str() {
+            renewal::RENEWAL => {
+                renewal::fulfil_renewal(txn, license, &item, actor, provision_attempts, now)
+                    .await?;
+            }
+            renewal::CONFIGURATION_CHANGE => {
+                renewal::fulfil_configuration(txn, license, &item, actor, provision_attempts)
+                    .await?;
+            }
+            _ => activate(txn, license, &item, actor, provision_attempts, now).await?,
+        }
+    }
+    if !orders::mark_paid(txn, id).await? {
+        return Err(ApiError::InvalidTransition(
+            "nothing in the order can still be applied: its items went stale and were cancelled"
+                .into(),
+        ));
+    }
     charge(
         txn,
         order.account_id,
-        order.total,
+        charged,
         &format!("order {id}"),
         Some(id),
     )
     .await?;
-    for item in order.items.iter().filter(|i| i.status == "pending") {
-        match item.kind.as_str() {
-            renewal::RENEWAL => {
-                renewal::fulfil_renewal(txn, item, actor, provision_attempts, now).await?;
-                continue;
-            }
-            renewal::CONFIGURATION_CHANGE => {
-                renewal::fulfil_configuration(txn, item, actor, provision_attempts).await?;
-                continue;
-            }
-            "license_order" => {}
-            _ => continue,
-        }
-        let Some(license) = licenses::lock(txn, Scope::All, item.license_id).await? else {
-            continue;
-        };
-        if license.lifecycle.status != LicenseStatus::Ordered {
-            continue;
-        }
-        let before = license_snapshot(&license);
-        let mut next = license.clone();
-        next.lifecycle = license.lifecycle.clone().pay(item.period, now)?;
-        next.period = item.period;
-        let saved = licenses::save(txn, &next, None).await?;
-        provisioning::enqueue(txn, saved.id, provision_attempts).await?;
-        events::record(
-            txn,
-            NewEvent {
-                event_type: "license.updated",
-                account_id: saved.account_id,
-                license_id: Some(saved.id),
-                actor,
-                before: Some(before),
-                after: Some(license_snapshot(&saved)),
-            },
-        )
-        .await?;
-    }
     events::record(
         txn,
         NewEvent {
@@ -165,11 +163,70 @@ pub async fn pay_order(
             license_id: None,
             actor,
             before: None,
-            after: Some(serde_json::json!({"order_id": id, "total": order.total})),
+            after: Some(serde_json::json!({"order_id": id, "total": charged})),
         },
     )
     .await?;
     orders::find(txn, None, id).await?.ok_or(ApiError::NotFound)
+}
+
+/// `order.item_cancelled` for an item that pay found stale.
+async fn stale_event(
+    txn: &DatabaseTransaction,
+    account: AccountId,
+    item: &orders::OrderItem,
+    order_cancelled: bool,
+) -> ApiResult<()> {
+    events::record(
+        txn,
+        NewEvent {
+            event_type: "order.item_cancelled",
+            account_id: account,
+            license_id: Some(item.license_id),
+            actor: Actor::SYSTEM,
+            before: None,
+            after: Some(serde_json::json!({
+                "order_id": item.order_id,
+                "item_id": item.id,
+                "kind": item.kind,
+                "amount": item.amount,
+                "reason": "stale",
+                "order_cancelled": order_cancelled,
+            })),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// A paid `license_order` item: the ordered license starts its activation.
+async fn activate(
+    txn: &DatabaseTransaction,
+    license: License,
+    item: &orders::OrderItem,
+    actor: Actor,
+    provision_attempts: i32,
+    now: OffsetDateTime,
+) -> ApiResult<()> {
+    let before = license_snapshot(&license);
+    let mut next = license.clone();
+    next.lifecycle = license.lifecycle.clone().pay(item.period, now)?;
+    next.period = item.period;
+    let saved = licenses::save(txn, &next, None).await?;
+    provisioning::enqueue(txn, saved.id, provision_attempts).await?;
+    events::record(
+        txn,
+        NewEvent {
+            event_type: "license.updated",
+            account_id: saved.account_id,
+            license_id: Some(saved.id),
+            actor,
+            before: Some(before),
+            after: Some(license_snapshot(&saved)),
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// Cancels an unpaid order; licenses it was ordering are deleted.

@@ -123,7 +123,7 @@ pub async fn create(
     action: Action,
     filter: &Filter,
     dry_run: bool,
-) -> ApiResult<bulk::Operation> {
+) -> ApiResult<(bulk::Operation, licentia_persistence::DatabaseTransaction)> {
     let db = state.db.conn();
     let max = state.config.bulk_max_matches;
     let matched = licenses::list(
@@ -159,8 +159,7 @@ pub async fn create(
     } else {
         enqueue(&txn, id).await?;
     }
-    txn.commit().await.map_err(PersistenceError::from)?;
-    Ok(op)
+    Ok((op, txn))
 }
 
 async fn enqueue(db: &impl licentia_persistence::ConnectionTrait, id: Uuid) -> ApiResult<()> {
@@ -374,13 +373,13 @@ async fn renew(
         provision_attempts: i32::try_from(state.config.provision_attempts).unwrap_or(10),
         now,
     };
-    let item = NewItem {
-        license_id: license.id,
-        kind: RENEWAL,
+    let item = NewItem::for_license(
+        &license,
+        RENEWAL,
         period,
         amount,
-        payload: json!({"period_months": period.months()}),
-    };
+        json!({"period_months": period.months()}),
+    );
     let plan = PaymentPlan {
         existing: None,
         pay_now: true,

@@ -8,10 +8,9 @@ use licentia_domain::license_record::License;
 use licentia_persistence::DatabaseTransaction;
 use licentia_persistence::repo::events::{self, Actor, NewEvent};
 use licentia_persistence::repo::licenses::{self, Scope as LicenseScope};
-use licentia_persistence::repo::orders;
 use time::OffsetDateTime;
 
-use super::{billing, provisioning, transfers};
+use super::{provisioning, transfers};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::routes::licenses::license_snapshot;
@@ -92,7 +91,6 @@ pub async fn transition(
     provision_attempts: i32,
     precondition: impl FnOnce(&License) -> ApiResult<()>,
 ) -> ApiResult<License> {
-    billing::lock_orders_of(txn, id).await?;
     let license = licenses::lock(txn, caller.scope, id)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -107,7 +105,6 @@ pub async fn transition(
         provisioning::enqueue(txn, saved.id, provision_attempts).await?;
     }
     if deleted {
-        orders::cancel_items_of_license(txn, saved.id).await?;
         transfers::cancel_pending_of_license(txn, saved.id, caller.actor, now).await?;
     }
     events::record(

@@ -17,7 +17,7 @@ use licentia_domain::pricing::prorate;
 use licentia_domain::product::Product;
 use licentia_persistence::DatabaseTransaction;
 use licentia_persistence::repo::events::{self, Actor, NewEvent};
-use licentia_persistence::repo::licenses::{self, Scope};
+use licentia_persistence::repo::licenses;
 use licentia_persistence::repo::orders::{self, NewItem, Order, OrderItem};
 use time::OffsetDateTime;
 
@@ -200,14 +200,12 @@ fn renew_in_progress(lc: Lifecycle, period: Period, now: OffsetDateTime) -> Life
 /// lifts through `in_progress` → `active`. Event `license.renewed`.
 pub async fn fulfil_renewal(
     txn: &DatabaseTransaction,
+    license: License,
     item: &OrderItem,
     actor: Actor,
     provision_attempts: i32,
     now: OffsetDateTime,
 ) -> ApiResult<()> {
-    let Some(license) = licenses::lock(txn, Scope::All, item.license_id).await? else {
-        return Ok(());
-    };
     let before = license_snapshot(&license);
     let mut next = license.clone();
     next.lifecycle = match license.lifecycle.status {
@@ -243,6 +241,7 @@ pub async fn fulfil_renewal(
 /// was requested) have nothing left to do. Event `license.updated`.
 pub async fn fulfil_configuration(
     txn: &DatabaseTransaction,
+    license: License,
     item: &OrderItem,
     actor: Actor,
     provision_attempts: i32,
@@ -252,9 +251,6 @@ pub async fn fulfil_configuration(
     };
     let options: BTreeMap<String, u32> = serde_json::from_value(options.clone())
         .map_err(|e| ApiError::Internal(format!("order item {}: bad options: {e}", item.id)))?;
-    let Some(license) = licenses::lock(txn, Scope::All, item.license_id).await? else {
-        return Ok(());
-    };
     apply_options(txn, license, options, actor, provision_attempts).await?;
     Ok(())
 }

@@ -270,16 +270,16 @@ async fn auto_renew(
             orders::add_item(
                 &txn,
                 order,
-                NewItem {
-                    license_id: license.id,
-                    kind: RENEWAL,
+                NewItem::for_license(
+                    &license,
+                    RENEWAL,
                     period,
                     amount,
-                    payload: serde_json::json!({
+                    serde_json::json!({
                         "period_months": period.months(),
                         "auto_renew_for": term,
                     }),
-                },
+                ),
             )
             .await?;
             if !pay_within(&txn, state, account, order, now).await? {
@@ -397,8 +397,6 @@ async fn delete_after_grace(
     grace: Duration,
 ) -> ApiResult<Outcome> {
     let txn = begin(state).await?;
-    // Lock order: the orders whose items get cancelled, then the license.
-    billing::lock_orders_of(&txn, candidate.id).await?;
     let Some(license) = licenses::lock(&txn, Scope::All, candidate.id).await? else {
         return Ok(Outcome::Skipped);
     };
@@ -409,7 +407,6 @@ async fn delete_after_grace(
     let mut next = license;
     next.lifecycle = lifecycle;
     let saved = licenses::save(&txn, &next, None).await?;
-    orders::cancel_items_of_license(&txn, saved.id).await?;
     super::transfers::cancel_pending_of_license(&txn, saved.id, Actor::SYSTEM, now).await?;
     events::record(
         &txn,

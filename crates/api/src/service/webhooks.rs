@@ -47,6 +47,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "transfer.cancelled",
     "transfer.expired",
     "order.paid",
+    "order.item_cancelled",
     "balance.low",
 ];
 

@@ -136,8 +136,45 @@ fn cost_refusals() {
     };
     assert_eq!(
         huge.cost(Period::M1, &BTreeMap::new()),
-        Err(PricingError::Overflow)
+        Err(PricingError::AmountTooLarge)
     );
+}
+
+#[test]
+fn costs_are_bounded_at_ten_to_the_fifteenth() {
+    let max = crate::money::MAX_AMOUNT;
+    let priced = |base: i64, unit: i64, max_qty: u32| ProductPricing {
+        prices: vec![pp(1, base)],
+        options: vec![option("x", 0, max_qty, vec![pp(1, unit)])],
+    };
+    // Exactly at the bound is a price; one minor unit more is not.
+    assert_eq!(
+        priced(max, 1, 1).cost(Period::M1, &opts(&[("x", 0)])),
+        Ok(max)
+    );
+    assert_eq!(
+        priced(max - 3, 1, 3).cost(Period::M1, &opts(&[("x", 3)])),
+        Ok(max)
+    );
+    for (p, qty) in [
+        // The base alone.
+        (priced(max + 1, 0, 0), 0),
+        (priced(i64::MAX, 0, 0), 0),
+        // Base and a line each within, their sum beyond.
+        (priced(max, 1, 1), 1),
+        // A line beyond: unit price × quantity.
+        (priced(0, max / 2 + 1, 2), 2),
+        // Overflowing i64 on the way: the same error, never a wrap.
+        (priced(0, i64::MAX / 2, u32::MAX), u32::MAX),
+        (priced(0, max, u32::MAX), u32::MAX),
+        (priced(i64::MAX, i64::MAX, 1), 1),
+    ] {
+        assert_eq!(
+            p.cost(Period::M1, &opts(&[("x", qty)])),
+            Err(PricingError::AmountTooLarge),
+            "{p:?} × {qty}"
+        );
+    }
 }
 
 #[test]

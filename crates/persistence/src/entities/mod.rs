@@ -2,6 +2,7 @@
 //! signatures as rows; callers get domain records.
 pub mod accounts;
 pub mod api_keys;
+pub mod attempt_counters;
 pub mod bulk_operation_items;
 pub mod bulk_operations;
 pub mod events;

@@ -67,6 +67,26 @@ pub async fn find(db: &impl ConnectionTrait, id: AccountId) -> Result<Option<Acc
         .transpose()
 }
 
+/// Locks the account row for the rest of the transaction (PostgreSQL `FOR NO KEY UPDATE`:
+/// it serialises the account's money paths without blocking inserts that merely reference the
+/// account; SQLite has one writer already). Every path that changes an account's orders,
+/// licenses or balance takes this lock first (see [`super::licenses::lock`] and
+/// [`super::orders::lock`]), so those paths never deadlock one another. `false` when there is
+/// no such account.
+pub async fn lock(db: &impl ConnectionTrait, id: AccountId) -> Result<bool> {
+    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(true);
+    }
+    Ok(Entity::find_by_id(id.as_uuid())
+        .select_only()
+        .column(Column::Id)
+        .lock(sea_orm::sea_query::LockType::NoKeyUpdate)
+        .into_tuple::<uuid::Uuid>()
+        .one(db)
+        .await?
+        .is_some())
+}
+
 pub async fn get(db: &impl ConnectionTrait, id: AccountId) -> Result<Account> {
     find(db, id).await?.ok_or(PersistenceError::NotFound)
 }

@@ -147,6 +147,21 @@ pub async fn list(
     q.all(db).await?.into_iter().map(ApiKey::try_from).collect()
 }
 
+/// The account's live key with this id.
+pub async fn find_live(
+    db: &impl ConnectionTrait,
+    account_id: AccountId,
+    id: ApiKeyId,
+) -> Result<Option<ApiKey>> {
+    Entity::find_by_id(id.as_uuid())
+        .filter(Column::AccountId.eq(account_id.as_uuid()))
+        .filter(Column::RevokedAt.is_null())
+        .one(db)
+        .await?
+        .map(ApiKey::try_from)
+        .transpose()
+}
+
 /// Revokes the account's key; false when there is no such live key.
 pub async fn revoke(
     db: &impl ConnectionTrait,

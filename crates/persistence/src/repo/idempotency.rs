@@ -20,12 +20,23 @@ const DONE: &str = "done";
 
 /// A key still `in_progress` this long after it was claimed belongs to a request whose process
 /// died (a live request ends long before: the pool's acquire timeout is seconds); it may be
-/// claimed again instead of answering 409 until it expires.
-pub const STALE_AFTER: time::Duration = time::Duration::minutes(10);
+/// claimed again instead of answering 409 until it expires. Taking a key over is safe even if
+/// the first request still runs: its effect commits only with [`finish`] on its own claim
+/// (`created_at`), which a takeover replaces, so one of the two rolls back.
+pub const DEFAULT_STALE_AFTER: time::Duration = time::Duration::seconds(30);
 
 /// How many times [`begin`] retries when the row it conflicted with vanished or was replaced
 /// under it (an abandon or an expiry race); then it answers [`Begin::InProgress`].
 const ATTEMPTS: usize = 3;
+
+/// One run's hold on a key: the key and the instant it was claimed (a takeover of a stale
+/// claim sets a new one, so the old run can no longer finish).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    pub caller: String,
+    pub key: String,
+    pub claimed_at: OffsetDateTime,
+}
 
 /// A response kept for replays.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,8 +50,9 @@ pub struct StoredResponse {
 /// The outcome of claiming a key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Begin {
-    /// The key is new (or its old use expired): run the request, then `finish` or `abandon`.
-    Started,
+    /// The key is new (or its old use expired): run the request, then `finish` or `abandon`
+    /// with this claim.
+    Started(Claim),
     /// The first request with this key is still running.
     InProgress,
     /// The first request with this key and the same request hash finished with this response.
@@ -49,15 +61,15 @@ pub enum Begin {
     Mismatch,
 }
 
-fn is_stale(row: &idempotency_keys::Model, now: OffsetDateTime) -> bool {
-    row.expires_at < now || (row.status == IN_PROGRESS && row.created_at < now - STALE_AFTER)
+fn is_stale(row: &idempotency_keys::Model, now: OffsetDateTime, stale: time::Duration) -> bool {
+    row.expires_at < now || (row.status == IN_PROGRESS && row.created_at < now - stale)
 }
 
-fn stale_condition(now: OffsetDateTime) -> Condition {
+fn stale_condition(now: OffsetDateTime, stale: time::Duration) -> Condition {
     Condition::any().add(Column::ExpiresAt.lt(now)).add(
         Condition::all()
             .add(Column::Status.eq(IN_PROGRESS))
-            .add(Column::CreatedAt.lt(crate::truncate(now - STALE_AFTER))),
+            .add(Column::CreatedAt.lt(crate::truncate(now - stale))),
     )
 }
 
@@ -82,8 +94,9 @@ fn replay(row: idempotency_keys::Model) -> Result<StoredResponse> {
 }
 
 /// Claims `key` for `caller`'s request whose fingerprint is `request_hash`, keeping it until
-/// `expires_at`. An expired row (or a stale `in_progress` one, see [`STALE_AFTER`]) is
-/// replaced as if the key were new.
+/// `expires_at`. An expired row (or one still `in_progress` after `stale`, see
+/// [`DEFAULT_STALE_AFTER`]) is replaced as if the key were new.
+#[allow(clippy::too_many_arguments, reason = "one claim's parts")]
 #[tracing::instrument(skip(db, request_hash))]
 pub async fn begin(
     db: &impl ConnectionTrait,
@@ -93,7 +106,13 @@ pub async fn begin(
     method: &str,
     path: &str,
     expires_at: OffsetDateTime,
+    stale: time::Duration,
 ) -> Result<Begin> {
+    let claim = |claimed_at| Claim {
+        caller: caller.to_owned(),
+        key: key.to_owned(),
+        claimed_at,
+    };
     for _ in 0..ATTEMPTS {
         let now = crate::now();
         let row = idempotency_keys::ActiveModel {
@@ -114,7 +133,7 @@ pub async fn begin(
             .exec_without_returning(db)
             .await?;
         if matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
-            return Ok(Begin::Started);
+            return Ok(Begin::Started(claim(now)));
         }
         let Some(existing) = Entity::find_by_id((caller.to_owned(), key.to_owned()))
             .one(db)
@@ -123,7 +142,7 @@ pub async fn begin(
             // Abandoned between our insert and this read: claim it afresh.
             continue;
         };
-        if is_stale(&existing, now) {
+        if is_stale(&existing, now, stale) {
             // Only one of several concurrent takers matches the stale condition.
             let taken = Entity::update_many()
                 .col_expr(Column::Method, Expr::value(method))
@@ -140,11 +159,11 @@ pub async fn begin(
                 .col_expr(Column::ExpiresAt, Expr::value(crate::truncate(expires_at)))
                 .filter(Column::Caller.eq(caller))
                 .filter(Column::Key.eq(key))
-                .filter(stale_condition(now))
+                .filter(stale_condition(now, stale))
                 .exec(db)
                 .await?;
             if taken.rows_affected == 1 {
-                return Ok(Begin::Started);
+                return Ok(Begin::Started(claim(now)));
             }
             continue;
         }
@@ -159,12 +178,13 @@ pub async fn begin(
     Ok(Begin::InProgress)
 }
 
-/// Stores the response of a started key. Returns whether the key was still in progress.
+/// Stores the response of a started key. Returns whether the key was still held by `claim`
+/// (in progress, not taken over). Called inside the transaction of the request's effect, it
+/// makes the effect and its stored response commit together (exactly once across crashes).
 #[tracing::instrument(skip(db, headers, body))]
 pub async fn finish(
     db: &impl ConnectionTrait,
-    caller: &str,
-    key: &str,
+    claim: &Claim,
     status: u16,
     headers: &[(String, String)],
     body: &[u8],
@@ -176,8 +196,9 @@ pub async fn finish(
         .col_expr(Column::ResponseStatus, Expr::value(i32::from(status)))
         .col_expr(Column::ResponseHeaders, Expr::value(headers))
         .col_expr(Column::ResponseBody, Expr::value(body.to_vec()))
-        .filter(Column::Caller.eq(caller))
-        .filter(Column::Key.eq(key))
+        .filter(Column::Caller.eq(claim.caller.as_str()))
+        .filter(Column::Key.eq(claim.key.as_str()))
+        .filter(Column::CreatedAt.eq(claim.claimed_at))
         .filter(Column::Status.eq(IN_PROGRESS))
         .exec(db)
         .await?;
@@ -187,10 +208,11 @@ pub async fn finish(
 /// Releases a started key without a response (the request failed in a way a retry may fix),
 /// so that the next request with it runs. A finished key is left alone.
 #[tracing::instrument(skip(db))]
-pub async fn abandon(db: &impl ConnectionTrait, caller: &str, key: &str) -> Result<bool> {
+pub async fn abandon(db: &impl ConnectionTrait, claim: &Claim) -> Result<bool> {
     let res = Entity::delete_many()
-        .filter(Column::Caller.eq(caller))
-        .filter(Column::Key.eq(key))
+        .filter(Column::Caller.eq(claim.caller.as_str()))
+        .filter(Column::Key.eq(claim.key.as_str()))
+        .filter(Column::CreatedAt.eq(claim.claimed_at))
         .filter(Column::Status.eq(IN_PROGRESS))
         .exec(db)
         .await?;

@@ -223,7 +223,53 @@ pub async fn find_with_product(
 
 /// Reads and locks the row for the rest of the transaction (PostgreSQL `FOR UPDATE`; SQLite
 /// has one writer already).
+///
+/// The license's account is locked first ([`super::accounts::lock`]): the account, then its
+/// orders, then its licenses is the one lock order of every path that moves money or changes
+/// what a pending order item was priced for. On PostgreSQL both locks are taken inside a
+/// savepoint: when the license changed owner between the read of its account and the lock,
+/// rolling back to it releases both, and the new owner is locked in turn — never while holding
+/// the license, which would invert the order.
 pub async fn lock(
+    db: &impl ConnectionTrait,
+    scope: Scope,
+    id: LicenseId,
+) -> Result<Option<License>> {
+    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return lock_row(db, scope, id).await;
+    }
+    for _ in 0..3 {
+        let Some(owner) = Entity::find_by_id(id.as_uuid())
+            .filter(scope.condition())
+            .select_only()
+            .column(Column::AccountId)
+            .into_tuple::<Uuid>()
+            .one(db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        db.execute_unprepared("SAVEPOINT licentia_license_lock")
+            .await?;
+        super::accounts::lock(db, AccountId::from_uuid(owner)).await?;
+        let locked = lock_row(db, scope, id).await?;
+        if locked
+            .as_ref()
+            .is_none_or(|l| l.account_id.as_uuid() == owner)
+        {
+            db.execute_unprepared("RELEASE SAVEPOINT licentia_license_lock")
+                .await?;
+            return Ok(locked);
+        }
+        db.execute_unprepared("ROLLBACK TO SAVEPOINT licentia_license_lock")
+            .await?;
+    }
+    Err(PersistenceError::Transient(
+        "the license changed owner repeatedly while being locked".into(),
+    ))
+}
+
+async fn lock_row(
     db: &impl ConnectionTrait,
     scope: Scope,
     id: LicenseId,
@@ -264,6 +310,8 @@ pub async fn save(
     if res.rows_affected != 1 {
         return Err(PersistenceError::NotFound);
     }
+    // Pending order items priced for what the license was no longer match it.
+    super::orders::cancel_stale_items(db, &next).await?;
     Ok(next)
 }
 

@@ -2,6 +2,7 @@
 //! so an unscoped query stands out in review.
 pub mod accounts;
 pub mod api_keys;
+pub mod attempts;
 pub mod bulk;
 pub mod events;
 pub mod idempotency;

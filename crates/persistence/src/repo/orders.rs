@@ -1,6 +1,7 @@
 //! Orders (invoices) and their items. Status changes are conditional updates, so two
 //! concurrent payments of one order cannot both win.
 use licentia_domain::ids::{AccountId, LicenseId, OrderId, OrderItemId};
+use licentia_domain::license_record::License;
 use licentia_domain::period::Period;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
@@ -109,12 +110,72 @@ pub struct NewItem {
     pub kind: &'static str,
     pub period: Period,
     pub amount: i64,
+    /// The item's own data (e.g. the new options of a configuration change); the license's
+    /// [`basis`] is added to it.
     pub payload: serde_json::Value,
+    /// [`basis`] of the license the item was priced for.
+    pub basis: serde_json::Value,
+}
+
+impl NewItem {
+    /// An item for `license` as it is now: the price is for this state of the license.
+    pub fn for_license(
+        license: &License,
+        kind: &'static str,
+        period: Period,
+        amount: i64,
+        payload: serde_json::Value,
+    ) -> Self {
+        Self {
+            license_id: license.id,
+            kind,
+            period,
+            amount,
+            payload,
+            basis: basis(license),
+        }
+    }
+}
+
+/// The largest total an order may reach, in minor units (CONTRACT §5).
+pub const MAX_TOTAL: i64 = 1_000_000_000_000_000;
+
+/// What an item's price and meaning depend on (CONTRACT §5 "Pending items never drift"): the
+/// license's owner, product, term length, options and the end of its term. A pending item
+/// whose basis no longer equals its license's is stale: it is cancelled, never applied.
+pub fn basis(license: &License) -> serde_json::Value {
+    serde_json::json!({
+        "account_id": license.account_id,
+        "product_id": license.product_id,
+        "period_months": license.period.months(),
+        "options": license.options,
+        "valid_until": license
+            .lifecycle
+            .valid_until
+            .map(|t| t.unix_timestamp_nanos() / 1_000),
+    })
+}
+
+/// Whether the pending `item` no longer fits `license` (see [`basis`]); a deleted license
+/// makes every item stale. Items stored without a basis are stale unless they order the license.
+pub fn is_stale(item: &OrderItem, license: &License) -> bool {
+    if license.lifecycle.status == licentia_domain::license::LicenseStatus::Deleted {
+        return true;
+    }
+    match item.payload.get("basis") {
+        Some(b) => *b != basis(license),
+        None => item.kind != "license_order",
+    }
 }
 
 /// Adds a pending item to an unpaid order and raises its total; false when the order is not
 /// (or no longer) unpaid.
+///
+/// A total that would pass [`MAX_TOTAL`] is refused with [`PersistenceError::AmountTooLarge`].
 pub async fn add_item(db: &impl ConnectionTrait, order_id: OrderId, new: NewItem) -> Result<bool> {
+    if !(0..=MAX_TOTAL).contains(&new.amount) {
+        return Err(PersistenceError::AmountTooLarge);
+    }
     let res = orders::Entity::update_many()
         .col_expr(
             orders::Column::Total,
@@ -122,11 +183,28 @@ pub async fn add_item(db: &impl ConnectionTrait, order_id: OrderId, new: NewItem
         )
         .filter(orders::Column::Id.eq(order_id.as_uuid()))
         .filter(orders::Column::Status.eq("unpaid"))
+        .filter(Expr::col(orders::Column::Total).lte(MAX_TOTAL - new.amount))
         .exec(db)
         .await?;
     if res.rows_affected != 1 {
-        return Ok(false);
+        let total = orders::Entity::find_by_id(order_id.as_uuid())
+            .filter(orders::Column::Status.eq("unpaid"))
+            .select_only()
+            .column(orders::Column::Total)
+            .into_tuple::<i64>()
+            .one(db)
+            .await?;
+        return match total {
+            Some(_) => Err(PersistenceError::AmountTooLarge),
+            None => Ok(false),
+        };
     }
+    let mut payload = match new.payload {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    };
+    payload.insert("basis".into(), new.basis);
+    let payload = serde_json::Value::Object(payload);
     let row = order_items::ActiveModel {
         id: Set(OrderItemId::new().as_uuid()),
         order_id: Set(order_id.as_uuid()),
@@ -135,7 +213,7 @@ pub async fn add_item(db: &impl ConnectionTrait, order_id: OrderId, new: NewItem
         period_months: Set(new.period.months() as i32),
         amount: Set(new.amount),
         status: Set("pending".into()),
-        payload: Set(new.payload),
+        payload: Set(payload),
         created_at: Set(crate::now()),
     };
     order_items::Entity::insert(row)
@@ -160,12 +238,25 @@ pub async fn find(
     }
 }
 
-/// Locks the order row for the rest of the transaction.
+/// Locks the order row for the rest of the transaction, after its account
+/// ([`super::accounts::lock`]: account, then orders, then licenses).
 pub async fn lock(
     db: &impl ConnectionTrait,
     account: Option<AccountId>,
     id: OrderId,
 ) -> Result<Option<Order>> {
+    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        let mut q = orders::Entity::find_by_id(id.as_uuid())
+            .select_only()
+            .column(orders::Column::AccountId);
+        if let Some(account) = account {
+            q = q.filter(orders::Column::AccountId.eq(account.as_uuid()));
+        }
+        let Some(owner) = q.into_tuple::<Uuid>().one(db).await? else {
+            return Ok(None);
+        };
+        super::accounts::lock(db, AccountId::from_uuid(owner)).await?;
+    }
     let mut q = orders::Entity::find_by_id(id.as_uuid()).lock_exclusive();
     if let Some(account) = account {
         q = q.filter(orders::Column::AccountId.eq(account.as_uuid()));
@@ -174,6 +265,18 @@ pub async fn lock(
         Some(m) => Ok(Some(with_items(db, m).await?)),
         None => Ok(None),
     }
+}
+
+/// Moves one pending item of an unpaid order to fulfilled (its order is being paid); false
+/// when it was no longer pending.
+pub async fn fulfil_item(db: &impl ConnectionTrait, item: OrderItemId) -> Result<bool> {
+    let res = order_items::Entity::update_many()
+        .col_expr(order_items::Column::Status, Expr::value("fulfilled"))
+        .filter(order_items::Column::Id.eq(item.as_uuid()))
+        .filter(order_items::Column::Status.eq("pending"))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
 }
 
 /// Moves an unpaid order to paid and its pending items to fulfilled; false when it was not unpaid.
@@ -218,44 +321,106 @@ pub async fn cancel(db: &impl ConnectionTrait, id: OrderId) -> Result<bool> {
     Ok(true)
 }
 
-/// Cancels the license's pending items of unpaid orders, lowering their totals; an order left
-/// with no pending item is cancelled. Returns the orders touched.
-pub async fn cancel_items_of_license(
+/// A pending item cancelled because it went stale.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CancelledItem {
+    pub order_id: OrderId,
+    pub item_id: OrderItemId,
+    /// Whether its order was left with nothing to pay and was cancelled too.
+    pub order_cancelled: bool,
+}
+
+/// Cancels one pending item, lowering its unpaid order's total; an order left with no pending
+/// or fulfilled item is cancelled. Returns what happened, or `None` when the item was no longer
+/// pending.
+pub async fn cancel_item(
     db: &impl ConnectionTrait,
-    license: LicenseId,
-) -> Result<Vec<OrderId>> {
-    let pending = order_items::Entity::find()
-        .filter(order_items::Column::LicenseId.eq(license.as_uuid()))
+    item: &OrderItem,
+) -> Result<Option<CancelledItem>> {
+    let res = order_items::Entity::update_many()
+        .col_expr(order_items::Column::Status, Expr::value("cancelled"))
+        .filter(order_items::Column::Id.eq(item.id.as_uuid()))
         .filter(order_items::Column::Status.eq("pending"))
+        .exec(db)
+        .await?;
+    if res.rows_affected != 1 {
+        return Ok(None);
+    }
+    orders::Entity::update_many()
+        .col_expr(
+            orders::Column::Total,
+            Expr::col(orders::Column::Total).sub(item.amount),
+        )
+        .filter(orders::Column::Id.eq(item.order_id.as_uuid()))
+        .filter(orders::Column::Status.eq("unpaid"))
+        .exec(db)
+        .await?;
+    let left = order_items::Entity::find()
+        .filter(order_items::Column::OrderId.eq(item.order_id.as_uuid()))
+        .filter(order_items::Column::Status.is_in(["pending", "fulfilled"]))
+        .one(db)
+        .await?;
+    let order_cancelled = left.is_none() && cancel(db, item.order_id).await?;
+    Ok(Some(CancelledItem {
+        order_id: item.order_id,
+        item_id: item.id,
+        order_cancelled,
+    }))
+}
+
+/// Cancels the license's pending items that went stale (see [`is_stale`]: the license changed
+/// owner, product, term or options since they were priced, or was deleted), each with an event
+/// `order.item_cancelled` (`reason: "stale"`). Called by [`super::licenses::save`], so that no
+/// change of a license can leave an item that would apply at the old price.
+pub async fn cancel_stale_items(
+    db: &impl ConnectionTrait,
+    license: &License,
+) -> Result<Vec<CancelledItem>> {
+    let pending = order_items::Entity::find()
+        .filter(order_items::Column::LicenseId.eq(license.id.as_uuid()))
+        .filter(order_items::Column::Status.eq("pending"))
+        .order_by_asc(order_items::Column::Id)
         .all(db)
         .await?;
-    let mut touched = Vec::new();
-    for it in pending {
-        order_items::Entity::update_many()
-            .col_expr(order_items::Column::Status, Expr::value("cancelled"))
-            .filter(order_items::Column::Id.eq(it.id))
-            .exec(db)
-            .await?;
-        orders::Entity::update_many()
-            .col_expr(
-                orders::Column::Total,
-                Expr::col(orders::Column::Total).sub(it.amount),
-            )
-            .filter(orders::Column::Id.eq(it.order_id))
-            .filter(orders::Column::Status.eq("unpaid"))
-            .exec(db)
-            .await?;
-        let left = order_items::Entity::find()
-            .filter(order_items::Column::OrderId.eq(it.order_id))
-            .filter(order_items::Column::Status.eq("pending"))
-            .one(db)
-            .await?;
-        if left.is_none() {
-            cancel(db, OrderId::from_uuid(it.order_id)).await?;
+    let mut cancelled = Vec::new();
+    for row in pending {
+        let it = item(row)?;
+        if !is_stale(&it, license) {
+            continue;
         }
-        touched.push(OrderId::from_uuid(it.order_id));
+        let Some(done) = cancel_item(db, &it).await? else {
+            continue;
+        };
+        // The order's owner: after a transfer the license belongs to someone else.
+        let owner = orders::Entity::find_by_id(it.order_id.as_uuid())
+            .select_only()
+            .column(orders::Column::AccountId)
+            .into_tuple::<Uuid>()
+            .one(db)
+            .await?
+            .map_or(license.account_id, AccountId::from_uuid);
+        super::events::record(
+            db,
+            super::events::NewEvent {
+                event_type: "order.item_cancelled",
+                account_id: owner,
+                license_id: Some(license.id),
+                actor: super::events::Actor::SYSTEM,
+                before: None,
+                after: Some(serde_json::json!({
+                    "order_id": it.order_id,
+                    "item_id": it.id,
+                    "kind": it.kind,
+                    "amount": it.amount,
+                    "reason": "stale",
+                    "order_cancelled": done.order_cancelled,
+                })),
+            },
+        )
+        .await?;
+        cancelled.push(done);
     }
-    Ok(touched)
+    Ok(cancelled)
 }
 
 /// A keyset page of orders, newest first.

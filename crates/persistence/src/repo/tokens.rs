@@ -77,6 +77,17 @@ pub async fn mark_used(db: &impl ConnectionTrait, id: RefreshTokenId) -> Result<
 }
 
 /// Revokes every token of the family.
+/// Revokes every refresh token family of the user (a password change signs it out everywhere).
+pub async fn revoke_all_of_user(db: &impl ConnectionTrait, user: UserId) -> Result<()> {
+    Entity::update_many()
+        .col_expr(Column::RevokedAt, Expr::value(crate::now()))
+        .filter(Column::UserId.eq(user.as_uuid()))
+        .filter(Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 pub async fn revoke_family(db: &impl ConnectionTrait, family_id: Uuid) -> Result<()> {
     Entity::update_many()
         .col_expr(Column::RevokedAt, Expr::value(crate::now()))

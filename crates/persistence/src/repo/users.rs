@@ -87,6 +87,26 @@ pub async fn find_with_account(
     Ok(Some((user, account)))
 }
 
+/// The user's stored password hash.
+pub async fn password_hash(db: &impl ConnectionTrait, id: UserId) -> Result<Option<String>> {
+    Ok(Entity::find_by_id(id.as_uuid())
+        .select_only()
+        .column(Column::PasswordHash)
+        .into_tuple::<String>()
+        .one(db)
+        .await?)
+}
+
+/// Replaces the user's password hash; false when there is no such user.
+pub async fn set_password_hash(db: &impl ConnectionTrait, id: UserId, hash: &str) -> Result<bool> {
+    let res = Entity::update_many()
+        .col_expr(Column::PasswordHash, sea_orm::sea_query::Expr::value(hash))
+        .filter(Column::Id.eq(id.as_uuid()))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
 pub async fn find(db: &impl ConnectionTrait, id: UserId) -> Result<Option<User>> {
     Entity::find_by_id(id.as_uuid())
         .one(db)
@@ -145,4 +165,47 @@ pub async fn count_with_role(
         .filter(Column::Role.eq(role.as_str()))
         .count(db)
         .await?)
+}
+
+/// What [`delete_unless_last`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    Deleted,
+    /// No such user in that account (or no such account).
+    NotFound,
+    /// The user is the account's last with the role that must remain; nothing was deleted.
+    Last,
+}
+
+/// Deletes the user of that account (with its refresh tokens) unless it is the account's last
+/// user with role `keeper`. The check and the delete run in one transaction serialized per
+/// account — the account row is locked first (PostgreSQL `FOR NO KEY UPDATE`, which leaves
+/// inserts that merely reference the account alone; SQLite has one writer) — so two
+/// concurrent deletes of the last two keepers cannot both pass the check.
+pub async fn delete_unless_last(
+    db: &impl sea_orm::TransactionTrait,
+    account_id: AccountId,
+    id: UserId,
+    keeper: Role,
+) -> Result<DeleteOutcome> {
+    use sea_orm::TransactionSession;
+    let txn = db.begin().await?;
+    if !super::accounts::lock(&txn, account_id).await? {
+        return Ok(DeleteOutcome::NotFound);
+    }
+    let Some(user) = Entity::find_by_id(id.as_uuid())
+        .filter(Column::AccountId.eq(account_id.as_uuid()))
+        .one(&txn)
+        .await?
+    else {
+        return Ok(DeleteOutcome::NotFound);
+    };
+    if user.role == keeper.as_str() && count_with_role(&txn, account_id, keeper).await? <= 1 {
+        return Ok(DeleteOutcome::Last);
+    }
+    if !delete(&txn, account_id, id).await? {
+        return Ok(DeleteOutcome::NotFound);
+    }
+    txn.commit().await?;
+    Ok(DeleteOutcome::Deleted)
 }

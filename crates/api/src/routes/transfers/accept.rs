@@ -6,14 +6,14 @@ use licentia_domain::license_record::License;
 use licentia_domain::transfer::{TransferError, secret_matches};
 use licentia_persistence::repo::events::{self, Actor, NewEvent};
 use licentia_persistence::repo::licenses::{self, Scope as LicenseScope};
+use licentia_persistence::repo::products;
 use licentia_persistence::repo::transfers::{self, Viewer};
-use licentia_persistence::repo::{orders, products};
 use licentia_persistence::{PersistenceError, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{LicensePreview, TransferOut, limiter, transfer_out, viewer};
+use super::{LicensePreview, TransferOut, transfer_out, viewer};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::routes::licenses::{LicenseOut, license_snapshot, with_etag};
@@ -71,8 +71,12 @@ pub async fn accept_transfer(
 ) -> ApiResult<HttpResponse> {
     principal.require(Scope::TransfersWrite)?;
     let id = TransferId::from_uuid(id.into_inner());
+    // Counted in the database before the attempt is looked at, shared by every process.
     if state.config.rate_limit_enabled()
-        && let Some(refusal) = limiter::check_accept(principal.account_id(), id)
+        && let Some(refusal) = crate::rate_limit::TRANSFER_ACCEPTS
+            .attempt(&state, &principal.account_id().to_string())
+            .await?
+            .refusal()
     {
         return Ok(refusal);
     }
@@ -92,7 +96,6 @@ pub async fn accept_transfer(
         .map_err(PersistenceError::from)?;
     // Lock order, as in the sweeps: the orders whose items get cancelled, the license, then
     // the transfer. Concurrent accepts (and a cancel) queue here; the first decides.
-    crate::service::billing::lock_orders_of(&txn, found.license_id).await?;
     let license = licenses::lock(&txn, LicenseScope::All, found.license_id)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -142,7 +145,6 @@ pub async fn accept_transfer(
         None,
     )
     .await?;
-    orders::cancel_items_of_license(&txn, moved.id).await?;
     let accepted = service::settle(&txn, &t, next, principal.actor(), now)
         .await?
         .ok_or_else(|| {
@@ -162,7 +164,6 @@ pub async fn accept_transfer(
         },
     )
     .await?;
-    txn.commit().await.map_err(PersistenceError::from)?;
     let version = moved.version;
     let out = AcceptedTransfer {
         transfer: transfer_out(
@@ -175,5 +176,5 @@ pub async fn accept_transfer(
         .await?,
         license: LicenseOut::new(moved, &product),
     };
-    Ok(with_etag(HttpResponse::Ok().json(out), version))
+    crate::idempotency::commit(txn, with_etag(HttpResponse::Ok().json(out), version)).await
 }

@@ -64,8 +64,9 @@ async fn decide(
         .ok_or_else(|| {
             ApiError::InvalidTransition("the transfer changed meanwhile; read it again".into())
         })?;
-    txn.commit().await.map_err(PersistenceError::from)?;
-    Ok(HttpResponse::Ok().json(transfer_out(state, after).await?))
+    // Settled, so no longer pending: building the answer reads nothing more.
+    let out = transfer_out(state, after).await?;
+    crate::idempotency::commit(txn, HttpResponse::Ok().json(out)).await
 }
 
 /// Reject a transfer

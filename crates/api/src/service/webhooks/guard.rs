@@ -71,32 +71,42 @@ fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
         Some("a reserved or broadcast address")
     } else if a == 192 && b == 0 && c == 0 {
         Some("an IETF protocol address")
+    } else if (a, b, c) == (192, 0, 2) || (a, b, c) == (198, 51, 100) || (a, b, c) == (203, 0, 113)
+    {
+        Some("a documentation address")
     } else if a == 198 && (b & 0xfe) == 18 {
         Some("a benchmarking network address")
+    } else if (a, b, c) == (192, 88, 99) {
+        // The deprecated 6to4 relay anycast prefix (RFC 7526).
+        Some("a reserved address")
     } else {
         None
     }
 }
 
+/// The IPv4 address in bits `at..at + 32` of `ip`.
+fn v4_at(ip: Ipv6Addr, at: u32) -> Ipv4Addr {
+    let word = (u128::from(ip) >> (96 - at)) & 0xffff_ffff;
+    Ipv4Addr::from(u32::try_from(word).unwrap_or_default())
+}
+
 fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
-    // ::ffff:a.b.c.d is the IPv4 address itself.
-    if let Some(v4) = ip.to_ipv4_mapped() {
+    let seg = ip.segments();
+    // The forms that carry an IPv4 address and reach it (or claim to) are judged by it.
+    if let Some(v4) = embedded_v4(ip) {
         return forbidden_v4(v4);
     }
-    let seg = ip.segments();
-    let [e0, e1] = seg[6].to_be_bytes();
-    let [e2, e3] = seg[7].to_be_bytes();
-    let embedded = Ipv4Addr::new(e0, e1, e2, e3);
     if ip.is_unspecified() {
         Some("an unspecified address")
     } else if ip.is_loopback() {
         Some("a loopback address")
     } else if seg[..6] == [0; 6] {
-        // ::a.b.c.d, deprecated IPv4-compatible addresses: nothing public lives there.
+        // ::a.b.c.d, deprecated IPv4-compatible addresses (RFC 4291 §2.5.5.1): nothing
+        // public lives there, whatever the IPv4 address.
         Some("an IPv4-compatible address")
-    } else if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0; 4] {
-        // NAT64 (64:ff9b::/96) reaches the embedded IPv4 address.
-        forbidden_v4(embedded)
+    } else if seg[0] == 0x64 && seg[1] == 0xff9b {
+        // 64:ff9b::/32 outside the two NAT64 prefixes (handled above) is not allocated.
+        Some("a reserved address")
     } else if (seg[0] & 0xfe00) == 0xfc00 {
         Some("a unique local (private) address")
     } else if (seg[0] & 0xffc0) == 0xfe80 {
@@ -107,6 +117,50 @@ fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
         Some("a multicast address")
     } else if seg[0] == 0x0100 && seg[1..4] == [0; 3] {
         Some("a discard-only address")
+    } else if seg[0] == 0x2001 && seg[1] == 0x0db8 {
+        Some("a documentation address")
+    } else if seg[0] == 0x3fff && (seg[1] & 0xf000) == 0 {
+        // 3fff::/20 (RFC 9637).
+        Some("a documentation address")
+    } else if seg[0] == 0x2001 && seg[1] == 0x0002 && seg[2] == 0 {
+        // 2001:2::/48 (RFC 5180).
+        Some("a benchmarking network address")
+    } else if seg[0] == 0x2001 && matches!(seg[1] & 0xfff0, 0x0010 | 0x0020) {
+        // ORCHID (2001:10::/28) and ORCHIDv2 (2001:20::/28): identifiers, not locators.
+        Some("a non-routable identifier address")
+    } else if (seg[0] & 0xe000) != 0x2000 {
+        // Everything outside global unicast (2000::/3) not named above is reserved
+        // (e.g. 5f00::/16, segment routing identifiers).
+        Some("a reserved address")
+    } else {
+        None
+    }
+}
+
+/// The IPv4 address an IPv6 address stands for, for the forms that embed one:
+/// IPv4-mapped `::ffff:0:0/96` and SIIT `::ffff:0:0:0/96`, NAT64 `64:ff9b::/96` and the
+/// local-use `64:ff9b:1::/48` (the last 32 bits), and 6to4 `2002::/16` (bits 16..48).
+/// Teredo (`2001::/32`) embeds two, the server's (bits 32..64) and the client's (the last 32
+/// bits inverted); the one returned is a forbidden one if either is.
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let seg = ip.segments();
+    let last = v4_at(ip, 96);
+    let mapped = seg[..5] == [0; 5] && seg[5] == 0xffff;
+    let translated = seg[..4] == [0; 4] && seg[4] == 0xffff && seg[5] == 0;
+    let nat64 = seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0; 4];
+    let nat64_local = seg[0] == 0x64 && seg[1] == 0xff9b && seg[2] == 0x0001;
+    if mapped || translated || nat64 || nat64_local {
+        Some(last)
+    } else if seg[0] == 0x2002 {
+        Some(v4_at(ip, 16))
+    } else if seg[0] == 0x2001 && seg[1] == 0 {
+        let server = v4_at(ip, 32);
+        let client = Ipv4Addr::from(!u32::from(last));
+        Some(if forbidden_v4(server).is_some() {
+            server
+        } else {
+            client
+        })
     } else {
         None
     }
@@ -228,6 +282,138 @@ mod tests {
             "http://[::ffff:8.8.8.8]/",
         ] {
             assert!(!refused_literal(raw), "{raw} should pass");
+        }
+    }
+
+    #[test]
+    fn documentation_benchmarking_and_reserved_ranges_are_refused() {
+        for raw in [
+            "http://192.0.2.1/",
+            "http://198.51.100.7/",
+            "http://203.0.113.9/",
+            "http://198.18.0.1/",
+            "http://198.19.255.254/",
+            "http://192.0.0.8/",
+            "http://192.88.99.1/",
+            "http://240.0.0.1/",
+            "http://[2001:db8::1]/",
+            "http://[2001:db8:ffff::1]/",
+            "http://[3fff::1]/",
+            "http://[3fff:fff::1]/",
+            "http://[2001:2::1]/",
+            "http://[2001:10::1]/",
+            "http://[2001:20::1]/",
+            "http://[100::1]/",
+            "http://[5f00::1]/",
+            "http://[fec0::1]/",
+            "http://[64:ff9b:2::1]/",
+            "http://[4000::1]/",
+        ] {
+            assert!(refused_literal(raw), "{raw} should be refused");
+        }
+        // Just outside the ranges.
+        for raw in [
+            "http://192.0.3.1/",
+            "http://198.20.0.1/",
+            "http://203.0.114.1/",
+            "http://[2001:db9::1]/",
+            "http://[3fff:1000::1]/",
+            "http://[2001:3::1]/",
+        ] {
+            assert!(!refused_literal(raw), "{raw} should pass");
+        }
+    }
+
+    #[test]
+    fn nat64_is_judged_by_the_embedded_address() {
+        // 64:ff9b::/96 (RFC 6052) and the local-use 64:ff9b:1::/48 (RFC 8215).
+        for raw in [
+            "http://[64:ff9b::7f00:1]/",
+            "http://[64:ff9b::a9fe:a9fe]/",
+            "http://[64:ff9b::10.0.0.1]/",
+            "http://[64:ff9b:1::7f00:1]/",
+            "http://[64:ff9b:1::169.254.169.254]/",
+            "http://[64:ff9b:1:ffff::192.168.0.1]/",
+            "http://[64:ff9b:1::c000:201]/",
+        ] {
+            assert!(refused_literal(raw), "{raw} should be refused");
+        }
+        for raw in ["http://[64:ff9b::8.8.8.8]/", "http://[64:ff9b:1::808:808]/"] {
+            assert!(!refused_literal(raw), "{raw} should pass");
+        }
+    }
+
+    #[test]
+    fn six_to_four_is_judged_by_the_embedded_address() {
+        // 2002:AABB:CCDD::/48 carries AA.BB.CC.DD in bits 16..48.
+        for raw in [
+            "http://[2002:7f00:1::]/",
+            "http://[2002:7f00:1::1]/",
+            "http://[2002:a9fe:a9fe::]/",
+            "http://[2002:a00:1:5::1]/",
+            "http://[2002:c0a8:101::1]/",
+            "http://[2002:6440:1::1]/",
+            "http://[2002:0:0::1]/",
+            "http://[2002:cb00:7101::1]/",
+        ] {
+            assert!(refused_literal(raw), "{raw} should be refused");
+        }
+        assert!(!refused_literal("http://[2002:808:808::1]/"));
+    }
+
+    #[test]
+    fn teredo_is_judged_by_both_embedded_addresses() {
+        // 2001:0:SSSS:SSSS:flags:port:CCCC:CCCC, the client inverted.
+        // Server 65.54.227.120 (public), client 127.0.0.1.
+        assert!(refused_literal(
+            "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/"
+        ));
+        // Server 65.54.227.120, client 169.254.169.254.
+        assert!(refused_literal(
+            "http://[2001:0:4136:e378:8000:63bf:5601:5601]/"
+        ));
+        // Server 10.0.0.1 (private), client 8.8.8.8.
+        assert!(refused_literal("http://[2001:0:a00:1:0:0:f7f7:f7f7]/"));
+        // Server 127.0.0.1, client 8.8.8.8.
+        assert!(refused_literal("http://[2001:0:7f00:1::f7f7:f7f7]/"));
+        // Both public.
+        assert!(!refused_literal(
+            "http://[2001:0:4136:e378:8000:63bf:f7f7:f7f7]/"
+        ));
+    }
+
+    #[test]
+    fn mapped_translated_and_compatible_forms_are_judged_by_the_ipv4_address() {
+        for raw in [
+            "http://[::ffff:7f00:1]/",
+            "http://[::ffff:10.0.0.1]/",
+            "http://[::ffff:192.0.2.1]/",
+            "http://[::ffff:0.0.0.0]/",
+            // SIIT ::ffff:0:a.b.c.d (RFC 2765).
+            "http://[::ffff:0:7f00:1]/",
+            "http://[::ffff:0:a9fe:a9fe]/",
+            // IPv4-compatible ::a.b.c.d is deprecated: refused whatever it embeds.
+            "http://[::7f00:1]/",
+            "http://[::a9fe:a9fe]/",
+            "http://[::8.8.8.8]/",
+        ] {
+            assert!(refused_literal(raw), "{raw} should be refused");
+        }
+        for raw in ["http://[::ffff:808:808]/", "http://[::ffff:0:808:808]/"] {
+            assert!(!refused_literal(raw), "{raw} should pass");
+        }
+    }
+
+    #[tokio::test]
+    async fn listed_hosts_stay_allowed_whatever_they_embed() {
+        let allowed = vec!["2002:7f00:1::".to_owned(), "[64:ff9b:1::7f00:1]".to_owned()];
+        for raw in [
+            "http://[2002:7f00:1::]:9000/",
+            "http://[64:ff9b:1::7f00:1]/",
+        ] {
+            let url = parse(raw).unwrap_or_else(|e| panic!("{e}"));
+            assert!(resolve(&url, &allowed).await.is_ok(), "{raw}");
+            assert!(resolve(&url, &[]).await.is_err(), "{raw}");
         }
     }
 
