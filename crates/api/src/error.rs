@@ -97,6 +97,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     AlreadyExists(String),
+    /// A registration key chosen for a license is in use by another license.
+    #[error("this registration key is in use by another license")]
+    RegistrationKeyTaken,
     #[error("{0}")]
     InvalidTransition(String),
     #[error("the license is past its term; renew it instead")]
@@ -203,6 +206,11 @@ impl ApiError {
             ),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             Self::AlreadyExists(_) => (StatusCode::CONFLICT, "already_exists", "Already exists"),
+            Self::RegistrationKeyTaken => (
+                StatusCode::CONFLICT,
+                "registration_key_taken",
+                "Registration key taken",
+            ),
             Self::InvalidTransition(_) => (
                 StatusCode::CONFLICT,
                 "invalid_transition",

@@ -312,12 +312,7 @@ pub async fn update_license(
         next.lifecycle.valid_until = Some(licentia_persistence::truncate(until));
     }
     let saved = match licenses::save(&txn, &next, sealed).await {
-        Err(PersistenceError::Unique(_)) => {
-            return Err(ApiError::field(
-                "registration_key",
-                "this key is already in use",
-            ));
-        }
+        Err(PersistenceError::Unique(_)) => return Err(ApiError::RegistrationKeyTaken),
         other => other?,
     };
     if price_change > 0 {

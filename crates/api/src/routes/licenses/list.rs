@@ -1,0 +1,320 @@
+//! `GET /v1/licenses`: filters, sorts and keyset pages (the filters are shared with bulk operations).
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use actix_web::{HttpResponse, get, web};
+use licentia_domain::auth::Scope;
+use licentia_domain::ids::{AccountId, LicenseId, ProductId};
+use licentia_domain::license_record::License;
+use licentia_domain::period::Period;
+use licentia_domain::product::Product;
+use licentia_persistence::repo::licenses::{self, Scope as LicenseScope};
+use licentia_persistence::repo::products;
+use serde::Deserialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::LicenseOut;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::state::AppState;
+
+/// Filters, sort and paging of the license list; every filter is optional, combined with AND.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct LicenseQuery {
+    /// Exact license id.
+    #[param(value_type = Option<Uuid>)]
+    pub id: Option<String>,
+    /// Case-insensitive substring of the name.
+    pub name: Option<String>,
+    /// An exact address or a CIDR block (`10.0.0.0/8`, `2001:db8::/32`).
+    #[param(value_type = Option<crate::openapi::types::IpOrCidr>)]
+    pub ip: Option<String>,
+    #[param(value_type = Option<Uuid>)]
+    pub product_id: Option<String>,
+    #[param(value_type = Option<crate::openapi::types::PeriodMonths>)]
+    pub period_months: Option<String>,
+    /// Comma-separated statuses; `deleted` only appears when listed here.
+    #[param(
+        pattern = "^(ordered|in_progress|active|suspended|deleted)(,(ordered|in_progress|active|suspended|deleted))*$"
+    )]
+    pub status: Option<String>,
+    /// `valid_until` on or after this instant (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub valid_until_from: Option<String>,
+    /// `valid_until` on or before this instant (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub valid_until_to: Option<String>,
+    pub external_id: Option<String>,
+    /// Admins only.
+    #[param(value_type = Option<Uuid>)]
+    pub account_id: Option<String>,
+    /// `created_at`, `-created_at` (default), `valid_until`, `-valid_until`, `name`, `-name`.
+    #[param(pattern = "^-?(created_at|valid_until|name)$")]
+    pub sort: Option<String>,
+    /// Page size, 1..200 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
+    pub limit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+fn parse_time(field: &str, raw: &str, errors: &mut Vec<FieldError>) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| errors.push(FieldError::new(field, "must be an RFC 3339 date-time")))
+        .ok()
+}
+
+fn cidr_range(raw: &str) -> Option<([u8; 16], [u8; 16])> {
+    use licentia_domain::license_record::ip_key;
+    if let Ok(ip) = raw.parse::<IpAddr>() {
+        let key = ip_key(ip);
+        return Some((key, key));
+    }
+    let net: ipnet::IpNet = raw.parse().ok()?;
+    Some((ip_key(net.network()), ip_key(net.broadcast())))
+}
+
+/// The list filters as text: the query of `GET /v1/licenses`, or a bulk operation's `filter`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FilterText<'a> {
+    pub id: Option<&'a str>,
+    pub name: Option<&'a str>,
+    pub ip: Option<&'a str>,
+    pub product_id: Option<&'a str>,
+    pub period_months: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub valid_until_from: Option<&'a str>,
+    pub valid_until_to: Option<&'a str>,
+    pub external_id: Option<&'a str>,
+    pub account_id: Option<&'a str>,
+}
+
+/// Parses the license list's filters; every bad value adds an error naming
+/// `<prefix><parameter>`, and `account_id` is refused to everyone but admins.
+pub fn parse_filter(
+    principal: &Principal,
+    f: FilterText<'_>,
+    prefix: &str,
+    errors: &mut Vec<FieldError>,
+) -> licentia_persistence::repo::licenses::Filter {
+    let mut filter = licentia_persistence::repo::licenses::Filter::default();
+    if let Some(id) = f.id {
+        match id.parse::<Uuid>() {
+            Ok(id) => filter.id = Some(LicenseId::from_uuid(id)),
+            Err(_) => errors.push(FieldError::new(format!("{prefix}id"), "must be a UUID")),
+        }
+    }
+    if let Some(name) = f.name {
+        filter.name = Some(name.to_lowercase());
+    }
+    if let Some(ip) = f.ip {
+        match cidr_range(ip) {
+            Some(range) => filter.ip_range = Some(range),
+            None => errors.push(FieldError::new(
+                format!("{prefix}ip"),
+                "must be an IP address or CIDR block",
+            )),
+        }
+    }
+    if let Some(p) = f.product_id {
+        match p.parse::<Uuid>() {
+            Ok(id) => filter.product_id = Some(ProductId::from_uuid(id)),
+            Err(_) => errors.push(FieldError::new(
+                format!("{prefix}product_id"),
+                "must be a UUID",
+            )),
+        }
+    }
+    if let Some(p) = f.period_months {
+        match p.parse::<i64>().ok().and_then(|n| Period::new(n).ok()) {
+            Some(p) => filter.period_months = Some(p.months()),
+            None => errors.push(FieldError::new(
+                format!("{prefix}period_months"),
+                "must be one of 1, 3, 6, 12, 24, 36",
+            )),
+        }
+    }
+    if let Some(list) = f.status {
+        for s in list.split(',').map(str::trim) {
+            if s.parse::<licentia_domain::license::LicenseStatus>().is_ok() {
+                filter.statuses.push(s.to_owned());
+            } else {
+                errors.push(FieldError::new(
+                    format!("{prefix}status"),
+                    format!("unknown status {s:?}"),
+                ));
+            }
+        }
+    }
+    if let Some(t) = f.valid_until_from {
+        filter.valid_until_from = parse_time(&format!("{prefix}valid_until_from"), t, errors);
+    }
+    if let Some(t) = f.valid_until_to {
+        filter.valid_until_to = parse_time(&format!("{prefix}valid_until_to"), t, errors);
+    }
+    filter.external_id = f.external_id.map(str::to_owned);
+    if let Some(a) = f.account_id {
+        if !principal.is_admin() {
+            errors.push(FieldError::new(
+                format!("{prefix}account_id"),
+                "only the provider's administrators may filter by account",
+            ));
+        } else {
+            match a.parse::<Uuid>() {
+                Ok(id) => filter.account_id = Some(AccountId::from_uuid(id)),
+                Err(_) => errors.push(FieldError::new(
+                    format!("{prefix}account_id"),
+                    "must be a UUID",
+                )),
+            }
+        }
+    }
+    filter
+}
+
+/// List licenses
+///
+/// Keyset-paged; filters combine with AND. An unknown parameter or a bad value is 422
+/// naming it.
+#[utoipa::path(
+    operation_id = "list_licenses",
+    tag = "licenses",
+    params(LicenseQuery),
+    responses(
+        (status = 200, description = "A page of licenses", body = crate::pagination::Page<LicenseOut>),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 422, response = crate::openapi::Unprocessable),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+#[get("/v1/licenses")]
+pub async fn list_licenses(
+    state: web::Data<AppState>,
+    principal: Principal,
+    query: web::Query<LicenseQuery>,
+) -> ApiResult<HttpResponse> {
+    use licentia_persistence::repo::licenses::{After, Sort};
+    principal.require(Scope::LicensesRead)?;
+    let q = query.into_inner();
+    let mut errors = Vec::new();
+    let limit = crate::pagination::parse_limit(q.limit.as_deref())
+        .map_err(|e| errors.push(e))
+        .unwrap_or(1);
+    let filter = parse_filter(
+        &principal,
+        FilterText {
+            id: q.id.as_deref(),
+            name: q.name.as_deref(),
+            ip: q.ip.as_deref(),
+            product_id: q.product_id.as_deref(),
+            period_months: q.period_months.as_deref(),
+            status: q.status.as_deref(),
+            valid_until_from: q.valid_until_from.as_deref(),
+            valid_until_to: q.valid_until_to.as_deref(),
+            external_id: q.external_id.as_deref(),
+            account_id: q.account_id.as_deref(),
+        },
+        "",
+        &mut errors,
+    );
+    let sort_text = q.sort.clone().unwrap_or_else(|| "-created_at".into());
+    let sort = match sort_text.as_str() {
+        "created_at" => Sort::CreatedAt { desc: false },
+        "-created_at" => Sort::CreatedAt { desc: true },
+        "valid_until" => Sort::ValidUntil { desc: false },
+        "-valid_until" => Sort::ValidUntil { desc: true },
+        "name" => Sort::Name { desc: false },
+        "-name" => Sort::Name { desc: true },
+        _ => {
+            errors.push(FieldError::new(
+                "sort",
+                "must be one of created_at, valid_until, name, optionally prefixed by -",
+            ));
+            Sort::CreatedAt { desc: true }
+        }
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    // The cursor is bound to the caller and to the exact filter and sort it came from.
+    let scope_key = format!(
+        "{}|licenses|{sort_text}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        principal.account_id(),
+        q.id,
+        q.name,
+        q.ip,
+        q.product_id,
+        q.period_months,
+        q.status,
+        q.valid_until_from,
+        q.valid_until_to,
+        q.external_id,
+        q.account_id
+    );
+    let after = match &q.cursor {
+        None => None,
+        Some(c) => {
+            let key = state.cursors.decode(&scope_key, c)?;
+            Some(match sort {
+                Sort::CreatedAt { .. } => After::Id(key.id),
+                Sort::ValidUntil { .. } => After::ValidUntil(
+                    key.value.as_deref().and_then(|v| {
+                        OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+                            .ok()
+                    }),
+                    key.id,
+                ),
+                Sort::Name { .. } => After::Name(key.value.unwrap_or_default(), key.id),
+            })
+        }
+    };
+    let scope = if principal.is_admin() {
+        LicenseScope::All
+    } else {
+        LicenseScope::Tenant(principal.account_id())
+    };
+    let search = state.db.begin_search().await?;
+    let rows = licenses::list(&search, scope, &filter, sort, after, limit + 1).await?;
+    // One statement for the page's products, however many licenses refer to them.
+    let product_ids: Vec<ProductId> = rows
+        .iter()
+        .map(|l| l.product_id)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let catalog: BTreeMap<ProductId, Product> = products::find_many(&search, &product_ids)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p))
+        .collect();
+    search
+        .commit()
+        .await
+        .map_err(licentia_persistence::PersistenceError::from)?;
+    let key_of = |l: &License| crate::pagination::CursorKey {
+        id: l.id.as_uuid(),
+        value: match sort {
+            Sort::CreatedAt { .. } => None,
+            Sort::ValidUntil { .. } => l.lifecycle.valid_until.and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            }),
+            Sort::Name { .. } => Some(l.name.to_lowercase()),
+        },
+    };
+    let mut items = Vec::new();
+    let page = crate::pagination::page_of(rows, limit, &state.cursors, &scope_key, key_of, |l| l);
+    for l in page.items {
+        if let Some(p) = catalog.get(&l.product_id) {
+            items.push(LicenseOut::new(l, p));
+        }
+    }
+    Ok(HttpResponse::Ok().json(crate::pagination::Page {
+        items,
+        next_cursor: page.next_cursor,
+    }))
+}

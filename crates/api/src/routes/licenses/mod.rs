@@ -1,0 +1,324 @@
+//! `/v1/licenses`: the license resource (its wire shape, ETags, payment and dry-run inputs) and
+//! one module per verb: ordering, reading, listing, and the state transitions.
+use std::collections::BTreeMap;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse};
+use licentia_domain::auth::Scope;
+use licentia_domain::ids::LicenseId;
+use licentia_domain::license_record::License;
+use licentia_domain::pricing::PricingError;
+use licentia_domain::product::Product;
+use licentia_persistence::repo::licenses::{self, Scope as LicenseScope};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::orders::OrderOut;
+use crate::auth::Principal;
+use crate::crypto;
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::state::AppState;
+
+mod list;
+mod order;
+mod read;
+mod transition;
+
+pub use list::*;
+pub use order::*;
+pub use read::*;
+pub use transition::*;
+
+/// A software license.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LicenseOut {
+    /// UUIDv7.
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub name: String,
+    /// Canonical text of the licensed IPv4 or IPv6 address.
+    pub ip: String,
+    pub product_id: Uuid,
+    pub product_code: String,
+    pub product_name: String,
+    /// Length of the current term in months.
+    pub period_months: u32,
+    /// End of the paid term; null while `ordered`.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub valid_until: Option<OffsetDateTime>,
+    /// `ordered`, `in_progress`, `active`, `suspended` or `deleted`.
+    pub status: String,
+    /// `manual`, `expired` or `admin` while suspended; else null.
+    pub suspension_reason: Option<String>,
+    /// Quantity per option code.
+    pub options: BTreeMap<String, u32>,
+    /// Renewal period for auto-renewal; null when off.
+    pub auto_renew_months: Option<u32>,
+    /// The key the licensed software registers and validates with.
+    pub registration_key: String,
+    pub registrations_count: u32,
+    /// Why provisioning failed; null unless it did.
+    pub provisioning_error: Option<String>,
+    /// The partner's own billing reference.
+    pub external_id: Option<String>,
+    /// Free-form string map (≤ 16 keys).
+    pub metadata: BTreeMap<String, String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// Bumped by every change; the `ETag` is derived from it.
+    pub version: i64,
+}
+
+impl LicenseOut {
+    pub fn new(l: License, product: &Product) -> Self {
+        Self {
+            id: l.id.as_uuid(),
+            account_id: l.account_id.as_uuid(),
+            name: l.name,
+            ip: l.ip.to_string(),
+            product_id: l.product_id.as_uuid(),
+            product_code: product.code.clone(),
+            product_name: product.name.clone(),
+            period_months: l.period.months(),
+            valid_until: l.lifecycle.valid_until,
+            status: l.lifecycle.status.as_str().to_owned(),
+            suspension_reason: l.lifecycle.suspension_reason.map(|r| r.as_str().to_owned()),
+            options: l.options,
+            auto_renew_months: l.auto_renew.map(|p| p.months()),
+            registration_key: l.registration_key,
+            registrations_count: l.registrations_count,
+            provisioning_error: l.provisioning_error,
+            external_id: l.external_id,
+            metadata: l.metadata,
+            created_at: l.created_at,
+            updated_at: l.updated_at,
+            version: l.version,
+        }
+    }
+}
+
+/// What events record of a license before and after a change.
+pub fn license_snapshot(l: &License) -> serde_json::Value {
+    serde_json::json!({
+        "status": l.lifecycle.status.as_str(),
+        "suspension_reason": l.lifecycle.suspension_reason.map(|r| r.as_str()),
+        "valid_until": l.lifecycle.valid_until.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+        "name": l.name,
+        "ip": l.ip.to_string(),
+        "product_id": l.product_id,
+        "period_months": l.period.months(),
+        "options": l.options,
+        "auto_renew_months": l.auto_renew.map(|p| p.months()),
+        "account_id": l.account_id,
+        "version": l.version,
+    })
+}
+
+/// The strong ETag of a license version.
+pub fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+/// 412 unless `If-Match` (when sent) names the current version.
+pub fn check_if_match(req: &HttpRequest, version: i64) -> ApiResult<()> {
+    let Some(value) = req.headers().get(header::IF_MATCH) else {
+        return Ok(());
+    };
+    let value = value.to_str().map_err(|_| ApiError::PreconditionFailed)?;
+    let current = etag(version);
+    let ok = value
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag == current);
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::PreconditionFailed)
+    }
+}
+
+pub fn with_etag(mut res: HttpResponse, version: i64) -> HttpResponse {
+    if let Ok(v) = header::HeaderValue::from_str(&etag(version)) {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    res
+}
+
+/// How an order or renewal is paid.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(tag = "method", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PaymentIn {
+    /// Charge the account now; 402 when balance + credit limit do not cover it.
+    // A struct variant, not a unit one: serde ignores unknown fields next to the tag of a
+    // unit variant even with `deny_unknown_fields`.
+    Balance {},
+    /// Add the item to an unpaid order of the account.
+    ExistingOrder {
+        order_id: Uuid,
+        /// Pay the whole order from the balance now.
+        #[serde(default)]
+        pay_now: bool,
+    },
+    /// Create a new unpaid order (an invoice).
+    NewOrder {
+        /// Pay the order from the balance now.
+        #[serde(default)]
+        pay_now: bool,
+    },
+}
+
+impl PaymentIn {
+    /// 403 unless the caller may pay with it: paying an existing order now pays every item of
+    /// that order, so it needs `billing:write` like `POST /v1/orders/{id}/pay` (CONTRACT §5).
+    pub fn authorize(&self, principal: &Principal) -> ApiResult<()> {
+        match self {
+            PaymentIn::ExistingOrder { pay_now: true, .. } => {
+                principal.require(Scope::BillingWrite)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// An order for a new license.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateLicense {
+    pub product_id: Uuid,
+    /// 1..200 characters, not only white space.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
+    pub name: String,
+    /// IPv4 or IPv6 address.
+    #[schema(value_type = crate::openapi::types::IpAddress)]
+    pub ip: String,
+    /// A period the product prices.
+    #[schema(value_type = crate::openapi::types::PeriodMonths)]
+    pub period_months: i64,
+    /// Quantity per option code; missing options get their minimum.
+    #[serde(default)]
+    #[schema(value_type = crate::openapi::types::OptionQuantities)]
+    pub options: BTreeMap<String, i64>,
+    /// Auto-renewal period (one the product prices), or null for off.
+    #[schema(value_type = Option<crate::openapi::types::PeriodMonths>)]
+    pub auto_renew_months: Option<i64>,
+    /// Write-only; stored encrypted; at most 256 characters.
+    #[schema(max_length = 256)]
+    pub admin_password: Option<String>,
+    /// 1..128 characters.
+    #[schema(min_length = 1, max_length = 128)]
+    pub external_id: Option<String>,
+    /// ≤ 16 keys.
+    #[serde(default)]
+    #[schema(value_type = crate::openapi::types::Metadata)]
+    pub metadata: BTreeMap<String, String>,
+    /// The account to order for (admins only).
+    pub account_id: Option<Uuid>,
+    pub payment: PaymentIn,
+}
+
+/// A license with the order that carries it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LicenseWithOrder {
+    pub license: LicenseOut,
+    pub order: OrderOut,
+}
+
+/// What a dry run would do.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DryRunOut {
+    /// The amount the operation costs, in minor units.
+    pub amount: i64,
+    pub currency: String,
+    /// The license's `valid_until` afterwards (null while unpaid).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub valid_until_after: Option<OffsetDateTime>,
+}
+
+/// `?dry_run=true`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DryRunQuery {
+    /// Run every check, change nothing, answer 200 with what would happen.
+    #[param(value_type = Option<bool>)]
+    pub dry_run: Option<String>,
+}
+
+impl DryRunQuery {
+    pub fn enabled(&self) -> ApiResult<bool> {
+        match self.dry_run.as_deref() {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(_) => Err(ApiError::field("dry_run", "must be true or false")),
+        }
+    }
+}
+
+pub fn validate_metadata(metadata: &BTreeMap<String, String>, errors: &mut Vec<FieldError>) {
+    if metadata.len() > 16 {
+        errors.push(FieldError::new("metadata", "at most 16 keys"));
+    }
+    for (k, v) in metadata {
+        if k.is_empty() || k.chars().count() > 64 {
+            errors.push(FieldError::new(
+                format!("metadata.{k}"),
+                "keys are 1..64 characters",
+            ));
+        }
+        if v.chars().count() > 512 {
+            errors.push(FieldError::new(
+                format!("metadata.{k}"),
+                "values are at most 512 characters",
+            ));
+        }
+    }
+}
+
+pub fn pricing_error(err: PricingError) -> FieldError {
+    match err {
+        PricingError::PeriodNotOffered(p) => FieldError::new(
+            "period_months",
+            format!("the product does not offer {} months", p.months()),
+        ),
+        PricingError::UnknownOption(code) => {
+            FieldError::new(format!("options.{code}"), "the product has no such option")
+        }
+        PricingError::OptionOutOfBounds { code, min, max, .. } => FieldError::new(
+            format!("options.{code}"),
+            format!("must be from {min} to {max}"),
+        ),
+        // Too large to compute, or beyond the bound: 422 `amount_too_large`.
+        PricingError::Overflow | PricingError::AmountTooLarge => {
+            FieldError::amount_too_large("options")
+        }
+    }
+}
+
+/// Encrypts a secret for storage with AES-256-GCM (nonce ‖ ciphertext).
+pub fn seal(state: &AppState, plain: &str) -> ApiResult<Vec<u8>> {
+    crypto::seal(&state.encryption_key, plain.as_bytes()).map_err(ApiError::Internal)
+}
+
+/// Loads a license the caller may see (404 otherwise) with its product.
+pub async fn visible_license(
+    state: &AppState,
+    principal: &Principal,
+    id: Uuid,
+) -> ApiResult<(License, Product)> {
+    let scope = if principal.is_admin() {
+        LicenseScope::All
+    } else {
+        LicenseScope::Tenant(principal.account_id())
+    };
+    licenses::find_with_product(state.db.conn(), scope, LicenseId::from_uuid(id))
+        .await?
+        .ok_or(ApiError::NotFound)
+}

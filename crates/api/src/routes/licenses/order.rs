@@ -1,0 +1,281 @@
+//! `POST /v1/licenses`: ordering a license with its order and payment.
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use actix_web::{HttpResponse, post, web};
+use licentia_domain::auth::Scope;
+use licentia_domain::ids::{AccountId, LicenseId, OrderId, ProductId};
+use licentia_domain::license::Lifecycle;
+use licentia_domain::license_record::{License, canonical_ip};
+use licentia_domain::period::Period;
+use licentia_persistence::TransactionTrait;
+use licentia_persistence::repo::events::{self, NewEvent};
+use licentia_persistence::repo::licenses::{self, Scope as LicenseScope};
+use licentia_persistence::repo::{orders, products};
+
+use super::{
+    CreateLicense, DryRunOut, DryRunQuery, LicenseOut, LicenseWithOrder, PaymentIn,
+    license_snapshot, pricing_error, seal, validate_metadata, with_etag,
+};
+use crate::auth::Principal;
+use crate::crypto;
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::routes::orders::OrderOut;
+use crate::service::billing;
+use crate::state::AppState;
+
+/// Order a license
+///
+/// Creates the license and its order. Paid at once (`balance`, or `pay_now`), the license
+/// goes to `in_progress` and then `active`; unpaid, it stays `ordered` until its order is paid.
+/// With `?dry_run=true`, answers what it would cost after every check, changing nothing.
+#[utoipa::path(
+    operation_id = "create_license",
+    tag = "licenses",
+    params(DryRunQuery),
+    request_body = CreateLicense,
+    responses(
+        (status = 201, description = "Ordered", body = LicenseWithOrder),
+        (status = 200, description = "Dry run: what the order would do", body = DryRunOut),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 402, response = crate::openapi::PaymentRequired),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 422, response = crate::openapi::Unprocessable),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+#[post("/v1/licenses")]
+pub async fn create_license(
+    state: web::Data<AppState>,
+    principal: Principal,
+    query: web::Query<DryRunQuery>,
+    body: crate::extract::Json<CreateLicense>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Scope::LicensesWrite)?;
+    let dry_run = query.enabled()?;
+    let body = body.into_inner()?;
+    body.payment.authorize(&principal)?;
+    let db = state.db.conn();
+    let mut errors = Vec::new();
+    let account_id = match body.account_id {
+        Some(id) if principal.is_admin() => AccountId::from_uuid(id),
+        Some(_) => {
+            errors.push(FieldError::new(
+                "account_id",
+                "only the provider's administrators may order for another account",
+            ));
+            principal.account_id()
+        }
+        None => principal.account_id(),
+    };
+    let product = products::find(db, ProductId::from_uuid(body.product_id)).await?;
+    match &product {
+        None => errors.push(FieldError::new("product_id", "no such product")),
+        Some(p) if p.archived => {
+            errors.push(FieldError::new("product_id", "the product is archived"))
+        }
+        _ => {}
+    }
+    let name = body.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 200 {
+        errors.push(FieldError::new("name", "must be 1..200 characters"));
+    }
+    let ip = body.ip.parse::<IpAddr>().map(canonical_ip);
+    if ip.is_err() {
+        errors.push(FieldError::new("ip", "must be an IPv4 or IPv6 address"));
+    }
+    let period = Period::new(body.period_months);
+    if period.is_err() {
+        errors.push(FieldError::new(
+            "period_months",
+            "must be one of 1, 3, 6, 12, 24, 36",
+        ));
+    }
+    let auto_renew = body.auto_renew_months.map(Period::new).transpose();
+    if auto_renew.is_err() {
+        errors.push(FieldError::new(
+            "auto_renew_months",
+            "must be one of 1, 3, 6, 12, 24, 36, or null",
+        ));
+    }
+    if body
+        .admin_password
+        .as_ref()
+        .is_some_and(|p| p.chars().count() > 256)
+    {
+        errors.push(FieldError::new("admin_password", "at most 256 characters"));
+    }
+    if body
+        .external_id
+        .as_ref()
+        .is_some_and(|e| e.is_empty() || e.chars().count() > 128)
+    {
+        errors.push(FieldError::new("external_id", "must be 1..128 characters"));
+    }
+    validate_metadata(&body.metadata, &mut errors);
+    let mut options = BTreeMap::new();
+    for (code, qty) in &body.options {
+        match u32::try_from(*qty) {
+            Ok(q) => {
+                options.insert(code.clone(), q);
+            }
+            Err(_) => errors.push(FieldError::new(
+                format!("options.{code}"),
+                "must be a non-negative integer",
+            )),
+        }
+    }
+    let (Some(product), Ok(ip), Ok(period), Ok(auto_renew)) = (product, ip, period, auto_renew)
+    else {
+        return Err(ApiError::validation(errors));
+    };
+    let options = product.pricing.normalize_options(&options).map_err(|e| {
+        errors.push(pricing_error(e));
+    });
+    let cost = options
+        .as_ref()
+        .ok()
+        .map(|o| product.pricing.cost(period, o));
+    let cost = match cost {
+        Some(Ok(c)) => Some(c),
+        Some(Err(e)) => {
+            errors.push(pricing_error(e));
+            None
+        }
+        None => None,
+    };
+    if auto_renew.is_some_and(|p| product.pricing.price_for(p).is_none()) {
+        errors.push(FieldError::new(
+            "auto_renew_months",
+            "the product does not offer this period",
+        ));
+    }
+    let (Ok(options), Some(cost), true) = (options, cost, errors.is_empty()) else {
+        return Err(ApiError::validation(errors));
+    };
+    if principal.is_admin()
+        && body.account_id.is_some()
+        && crate::routes::accounts::visible_account(&state, &principal, account_id.as_uuid())
+            .await
+            .is_err()
+    {
+        return Err(ApiError::field("account_id", "no such account"));
+    }
+    let sealed = body
+        .admin_password
+        .as_deref()
+        .map(|p| seal(&state, p))
+        .transpose()?;
+
+    let now = state.clock.now();
+    let txn = db
+        .begin()
+        .await
+        .map_err(licentia_persistence::PersistenceError::from)?;
+    let license = License {
+        id: LicenseId::new(),
+        account_id,
+        product_id: product.id,
+        name,
+        ip,
+        period,
+        lifecycle: Lifecycle::ordered(),
+        options,
+        auto_renew,
+        registration_key: format!("LK-{}", crypto::random_token(24)),
+        registrations_count: 0,
+        provisioning_error: None,
+        external_id: body.external_id,
+        metadata: body.metadata,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    let license = licenses::insert(&txn, &license, sealed).await?;
+    let (order_id, pay_now) = match body.payment {
+        PaymentIn::Balance {} => (
+            orders::create(&txn, account_id, state.currency.as_str()).await?,
+            true,
+        ),
+        PaymentIn::NewOrder { pay_now } => (
+            orders::create(&txn, account_id, state.currency.as_str()).await?,
+            pay_now,
+        ),
+        PaymentIn::ExistingOrder { order_id, pay_now } => {
+            let id = OrderId::from_uuid(order_id);
+            match orders::lock(&txn, Some(account_id), id).await? {
+                Some(o) if o.status == "unpaid" => (id, pay_now),
+                Some(o) => {
+                    return Err(ApiError::field(
+                        "payment.order_id",
+                        format!("the order is {}, not unpaid", o.status),
+                    ));
+                }
+                None => return Err(ApiError::field("payment.order_id", "no such order")),
+            }
+        }
+    };
+    let item = orders::NewItem::for_license(
+        &license,
+        "license_order",
+        period,
+        cost,
+        serde_json::json!({}),
+    );
+    if !orders::add_item(&txn, order_id, item).await? {
+        return Err(ApiError::field(
+            "payment.order_id",
+            "the order is no longer unpaid",
+        ));
+    }
+    events::record(
+        &txn,
+        NewEvent {
+            event_type: "license.ordered",
+            account_id,
+            license_id: Some(license.id),
+            actor: principal.actor(),
+            before: None,
+            after: Some(license_snapshot(&license)),
+        },
+    )
+    .await?;
+    let attempts = i32::try_from(state.config.provision_attempts).unwrap_or(10);
+    let order = if pay_now {
+        billing::pay_order(
+            &txn,
+            Some(account_id),
+            order_id,
+            principal.actor(),
+            attempts,
+            state.clock.now(),
+        )
+        .await?
+    } else {
+        orders::find(&txn, None, order_id)
+            .await?
+            .ok_or(ApiError::NotFound)?
+    };
+    let license = licenses::find(&txn, LicenseScope::All, license.id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if dry_run {
+        // Every check ran inside the transaction; dropping it rolls everything back.
+        txn.rollback()
+            .await
+            .map_err(licentia_persistence::PersistenceError::from)?;
+        return Ok(HttpResponse::Ok().json(DryRunOut {
+            amount: cost,
+            currency: state.currency.as_str().to_owned(),
+            valid_until_after: license.lifecycle.valid_until,
+        }));
+    }
+    let version = license.version;
+    let out = LicenseWithOrder {
+        license: LicenseOut::new(license, &product),
+        order: OrderOut::from(order),
+    };
+    crate::idempotency::commit(txn, with_etag(HttpResponse::Created().json(out), version)).await
+}
