@@ -203,6 +203,11 @@ def before_call(ctx, case, **kwargs):
         del case.query["cursor"]
     body = case.body if isinstance(case.body, dict) else None
     path, method = case.path, case.method.upper()
+    # A preview takes its operation's body and follows the same rules.
+    if path.endswith("/preview"):
+        path = path[: -len("/preview")]
+        if path == "/v1/licenses/{id}/configuration":
+            method = "PUT"
     params = case.path_parameters or {}
 
     if path == "/v1/licenses" and method == "POST" and body is not None:

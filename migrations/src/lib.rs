@@ -12,6 +12,8 @@ mod m0005_bulk_operations;
 mod m0006_webhooks;
 mod m0007_search_indexes;
 mod m0008_login_attempts;
+pub mod m0009_usage;
+mod m0010_partner_tools;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -28,6 +30,8 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_webhooks::Migration),
             Box::new(m0007_search_indexes::Migration),
             Box::new(m0008_login_attempts::Migration),
+            Box::new(m0009_usage::Migration),
+            Box::new(m0010_partner_tools::Migration),
         ]
     }
 }

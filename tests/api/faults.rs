@@ -5,6 +5,7 @@
 mod crash_idempotency;
 mod postgres_outage;
 mod sigterm;
+mod usage_on_stop;
 
 use std::net::TcpListener;
 use std::time::Duration;

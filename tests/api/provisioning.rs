@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use licentia_domain::license_record::License;
+use licentia_api::service::provisioning::ProvisionJob;
 use licentia_tests::TestApp;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -14,7 +14,7 @@ struct Flaky {
 }
 
 impl licentia_api::service::provisioning::Provisioner for Flaky {
-    fn apply(&self, _license: &License) -> Result<(), String> {
+    fn apply(&self, _job: &ProvisionJob<'_>) -> Result<(), String> {
         let left = self.failures.load(Ordering::SeqCst);
         if left == 0 {
             return Ok(());

@@ -277,13 +277,15 @@ async fn one_order_two_items_of_one_license(app: &TestApp) {
     );
 }
 
-/// The sweep's unpaid auto-renewal order (funds were short) goes stale on an upgrade too.
+/// The sweep's unpaid auto-renewal order (funds were short) goes stale when the options it
+/// was priced for change. A downgrade changes them without adding funds, so the service's own
+/// background sweep cannot pay the order in between.
 async fn stale_auto_renewal_order(app: &TestApp) {
     let ctx = setup(app, "auto-stale", 0).await;
     let product = extra_product(app, &ctx.admin, "auto-stale-extra", 50).await;
-    app.credit(&ctx.admin, &ctx.account, 10_000).await;
+    app.credit(&ctx.admin, &ctx.account, 15_000).await;
     app.clock().set_rfc3339("2025-01-01T00:00:00Z").unwrap();
-    let id = active(app, &ctx, &product, 0).await;
+    let id = active(app, &ctx, &product, 5).await;
     app.patch(
         &format!("/v1/licenses/{id}"),
         &ctx.owner,
@@ -291,21 +293,28 @@ async fn stale_auto_renewal_order(app: &TestApp) {
     )
     .await
     .assert_status(StatusCode::OK);
-    // Within the lead time, with an empty balance: one unpaid renewal order.
+    // Within the lead time, with an empty balance: one unpaid renewal order, priced for 5 extras.
     app.clock().set_rfc3339("2025-12-30T00:00:00Z").unwrap();
     app.sweep().await;
     let unpaid = super::renewals::orders(app, &ctx, "unpaid").await;
     assert_eq!(unpaid.len(), 1, "{unpaid:?}");
+    assert_eq!(unpaid[0]["total"], 15_000);
     let unpaid = unpaid[0]["id"].as_str().unwrap().to_owned();
-    app.credit(&ctx.admin, &ctx.account, 100_000).await;
-    configure(app, &ctx, &id, json!({"options": {"extra": 50}}))
+    configure(app, &ctx, &id, json!({"options": {"extra": 0}}))
         .await
         .assert_status(StatusCode::OK);
     app.wait_status(&ctx.owner, &id, "active").await;
     assert_eq!(get_order(app, &ctx, &unpaid).await["status"], "cancelled");
+    app.credit(&ctx.admin, &ctx.account, 100_000).await;
+    let before = balance(app, &ctx).await;
     pay(app, &ctx, &unpaid)
         .await
         .assert_problem(StatusCode::CONFLICT, "invalid_transition");
+    assert_eq!(balance(app, &ctx).await, before);
+    assert_eq!(
+        license(app, &ctx, &id).await["options"],
+        json!({"extra": 0})
+    );
 }
 
 clock_test!(

@@ -1,8 +1,9 @@
 //! The value invariant (CONTRACT §5) under randomized concurrent sequences across features:
-//! orders with every payment method, paid and unpaid renewals, configuration upgrades and
-//! downgrades, product switches, payments and cancellations of old orders, enable/disable,
-//! transfers, deletes and credits, from several clients — on PostgreSQL through two service
-//! instances on one database, on SQLite through one.
+//! orders with every payment method, free trials (their days free and not counted; converted
+//! by paid renewals), paid and unpaid renewals, configuration upgrades and downgrades, product
+//! switches, payments and cancellations of old orders, enable/disable, transfers, deletes and
+//! credits, from several clients — on PostgreSQL through two service instances on one
+//! database, on SQLite through one.
 //!
 //! Afterwards, for every license: Σ charges − Σ refunds for it equals the catalog price of the
 //! terms and option-months it actually received, read off its own event log (each term bought
@@ -146,12 +147,26 @@ async fn operate(app: &TestApp, world: &World, rng: &mut Rng) {
     match (roll, license) {
         (0..=9, _) => {
             let product = rng.pick(&world.products).unwrap();
-            let body = json!({"product_id": product.id, "name": "Value", "ip": "198.51.100.9",
-                              "period_months": ([1, 12][rng.below(2)]),
-                              "options": {"extra": rng.below(4)},
-                              "payment": payment(rng, &unpaid)});
+            // Now and then a free trial (one per product and account, and per address): its
+            // days are free and not counted; a paid renewal converts it.
+            let trial = rng.below(5) == 0;
+            let body = if trial {
+                json!({"product_id": product.id, "name": "Trial",
+                       "ip": format!("198.51.100.{}", 10 + rng.below(200)),
+                       "options": {"extra": rng.below(4)}, "trial": true})
+            } else {
+                json!({"product_id": product.id, "name": "Value", "ip": "198.51.100.9",
+                       "period_months": ([1, 12][rng.below(2)]),
+                       "options": {"extra": rng.below(4)},
+                       "payment": payment(rng, &unpaid)})
+            };
             let resp = app.post("/v1/licenses", &token, body).await;
-            world.record("order_license", &resp);
+            let op = if trial {
+                "order_trial"
+            } else {
+                "order_license"
+            };
+            world.record(op, &resp);
             if resp.status == StatusCode::CREATED {
                 remember_order(&resp.body["order"]);
                 if let Some(id) = resp.body["license"]["id"].as_str() {
@@ -451,7 +466,7 @@ async fn product(app: &TestApp, admin: &str, code: &str, scale: i64) -> Priced {
                    "prices": [{"period_months": 1, "amount": 1_000 * scale}, {"period_months": 12, "amount": 10_000 * scale}],
                    "options": [{"code": "extra", "name": "Extra", "min": 0, "max": MAX_EXTRA,
                                 "prices": [{"period_months": 1, "amount": 100 * scale}, {"period_months": 12, "amount": 1_000 * scale}]}],
-                   "max_registrations": null, "transferable": true}),
+                   "max_registrations": null, "transferable": true, "trial_days": 14}),
         )
         .await;
     resp.assert_status(StatusCode::CREATED);

@@ -98,6 +98,14 @@ pub struct Config {
     /// An `Idempotency-Key` still in progress after this long belongs to a request whose
     /// process died; a retry with it may run (its effect commits only with its own claim).
     pub idempotency_stale_secs: u64,
+    /// How often each serving process writes the usage it recorded (`last_validated_at`,
+    /// registrations' `last_seen_at`); a crash loses at most this much.
+    pub usage_flush_secs: u64,
+    /// A PostgreSQL streaming replica for validations, license files, reports and exports.
+    pub read_database_url: Option<String>,
+    /// The replica is bypassed while its replayed WAL position is behind the primary's for
+    /// longer than this (unless the primary is unreachable).
+    pub read_max_lag_secs: u64,
 }
 
 impl Default for Config {
@@ -138,6 +146,9 @@ impl Default for Config {
             workers: 0,
             bulk_max_matches: 10_000,
             idempotency_stale_secs: 30,
+            usage_flush_secs: 60,
+            read_database_url: None,
+            read_max_lag_secs: 10,
         }
     }
 }
@@ -225,7 +236,7 @@ impl Config {
         if !self.admin_email.contains('@') {
             return bad("admin_email", "is not an e-mail address");
         }
-        let positive: [(&str, u64); 17] = [
+        let positive: [(&str, u64); 18] = [
             ("access_token_ttl_secs", self.access_token_ttl_secs),
             ("refresh_token_ttl_secs", self.refresh_token_ttl_secs),
             ("provision_attempts", u64::from(self.provision_attempts)),
@@ -243,6 +254,7 @@ impl Config {
             ("body_timeout_secs", self.body_timeout_secs),
             ("webhook_retry_base_ms", self.webhook_retry_base_ms),
             ("bulk_max_matches", self.bulk_max_matches),
+            ("usage_flush_secs", self.usage_flush_secs),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -343,6 +355,7 @@ mod tests {
                 "LICENTIA_ACCESS_TOKEN_TTL_SECS",
             ),
             ("grace_days = 0", "LICENTIA_GRACE_DAYS"),
+            ("usage_flush_secs = 0", "LICENTIA_USAGE_FLUSH_SECS"),
             ("bind = \"nowhere\"", "LICENTIA_BIND"),
             ("currency = \"usd\"", "LICENTIA_CURRENCY"),
             ("jwt_algorithm = \"none\"", "LICENTIA_JWT_ALGORITHM"),

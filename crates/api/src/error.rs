@@ -102,11 +102,20 @@ pub enum ApiError {
     RegistrationKeyTaken,
     #[error("{0}")]
     InvalidTransition(String),
+    /// The account, or the address, already had a trial of the product (CONTRACT §12).
+    #[error(
+        "a trial of this product was already taken by this account or for this address; order the license instead"
+    )]
+    TrialUsed,
+    /// The operation is not open to a trial license (transfer, product or configuration
+    /// change); a paid renewal converts it first.
+    #[error("{0}")]
+    TrialLicense(String),
     #[error("the license is past its term; renew it instead")]
     LicenseExpired,
     /// Every seat of the license is taken (the product's `max_registrations`).
     #[error(
-        "the license already has its {max} registrations; delete one to register another machine"
+        "every seat of the license is taken ({max} of {max} machines registered); delete a registration to register another machine"
     )]
     RegistrationLimit { max: u32 },
     /// A license file was asked for a license that does not validate as `VALID`.
@@ -217,6 +226,8 @@ impl ApiError {
                 "Invalid transition",
             ),
             Self::LicenseExpired => (StatusCode::CONFLICT, "license_expired", "License expired"),
+            Self::TrialUsed => (StatusCode::CONFLICT, "trial_used", "Trial used"),
+            Self::TrialLicense(_) => (StatusCode::CONFLICT, "trial_license", "Trial license"),
             Self::RegistrationLimit { .. } => (
                 StatusCode::CONFLICT,
                 "registration_limit",

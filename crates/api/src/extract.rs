@@ -14,6 +14,8 @@ use serde_json::error::Category;
 use crate::error::{ApiError, FieldError};
 
 /// Names the field in a serde message (`unknown field `x``, `missing field `x``, …).
+mod messages;
+
 fn serde_field_error(message: &str) -> FieldError {
     let clean = message
         .split(" at line ")
@@ -28,7 +30,7 @@ fn serde_field_error(message: &str) -> FieldError {
             Some(clean[start..start + len].to_owned())
         })
         .unwrap_or_else(|| "body".to_owned());
-    FieldError::new(field, clean)
+    FieldError::new(field, messages::humanize(&clean))
 }
 
 /// A path segment that does not parse (e.g. a malformed UUID) is a resource that does not
@@ -55,7 +57,9 @@ pub fn validate<T: garde::Validate<Context = ()>>(value: &T) -> Result<(), ApiEr
         ApiError::validation(
             report
                 .iter()
-                .map(|(path, error)| FieldError::new(path.to_string(), error.message().to_owned()))
+                .map(|(path, error)| {
+                    FieldError::new(path.to_string(), messages::humanize(error.message()))
+                })
                 .collect(),
         )
     })
@@ -125,6 +129,68 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
         let payload = payload.take();
         Box::pin(async move { Ok(Json(read_body(payload, json, declared, limit).await)) })
     }
+}
+
+/// An optional JSON request body (e.g. the `{cause, note}` of a disable): no body, or an empty
+/// one, is `None`; any other body is read like [`Json`] (JSON only, within the size limit).
+/// Like [`Json`], its problems surface only in [`OptionalJson::into_inner`].
+#[derive(Debug)]
+pub struct OptionalJson<T>(Result<Option<T>, ApiError>);
+
+impl<T> OptionalJson<T> {
+    /// The parsed body (`None` when there was none), or the problem it had.
+    pub fn into_inner(self) -> Result<Option<T>, ApiError> {
+        self.0
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req.app_data::<BodyLimit>().map_or(65_536, |l| l.0);
+        let json = is_json(req);
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let read = async {
+                if declared.is_some_and(|n| n > limit) {
+                    return Err(ApiError::PayloadTooLarge(limit));
+                }
+                let mut body = web::BytesMut::new();
+                while let Some(chunk) = payload.next().await {
+                    let chunk = chunk.map_err(|e| crate::text_guard::payload_error(&e))?;
+                    if body.len() + chunk.len() > limit {
+                        return Err(ApiError::PayloadTooLarge(limit));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                if body.iter().all(u8::is_ascii_whitespace) {
+                    return Ok(None);
+                }
+                if !json {
+                    return Err(ApiError::UnsupportedMediaType(
+                        "the request body must be application/json".into(),
+                    ));
+                }
+                parse_json(&body).map(Some)
+            };
+            Ok(OptionalJson(read.await))
+        })
+    }
+}
+
+/// Parses a query string into `T` (a `deny_unknown_fields` struct) for handlers that read it
+/// after their existence check: an unknown or malformed parameter is 422 naming it.
+pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    web::Query::<T>::from_query(query)
+        .map(web::Query::into_inner)
+        .map_err(|e| ApiError::validation(vec![serde_field_error(&e.to_string())]))
 }
 
 /// Parses a JSON body: syntax errors are 400, shape errors 422 naming the field.

@@ -44,7 +44,13 @@ pub const KEY_TTL: time::Duration = time::Duration::hours(24);
 
 /// First path segments after `/v1/` that the middleware leaves alone: logging in, and the
 /// licensed software's endpoints (which authenticate with a registration key, not a caller).
-const EXEMPT: [&str; 4] = ["auth", "validate", "registrations", "license-files"];
+const EXEMPT: [&str; 5] = [
+    "auth",
+    "validate",
+    "registrations",
+    "deregistrations",
+    "license-files",
+];
 
 /// Response headers that describe one transfer, not the response: never stored.
 const NOT_STORED: [&str; 5] = [
@@ -65,7 +71,8 @@ pub fn applies(method: &Method, path: &str) -> bool {
         return false;
     };
     let first = rest.split('/').next().unwrap_or_default();
-    !EXEMPT.contains(&first)
+    // Previews (`…/preview`) change nothing: there is nothing a retry could do twice.
+    !EXEMPT.contains(&first) && !rest.ends_with("/preview")
 }
 
 /// The middleware, for `App::wrap(actix_web::middleware::from_fn(idempotency::middleware))`.
@@ -398,6 +405,11 @@ mod tests {
         assert!(!applies(&Method::POST, "/v1/registrations"));
         assert!(!applies(&Method::POST, "/v1/license-files"));
         assert!(!applies(&Method::POST, "/healthz"));
+        assert!(!applies(&Method::POST, "/v1/licenses/preview"));
+        assert!(!applies(
+            &Method::POST,
+            "/v1/licenses/{id}/renewals/preview"
+        ));
     }
 
     #[test]

@@ -102,11 +102,23 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             let listener =
                 TcpListener::bind(addr).map_err(|e| format!("cannot bind {addr}: {e}"))?;
+            let usage = state.usage.clone();
+            let database_url = state.config.database_url.clone();
+            // actix stops on the signal by itself; live event streams would hold its graceful
+            // stop for its whole timeout, so they end on the same signal.
+            let events = state.events.clone();
+            tokio::spawn(async move {
+                if stop_signal().await.is_ok() {
+                    events.shutdown();
+                }
+            });
             let (server, worker) = serve_with_worker(state, listener).map_err(|e| e.to_string())?;
             tracing::info!(%addr, worker = %worker.id(), "serving; docs at /docs/");
             // actix stops on SIGTERM/SIGINT: the listener closes at once, requests already
             // accepted are answered (for up to 30 s), then the job worker hands its jobs back.
             let served = server.await.map_err(|e| e.to_string());
+            // Every request has been answered: write the usage they recorded.
+            flush_usage(&usage, &database_url).await;
             stop_worker(worker).await;
             served
         }
@@ -155,6 +167,35 @@ async fn stop_signal() -> std::io::Result<()> {
     tokio::select! {
         _ = term.recv() => Ok(()),
         interrupted = tokio::signal::ctrl_c() => interrupted,
+    }
+}
+
+/// Writes the usage still in memory on a graceful stop, over a connection of its own: the
+/// pool's connections were opened on the HTTP workers' runtimes, which are gone by now.
+async fn flush_usage(usage: &licentia_api::usage::UsageBuffer, database_url: &str) {
+    usage.close().await;
+    if usage.pending() == 0 {
+        return;
+    }
+    let pool = licentia_persistence::PoolConfig {
+        max_connections: 1,
+        acquire_timeout: std::time::Duration::from_secs(5),
+    };
+    let written = match licentia_persistence::Db::connect(database_url, &pool).await {
+        Ok(db) => {
+            let written = usage.flush(&db).await;
+            let _ = db.close().await;
+            written
+        }
+        Err(e) => Err(e),
+    };
+    match written {
+        Ok(flushed) => tracing::info!(
+            licenses = flushed.licenses,
+            registrations = flushed.registrations,
+            "usage written"
+        ),
+        Err(e) => tracing::warn!(error = %e, "writing the last usage failed; it is lost"),
     }
 }
 

@@ -9,6 +9,9 @@ use utoipa_actix_web::AppExt;
 
 use crate::error::{FieldError, Problem};
 
+pub mod payment;
+pub mod sdk;
+pub mod text;
 pub mod types;
 
 /// 400: the body is not valid JSON, or the request is otherwise malformed.
@@ -406,20 +409,27 @@ Integers are written as JSON integers (`72`, never `72.0` or `7.2e1`); a request
         (name = "licenses", description = "Ordering and managing licenses"),
         (name = "orders", description = "Orders (invoices) and their payment"),
         (name = "transfers", description = "Handing licenses over between partners: offer, accept with the secret, reject, cancel"),
-        (name = "events", description = "The audit log of every state change"),
+        (name = "events", description = "The audit log of every state change, and its live stream (`GET /v1/events/stream`, Server-Sent Events)"),
         (name = "webhooks", description = "Endpoints that receive events as signed HTTP POSTs, and their delivery logs. \
 Each delivery is `{id, type, created_at, data: {account_id, license_id, before, after}}` with the headers \
 `Licentia-Event-Id` (receivers dedupe by it: delivery is at least once) and `Licentia-Signature: t=<unix seconds>,v1=<hex \
 HMAC-SHA256>`, keyed with the UTF-8 bytes of the endpoint's secret over `<t>.<raw body>`. Event types: \
 `license.ordered`, `license.activated`, `license.updated`, `license.suspended`, `license.enabled`, `license.renewed`, \
 `license.expiring_soon`, `license.expired`, `license.deleted`, `license.provisioning_failed`, `license.auto_renew_failed`, \
-`license.registration_created`, `license.registrations_deleted`, `transfer.created`, `transfer.accepted`, \
+`license.registration_created`, `license.registration_deleted` (one machine's seat was freed, by the owner or by the \
+licensed software; `before` is the registration, `after` holds `registrations_count` and `released_by`: `owner` or \
+`software`), `license.registrations_deleted`, `transfer.created`, `transfer.accepted`, \
 `transfer.rejected`, `transfer.cancelled`, `transfer.expired`, `order.paid`, `order.item_cancelled` (an unpaid item \
 went stale: its license changed in a way that alters the item's price or meaning; `after` holds `order_id`, \
 `item_id` and `reason: \"stale\"`), `balance.low` (a charge left the \
-account unable to pay the same amount again: balance + credit limit below the amount charged)."),
+account unable to pay the same amount again: balance + credit limit below the amount charged), \
+`webhook.ping` (sent by `POST /v1/webhook-endpoints/{id}/ping` to that endpoint only, whatever it \
+subscribes to; `after` holds `endpoint_id`). A delivery can be sent again with \
+`POST /v1/webhook-endpoints/{id}/deliveries/{delivery_id}/redeliver`: the same event id and body, \
+a fresh signature."),
         (name = "licensed-software", description = "What the licensed software calls with its registration key: register, validate (signed), offline license files; the signing keys that verify them"),
         (name = "bulk", description = "One action over every license a filter matches, run in the background"),
+        (name = "reports", description = "Counts of licenses by status and product, licenses expiring soon, and revenue from the ledger by period and product"),
         (name = "system", description = "Health, readiness and metrics"),
     )
 )]
@@ -435,6 +445,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
     IdempotencyKeys.modify(&mut api);
     CommonResponses.modify(&mut api);
     ClosedRequestBodies.modify(&mut api);
+    text::PlainText.modify(&mut api);
+    sdk::SdkShape.modify(&mut api);
     api
 }
 

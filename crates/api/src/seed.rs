@@ -143,6 +143,7 @@ fn catalog(now: OffsetDateTime) -> Vec<Product> {
         },
         max_registrations: Some(5),
         transferable: true,
+        trial_days: 0,
         archived: false,
         created_at: now,
         updated_at: now,
@@ -256,9 +257,13 @@ fn license(
         provisioning_error: None,
         external_id: rng.random_ratio(1, 2).then(|| format!("ext-{n}")),
         metadata: BTreeMap::new(),
+        trial: false,
+        suspension: Default::default(),
+        deletion: Default::default(),
         version: 1,
         created_at,
         updated_at: created_at,
+        last_validated_at: None,
     }
 }
 
@@ -387,6 +392,7 @@ pub async fn seed(state: &AppState, size: SeedSize) -> Result<Manifest, String> 
                         ip: Some(l.ip),
                         created_at: l.created_at,
                         last_seen_at: None,
+                        last_ip: None,
                     })
                 })
                 .collect();

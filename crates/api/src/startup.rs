@@ -46,9 +46,31 @@ pub async fn prepare(config: Config, migrate: bool) -> Result<AppState, StartErr
         max_connections: config.db_max_connections,
         acquire_timeout: Duration::from_millis(config.db_acquire_timeout_ms),
     };
-    let db = Db::connect(&config.database_url, &pool).await?;
+    let mut db = Db::connect(&config.database_url, &pool).await?;
     if migrate {
         db.migrate().await?;
+    }
+    if let Some(url) = config
+        .read_database_url
+        .as_deref()
+        .filter(|u| !u.is_empty())
+    {
+        if !url.starts_with("postgres") || config.is_sqlite() {
+            return Err(StartError::Other(
+                "LICENTIA_READ_DATABASE_URL names a PostgreSQL replica of a PostgreSQL primary"
+                    .into(),
+            ));
+        }
+        let max_lag = Duration::from_secs(config.read_max_lag_secs);
+        db = db.with_replica(url, &pool, max_lag).await?;
+        let probing = db.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                probing.probe_replica().await;
+            }
+        });
     }
     let currency = Currency::parse(&config.currency)
         .map_err(|_| StartError::Other("LICENTIA_CURRENCY is invalid".into()))?;
@@ -76,6 +98,8 @@ pub async fn prepare(config: Config, migrate: bool) -> Result<AppState, StartErr
         .await
         .map_err(|e| StartError::Other(e.to_string()))?;
     let validate_limits = Arc::new(crate::keyed_limit::ValidateLimits::from_config(&config));
+    let deregister_limits = Arc::new(crate::keyed_limit::ValidateLimits::from_config(&config));
+    let events = crate::service::event_stream::EventHub::new(db.clone());
     Ok(AppState {
         db,
         config: Arc::new(config),
@@ -89,6 +113,9 @@ pub async fn prepare(config: Config, migrate: bool) -> Result<AppState, StartErr
         validate_limits,
         clock: Arc::new(crate::clock::SystemClock),
         product_codes: Arc::default(),
+        events,
+        usage: Arc::default(),
+        deregister_limits,
     })
 }
 
@@ -321,6 +348,12 @@ pub fn serve_with_worker(
     let cors_origins = state.config.cors_origins();
     // Every serving process also works the job queue; jobs are leased, so several can.
     let worker = crate::service::provisioning::spawn_worker(state.clone());
+    // Each serving process writes the usage its validations recorded.
+    crate::usage::spawn_flusher(
+        state.usage.clone(),
+        state.db.clone(),
+        Duration::from_secs(state.config.usage_flush_secs),
+    );
     crate::metrics::handle();
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {

@@ -31,6 +31,12 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Product codes by id, for answers to the licensed software.
     pub product_codes: Arc<crate::catalog::ProductCodes>,
+    /// What wakes live event streams, and their shutdown signal.
+    pub events: Arc<crate::service::event_stream::EventHub>,
+    /// Validations and machine sightings not yet written (see [`crate::usage`]).
+    pub usage: Arc<crate::usage::UsageBuffer>,
+    /// In-process GCRA limits of `POST /v1/deregistrations` (the same allowances as validate's).
+    pub deregister_limits: Arc<crate::keyed_limit::ValidateLimits>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -52,6 +52,17 @@ impl Lifecycle {
         Self::ordered().activate(period, now)
     }
 
+    /// A free trial starting now: activation (`in_progress` → `active`) of a term that ends at
+    /// `until`, with nothing paid.
+    #[must_use]
+    pub fn trial(until: OffsetDateTime) -> Lifecycle {
+        Lifecycle {
+            valid_until: Some(until),
+            ..Self::ordered()
+        }
+        .into_progress(Settled::ORDERED, Settled::ACTIVE)
+    }
+
     /// The current state when it is not `in_progress`.
     #[must_use]
     pub fn settled(&self) -> Option<Settled> {

@@ -15,11 +15,16 @@ pub struct Product {
     /// Seats per license; `None` is unlimited.
     pub max_registrations: Option<u32>,
     pub transferable: bool,
+    /// Days of a free trial license (`POST /v1/licenses` with `trial`); 0: no trials.
+    pub trial_days: u32,
     /// Archived products cannot be ordered; existing licenses keep working.
     pub archived: bool,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
+
+/// The longest trial a product may offer, in days.
+pub const MAX_TRIAL_DAYS: u32 = 90;
 
 /// Product codes: lower-case letters, digits, `-` and `_`, starting with a letter or digit.
 pub fn valid_product_code(code: &str) -> bool {

@@ -27,6 +27,9 @@ macro_rules! text_enum {
         }
 
         impl $name {
+            /// Every variant, in declaration order (the OpenAPI document lists them).
+            pub const VARIANTS: &'static [Self] = &[$( Self::$variant ),+];
+
             /// The wire and database spelling.
             #[must_use]
             pub const fn as_str(self) -> &'static str {

@@ -6,14 +6,17 @@
 
 pub mod entities;
 mod error;
+mod replica;
 pub mod repo;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use licentia_migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
 
 pub use error::{PersistenceError, Result};
+pub use replica::ReadHealth;
 pub use sea_orm;
 pub use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
 
@@ -33,10 +36,12 @@ impl Default for PoolConfig {
     }
 }
 
-/// The database handle shared by every request and worker of one process.
+/// The database handle shared by every request and worker of one process: the primary, and
+/// optionally a streaming replica for the reads that may lag ([`Db::read`]).
 #[derive(Clone, Debug)]
 pub struct Db {
     conn: DatabaseConnection,
+    replica: Option<Arc<replica::Replica>>,
 }
 
 impl Db {
@@ -58,7 +63,67 @@ impl Db {
                     .foreign_keys(true)
             });
         let conn = Database::connect(opts).await?;
-        Ok(Self { conn })
+        Ok(Self {
+            conn,
+            replica: None,
+        })
+    }
+
+    /// Adds a PostgreSQL streaming replica at `url` for [`Db::read`]: used while it is
+    /// reachable and at most `max_lag` behind the primary, or whatever its lag while the
+    /// primary is unreachable. Call [`Db::probe_replica`] every second or so.
+    pub async fn with_replica(
+        mut self,
+        url: &str,
+        pool: &PoolConfig,
+        max_lag: Duration,
+    ) -> Result<Self> {
+        let mut opts = ConnectOptions::new(url.to_owned());
+        opts.max_connections(pool.max_connections)
+            .min_connections(0)
+            .acquire_timeout(pool.acquire_timeout)
+            .connect_timeout(pool.acquire_timeout)
+            .sqlx_logging(false);
+        let conn = Database::connect(opts).await?;
+        let replica = replica::Replica::new(conn, max_lag);
+        replica.probe(&self.conn).await;
+        self.replica = Some(Arc::new(replica));
+        Ok(self)
+    }
+
+    /// Where reads that may lag go (validations, license files, reports, exports): the replica
+    /// while it serves, else the primary. Every other read uses [`Db::conn`], so a caller
+    /// always reads its own writes.
+    pub fn read(&self) -> &DatabaseConnection {
+        match &self.replica {
+            Some(r) if r.serves() => &r.conn,
+            _ => &self.conn,
+        }
+    }
+
+    /// The connection [`Db::read`] does not pick: the one to retry a failed read on.
+    pub fn read_fallback(&self) -> Option<&DatabaseConnection> {
+        let r = self.replica.as_ref()?;
+        Some(if r.serves() { &self.conn } else { &r.conn })
+    }
+
+    /// Probes the primary and the replica (no-op without a replica).
+    pub async fn probe_replica(&self) {
+        if let Some(r) = &self.replica {
+            r.probe(&self.conn).await;
+        }
+    }
+
+    /// Which servers can serve reads, as of the last probe (without a replica: the primary,
+    /// pinged now).
+    pub async fn read_health(&self) -> ReadHealth {
+        match &self.replica {
+            Some(r) => r.health(),
+            None => ReadHealth {
+                primary: self.ping().await.is_ok(),
+                replica: None,
+            },
+        }
     }
 
     /// Applies every pending migration.

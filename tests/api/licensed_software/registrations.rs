@@ -35,12 +35,29 @@ async fn seats_idempotency_and_delete_all(app: &TestApp) {
     assert_eq!(first.body["hostname"], "web1.example");
     assert_eq!(first.body["ip"], "192.0.2.77", "canonical form");
     assert!(first.body["created_at"].as_str().unwrap().ends_with('Z'));
-    assert_eq!(first.body.as_object().unwrap().len(), 5, "{}", first.text);
+    // With its usage (CONTRACT §11): seen now, from the address it reported.
+    assert_eq!(first.body["last_seen_at"], first.body["created_at"]);
+    assert_eq!(first.body["last_ip"], "192.0.2.77");
+    assert_eq!(first.body.as_object().unwrap().len(), 7, "{}", first.text);
 
-    // The same fingerprint again: 200 with the same registration, no new seat.
+    // The same fingerprint again: 200 with the same registration, no new seat; only its
+    // usage moved (seen again, from this connection's address).
     let again = register(app, &key, "m-1").await;
     again.assert_status(StatusCode::OK);
-    assert_eq!(again.body, first.body);
+    let mut same = again.body.clone();
+    for usage in ["last_seen_at", "last_ip"] {
+        same[usage] = first.body[usage].clone();
+    }
+    assert_eq!(same, first.body);
+    let seen = |r: &licentia_tests::Resp| {
+        time::OffsetDateTime::parse(
+            r.body["last_seen_at"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    assert!(seen(&again) >= seen(&first));
+    assert_eq!(again.body["last_ip"], "127.0.0.1");
     assert_eq!(count_of(app, &owner, &id).await, 1);
 
     register(app, &key, "m-2")

@@ -71,8 +71,10 @@ pub struct MeResponse {
     /// The API key, when authenticated with `X-API-Key`.
     pub api_key: Option<MeApiKey>,
     /// `admin`, `owner`, `operator` or `viewer`.
+    #[schema(value_type = crate::openapi::types::Role)]
     pub role: String,
     /// The scopes the caller holds.
+    #[schema(value_type = Vec<crate::openapi::types::ScopeName>)]
     pub scopes: Vec<String>,
     /// The caller's account.
     pub account: AccountOut,

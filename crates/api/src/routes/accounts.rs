@@ -25,7 +25,7 @@ pub struct AccountOut {
     /// The account id (the partner id a sender names in a transfer).
     pub id: Uuid,
     /// `provider` or `partner`.
-    #[schema(example = "partner")]
+    #[schema(value_type = crate::openapi::types::AccountKind, example = "partner")]
     pub kind: String,
     pub name: String,
     /// ISO 4217 currency of every amount of the account.

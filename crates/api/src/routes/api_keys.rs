@@ -45,6 +45,7 @@ pub struct CreateApiKey {
 pub struct ApiKeyOut {
     pub id: Uuid,
     pub name: String,
+    #[schema(value_type = Vec<crate::openapi::types::ScopeName>)]
     pub scopes: Vec<String>,
     /// The key's first characters.
     pub prefix: String,
@@ -62,6 +63,7 @@ pub struct ApiKeyOut {
 pub struct CreatedApiKey {
     pub id: Uuid,
     pub name: String,
+    #[schema(value_type = Vec<crate::openapi::types::ScopeName>)]
     pub scopes: Vec<String>,
     pub prefix: String,
     /// The key, for `X-API-Key`. Store it now: it is never shown again.

@@ -70,6 +70,16 @@ pub struct BulkFilter {
     /// Admins only.
     #[schema(value_type = Option<Uuid>)]
     pub account_id: Option<String>,
+    /// Last validated strictly before this instant (RFC 3339); never-validated licenses are
+    /// not included.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub validated_before: Option<String>,
+    /// `true`: never validated; `false`: validated at least once.
+    pub never_validated: Option<bool>,
+    /// Metadata keys and the exact string value each must have (at most 3), as the list's
+    /// `metadata.<key>=<value>`.
+    #[serde(default)]
+    pub metadata: std::collections::BTreeMap<String, String>,
 }
 
 /// The action's parameters.
@@ -123,6 +133,7 @@ pub struct BulkItemResult {
 pub struct BulkOperationOut {
     pub id: Uuid,
     /// `disable`, `enable`, `renew`, `set_auto_renew` or `delete`.
+    #[schema(value_type = BulkAction)]
     pub action: String,
     /// The action's parameters, as accepted.
     #[schema(value_type = Object)]
@@ -130,6 +141,7 @@ pub struct BulkOperationOut {
     /// A dry run changes nothing; its results say what each license would answer.
     pub dry_run: bool,
     /// `pending`, `running`, `completed` or `failed`.
+    #[schema(value_type = crate::openapi::types::BulkStatus)]
     pub status: String,
     /// Licenses the filter matched when the operation was created.
     pub total: u32,
@@ -238,6 +250,12 @@ pub async fn create_bulk_operation(
     let action = action_of(body.action, body.params, &mut errors);
     let f = &body.filter;
     let period_months = f.period_months.map(|n| n.to_string());
+    let never_validated = f.never_validated.map(|b| if b { "true" } else { "false" });
+    let metadata: Vec<(String, String)> = f
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let filter = parse_filter(
         &principal,
         FilterText {
@@ -251,6 +269,9 @@ pub async fn create_bulk_operation(
             valid_until_to: f.valid_until_to.as_deref(),
             external_id: f.external_id.as_deref(),
             account_id: f.account_id.as_deref(),
+            validated_before: f.validated_before.as_deref(),
+            never_validated,
+            metadata: &metadata,
         },
         "filter.",
         &mut errors,

@@ -4,9 +4,10 @@ use std::collections::BTreeMap;
 
 use actix_web::{HttpRequest, HttpResponse, put, web};
 use licentia_domain::auth::Scope;
-use licentia_persistence::repo::ledger::{self, LedgerKind};
+use licentia_persistence::repo::ledger;
 use licentia_persistence::repo::licenses::{self, Scope as LicenseScope};
 use licentia_persistence::repo::orders::NewItem;
+use licentia_persistence::repo::products;
 use licentia_persistence::{PersistenceError, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -49,8 +50,8 @@ pub struct ConfigurationOut {
     pub order: Option<OrderOut>,
 }
 
-/// The answer to a configuration change: the change, or with `?dry_run=true` its preview.
-#[derive(Debug, Serialize, ToSchema)]
+/// The answer to a configuration change: the change, or with `dry_run` its preview.
+#[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum ConfigurationResult {
     Changed(Box<ConfigurationOut>),
@@ -65,15 +66,16 @@ pub enum ConfigurationResult {
 /// from zero) to the minor unit. An upgrade (Δ > 0) is paid like `payment` (default
 /// `balance`; 402 when short, and nothing changes); a downgrade credits |Δ| to the balance.
 /// The license passes through `in_progress` while the provisioner applies the change. Refused
-/// (409) for `ordered`, `in_progress` and `deleted` licenses. Accepts `If-Match`. With
-/// `?dry_run=true`, answers Δ (negative: a credit) after every check, changing nothing.
+/// (409) for `ordered`, `in_progress` and `deleted` licenses. Accepts `If-Match`.
+/// `POST /v1/licenses/{id}/configuration/preview` answers Δ (negative: a credit) after every
+/// check, changing nothing.
 #[utoipa::path(
     operation_id = "update_license_configuration",
     tag = "licenses",
-    params(("id" = Uuid, Path, description = "License id"), DryRunQuery),
+    params(("id" = Uuid, Path, description = "License id")),
     request_body = ConfigurationIn,
     responses(
-        (status = 200, description = "The license and the order that charged the change (or, with `dry_run`, a `DryRunOut`)", body = ConfigurationResult),
+        (status = 200, description = "The license and the order that charged the change", body = ConfigurationOut),
         (status = 400, response = crate::openapi::BadRequest),
         (status = 401, response = crate::openapi::Unauthorized),
         (status = 402, response = crate::openapi::PaymentRequired),
@@ -95,8 +97,23 @@ pub async fn update_license_configuration(
     body: crate::extract::Json<ConfigurationIn>,
 ) -> ApiResult<HttpResponse> {
     principal.require(Scope::LicensesWrite)?;
+    // Undocumented since the preview operation; still accepted for one release (CONTRACT §4).
     let dry_run = query.enabled()?;
-    let (visible, product) = visible_license(&state, &principal, id.into_inner()).await?;
+    change_configuration(state, principal, req, id.into_inner(), body, dry_run).await
+}
+
+/// Changes a license's configuration; with `dry_run`, runs every check and answers Δ, keeping
+/// nothing. The change and its preview share it.
+pub(crate) async fn change_configuration(
+    state: web::Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+    id: Uuid,
+    body: crate::extract::Json<ConfigurationIn>,
+    dry_run: bool,
+) -> ApiResult<HttpResponse> {
+    principal.require(Scope::LicensesWrite)?;
+    let (visible, product) = visible_license(&state, &principal, id).await?;
     let body = body.into_inner()?;
     let mut errors = Vec::new();
     let mut requested = BTreeMap::new();
@@ -143,7 +160,26 @@ pub async fn update_license_configuration(
             "the license changed owner during the request; retry".into(),
         ));
     }
+    // A product switch committed between the read and the lock: price with the product the
+    // license has now (serialized, not refused).
+    let (product, options) = if license.product_id == product.id {
+        (product, options)
+    } else {
+        let product = products::find(&txn, license.product_id)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        let options = product
+            .pricing
+            .normalize_options(&requested)
+            .map_err(|e| ApiError::validation(vec![pricing_error(e)]))?;
+        (product, options)
+    };
     license.lifecycle.can_change_configuration()?;
+    if license.trial {
+        return Err(ApiError::TrialLicense(
+            "a trial's configuration cannot change; renew it to convert it first".into(),
+        ));
+    }
     let now = state.clock.now();
     let delta = configuration_delta(&product, &license, &options, now)?;
     let checkout = Checkout {
@@ -179,13 +215,13 @@ pub async fn update_license_configuration(
         )
         .await?;
         if delta < 0 {
-            ledger::credit(
+            ledger::refund(
                 &txn,
                 account,
                 -delta,
-                LedgerKind::Refund,
                 &format!("configuration change of license {}", saved.id),
-                None,
+                saved.id,
+                saved.product_id,
             )
             .await?;
         }

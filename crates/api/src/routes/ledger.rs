@@ -31,7 +31,7 @@ pub struct LedgerEntryOut {
     #[schema(example = 50_000)]
     pub amount: i64,
     /// `credit`, `charge` or `refund`.
-    #[schema(example = "credit")]
+    #[schema(value_type = crate::openapi::types::LedgerEntryKind, example = "credit")]
     pub kind: String,
     /// Free text: the payment reference of a credit, the order of a charge.
     #[schema(example = "Wire transfer 2024-118")]
@@ -144,13 +144,19 @@ pub async fn create_credit(
 /// List an account's ledger
 ///
 /// Oldest first. Admins see every account's ledger; a partner sees its own (scope
-/// `billing:read`).
+/// `billing:read`). With `Accept: text/csv` the answer is every entry as RFC 4180 CSV (no
+/// paging: `limit` and `cursor` do not apply), streamed, with the header
+/// `id,created_at,kind,amount,reference,order_id`; every field is quoted, `amount` is a signed
+/// number, and a text field starting with `=`, `+`, `-` or `@` is prefixed with `'`.
 #[utoipa::path(
     operation_id = "list_ledger_entries",
     tag = "billing",
     params(("id" = Uuid, Path, description = "Account id"), ListQuery),
     responses(
-        (status = 200, description = "A page of ledger entries", body = Page<LedgerEntryOut>),
+        (status = 200, description = "A page of ledger entries (JSON), or every entry (CSV)", content(
+            (Page<LedgerEntryOut> = "application/json"),
+            (String = "text/csv"),
+        )),
         (status = 401, response = crate::openapi::Unauthorized),
         (status = 403, response = crate::openapi::Forbidden),
         (status = 404, response = crate::openapi::NotFound),
@@ -164,9 +170,14 @@ pub async fn list_ledger_entries(
     principal: Principal,
     id: web::Path<Uuid>,
     query: web::Query<ListQuery>,
+    req: actix_web::HttpRequest,
 ) -> ApiResult<HttpResponse> {
     principal.require(Scope::BillingRead)?;
     let account = visible_account(&state, &principal, id.into_inner()).await?;
+    if crate::csv::wants_csv(&req) {
+        crate::csv::no_paging(query.limit.is_some(), query.cursor.is_some())?;
+        return Ok(super::exports::ledger_csv(state.into_inner(), account.id));
+    }
     let scope = format!("{}|ledger|{}", principal.account_id(), account.id);
     let (limit, after) = query.keyset(&state, &scope)?;
     let rows = ledger::list(state.db.conn(), account.id, after, limit + 1).await?;

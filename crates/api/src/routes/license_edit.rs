@@ -13,9 +13,9 @@ use licentia_domain::license_record::{canonical_ip, valid_registration_key};
 use licentia_domain::period::Period;
 use licentia_domain::pricing::prorate;
 use licentia_persistence::repo::events::{self, NewEvent};
-use licentia_persistence::repo::ledger::{self, LedgerKind};
+use licentia_persistence::repo::ledger;
 use licentia_persistence::repo::licenses::{self, Scope as LicenseScope};
-use licentia_persistence::repo::{orders, products};
+use licentia_persistence::repo::{orders, products, trials};
 use licentia_persistence::{PersistenceError, TransactionTrait};
 use serde::{Deserialize, Deserializer};
 use time::OffsetDateTime;
@@ -213,6 +213,15 @@ pub async fn update_license(
         .await?
         .ok_or(ApiError::NotFound)?;
     check_if_match(&req, license.version)?;
+    // A product switch committed between the read and the lock: the old price is the
+    // product's the license has now (serialized, not refused).
+    let old_product = if license.product_id == old_product.id {
+        old_product
+    } else {
+        products::find(&txn, license.product_id)
+            .await?
+            .ok_or(ApiError::NotFound)?
+    };
     license.lifecycle.can_edit_unprovisioned()?;
     let before = license_snapshot(&license);
     let mut next = license.clone();
@@ -222,6 +231,29 @@ pub async fn update_license(
     {
         provisioned.push(ProvisionedField::Ip);
         next.ip = ip;
+    }
+    if license.trial {
+        // A trial keeps its product (convert it first), and may move only to an address that
+        // has not had a trial of the product: it claims that address too.
+        if new_product.is_some() {
+            return Err(ApiError::TrialLicense(
+                "a trial's product cannot change; renew it to convert it first".into(),
+            ));
+        }
+        if let Some(Some(_)) = auto_renew {
+            return Err(ApiError::field(
+                "auto_renew_months",
+                "cannot be set on a trial; a paid renewal converts it first",
+            ));
+        }
+        if next.ip != license.ip {
+            license
+                .lifecycle
+                .can_edit_provisioned(ProvisionedField::Ip)?;
+            if !trials::claim_address(&txn, license.product_id, license.id, next.ip).await? {
+                return Err(ApiError::TrialUsed);
+            }
+        }
     }
     if let Some(key) = new_key {
         provisioned.push(ProvisionedField::RegistrationKey);
@@ -339,13 +371,13 @@ pub async fn update_license(
         )
         .await?;
     } else if price_change < 0 {
-        ledger::credit(
+        ledger::refund(
             &txn,
             saved.account_id,
             -price_change,
-            LedgerKind::Refund,
             &format!("product change of license {}", saved.id),
-            None,
+            saved.id,
+            saved.product_id,
         )
         .await?;
     }

@@ -148,8 +148,8 @@ pub async fn create_license_file(
         return Err(ApiError::validation(errors));
     }
     let key = body.registration_key.as_str();
-    let view = registrations::validation_view(
-        state.db.conn(),
+    let view = crate::read::validation_view(
+        &state,
         key,
         &registration_key_hash(key),
         Some(&body.fingerprint),
@@ -157,10 +157,7 @@ pub async fn create_license_file(
     .await?
     .ok_or(ApiError::NotFound)?;
     let registered = view.fingerprint_registered == Some(true);
-    let product_code = state
-        .product_codes
-        .code(state.db.conn(), view.license.product_id)
-        .await?;
+    let product_code = crate::read::product_code(&state, view.license.product_id).await?;
     issue(
         &state,
         &view.license,

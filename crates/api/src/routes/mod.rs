@@ -5,16 +5,19 @@ pub mod api_keys;
 pub mod bulk;
 pub mod configuration;
 pub mod events;
+pub mod exports;
 pub mod ledger;
 pub mod license_edit;
 pub mod license_files;
 pub mod licenses;
 pub mod metrics;
 pub mod orders;
+pub mod previews;
 pub mod products;
 pub mod provisioning;
 pub mod registrations;
 pub mod renewals;
+pub mod reports;
 pub mod signing_keys;
 pub mod system;
 pub mod transfers;
@@ -32,6 +35,8 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
     cfg.service(validate::validate_license)
         .service(registrations::create_registration)
         .service(licenses::list_licenses)
+        // Before `/v1/licenses/{id}`, which would take `count` for an id.
+        .service(licenses::count_licenses)
         .service(licenses::get_license)
         .service(system::get_health)
         .service(system::get_readiness)
@@ -59,6 +64,10 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
         .service(products::update_product)
         .service(products::archive_product)
         .service(licenses::create_license)
+        .service(previews::preview_create_license)
+        .service(previews::preview_renew_license)
+        .service(previews::preview_update_license_configuration)
+        .service(previews::preview_create_transfer)
         .service(provisioning::retry_provisioning)
         .service(license_edit::update_license)
         .service(licenses::enable_license)
@@ -71,12 +80,17 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
         .service(configuration::update_license_configuration)
         .service(registrations::list_registrations)
         .service(registrations::delete_registrations)
+        .service(registrations::delete_registration)
+        .service(registrations::create_deregistration)
+        .service(reports::get_license_report)
+        .service(reports::get_revenue_report)
         .service(license_files::create_owner_license_file)
         .service(license_files::create_license_file)
         .service(signing_keys::get_signing_key)
         .service(signing_keys::list_signing_keys)
         .service(signing_keys::rotate_signing_key)
         .service(events::list_events)
+        .service(events::stream_events)
         .service(orders::list_orders)
         .service(orders::get_order)
         .service(orders::pay_order)
@@ -92,5 +106,7 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
         .service(webhooks::get_webhook_endpoint)
         .service(webhooks::update_webhook_endpoint)
         .service(webhooks::delete_webhook_endpoint)
-        .service(webhooks::list_webhook_deliveries);
+        .service(webhooks::list_webhook_deliveries)
+        .service(webhooks::redeliver_webhook_delivery)
+        .service(webhooks::ping_webhook_endpoint);
 }

@@ -20,12 +20,15 @@ use crate::state::AppState;
 pub struct OrderItemOut {
     pub id: Uuid,
     /// `license_order`, `renewal` or `configuration_change`.
+    #[schema(value_type = crate::openapi::types::OrderItemKind)]
     pub kind: String,
     pub license_id: Uuid,
+    #[schema(value_type = crate::openapi::types::PeriodMonths)]
     pub period_months: u32,
     /// Minor units.
     pub amount: i64,
     /// `pending`, `fulfilled` or `cancelled`.
+    #[schema(value_type = crate::openapi::types::OrderItemStatus)]
     pub status: String,
 }
 
@@ -35,6 +38,7 @@ pub struct OrderOut {
     pub id: Uuid,
     pub account_id: Uuid,
     /// `unpaid`, `paid` or `cancelled`.
+    #[schema(value_type = crate::openapi::types::OrderStatus)]
     pub status: String,
     pub items: Vec<OrderItemOut>,
     /// Sum of the items not cancelled, in minor units.
@@ -80,7 +84,7 @@ impl From<Order> for OrderOut {
 #[into_params(parameter_in = Query)]
 pub struct OrderQuery {
     /// `unpaid`, `paid` or `cancelled`.
-    #[param(pattern = "^(unpaid|paid|cancelled)$")]
+    #[param(value_type = Option<crate::openapi::types::OrderStatus>)]
     pub status: Option<String>,
     /// Page size, 1..200 (default 50).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]

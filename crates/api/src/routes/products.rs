@@ -4,7 +4,7 @@ use garde::Validate;
 use licentia_domain::ids::ProductId;
 use licentia_domain::period::Period;
 use licentia_domain::pricing::{PeriodPrice, ProductOption, ProductPricing};
-use licentia_domain::product::{Product, valid_product_code};
+use licentia_domain::product::{MAX_TRIAL_DAYS, Product, valid_product_code};
 use licentia_persistence::PersistenceError;
 use licentia_persistence::repo::products::{self, ProductFilter};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -72,6 +72,9 @@ pub struct ProductOut {
     pub max_registrations: Option<u32>,
     /// Whether licenses of this product may move between partners.
     pub transferable: bool,
+    /// Days of a free trial license (`POST /v1/licenses` with `"trial": true`); 0: none.
+    #[schema(minimum = 0, maximum = 90)]
+    pub trial_days: u32,
     /// Archived products cannot be ordered; existing licenses keep working.
     pub archived: bool,
     #[serde(with = "time::serde::rfc3339")]
@@ -108,6 +111,7 @@ impl From<Product> for ProductOut {
                 .collect(),
             max_registrations: p.max_registrations,
             transferable: p.transferable,
+            trial_days: p.trial_days,
             archived: p.archived,
             created_at: p.created_at,
             updated_at: p.updated_at,
@@ -145,6 +149,25 @@ pub struct CreateProduct {
     /// Whether licenses may move between partners (default true).
     #[garde(skip)]
     pub transferable: Option<bool>,
+    /// Days of a free trial (1..90), or 0 for none (the default).
+    #[garde(skip)]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 90)]
+    pub trial_days: Option<i64>,
+}
+
+/// `trial_days` as given: 0..=90, else a 422 naming it.
+fn trial_days(raw: Option<i64>, errors: &mut Vec<FieldError>) -> Option<u32> {
+    let days = raw?;
+    match u32::try_from(days) {
+        Ok(d) if d <= MAX_TRIAL_DAYS => Some(d),
+        _ => {
+            errors.push(FieldError::new(
+                "trial_days",
+                format!("must be from 1 to {MAX_TRIAL_DAYS}, or 0 for no trial"),
+            ));
+            None
+        }
+    }
 }
 
 fn product_code(code: &str, _: &()) -> garde::Result {
@@ -187,6 +210,10 @@ pub struct UpdateProduct {
     pub max_registrations: Option<Option<u32>>,
     #[garde(skip)]
     pub transferable: Option<bool>,
+    /// Days of a free trial (1..90), or 0 for none. Licenses already on trial keep theirs.
+    #[garde(skip)]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 90)]
+    pub trial_days: Option<i64>,
     /// Archive (true) or restore (false).
     #[garde(skip)]
     pub archived: Option<bool>,
@@ -295,6 +322,7 @@ pub async fn create_product(
         _ => Vec::new(),
     };
     let pricing = parse_pricing(&body.prices, &body.options, &mut errors);
+    let trial = trial_days(body.trial_days, &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
@@ -306,6 +334,7 @@ pub async fn create_product(
         pricing,
         max_registrations: body.max_registrations,
         transferable: body.transferable.unwrap_or(true),
+        trial_days: trial.unwrap_or(0),
         archived: false,
         created_at: now,
         updated_at: now,
@@ -474,6 +503,7 @@ pub async fn update_product(
             .unwrap_or_else(|| ProductOut::from(product.clone()).options);
         product.pricing = parse_pricing(&prices, &options, &mut errors);
     }
+    let trial = trial_days(body.trial_days, &mut errors);
     if let Some(Some(0)) = body.max_registrations {
         errors.push(FieldError::new(
             "max_registrations",
@@ -491,6 +521,9 @@ pub async fn update_product(
     }
     if let Some(transferable) = body.transferable {
         product.transferable = transferable;
+    }
+    if let Some(days) = trial {
+        product.trial_days = days;
     }
     if let Some(archived) = body.archived {
         product.archived = archived;

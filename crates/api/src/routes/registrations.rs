@@ -1,13 +1,16 @@
 //! Machines registered to a license: the licensed software registers itself with the
-//! registration key (`POST /v1/registrations`, public); the owner lists them and frees every
-//! seat at once (`/v1/licenses/{id}/registrations`).
+//! registration key (`POST /v1/registrations`, public) and gives its seat back
+//! (`POST /v1/deregistrations`); the owner lists them, frees one seat
+//! (`DELETE /v1/licenses/{id}/registrations/{registration_id}`) or every seat at once
+//! (`DELETE /v1/licenses/{id}/registrations`).
 //!
 //! The seat check counts the license's registrations while its row is locked, so concurrent
 //! registrations never exceed the product's `max_registrations`.
-use actix_web::{HttpResponse, delete, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
 use licentia_domain::auth::Scope;
 use licentia_domain::ids::{LicenseId, RegistrationId};
 use licentia_domain::license::LicenseStatus;
+use licentia_domain::license_record::canonical_ip;
 use licentia_persistence::repo::events::{self, Actor, NewEvent};
 use licentia_persistence::repo::licenses::{self, Scope as LicenseScope};
 use licentia_persistence::repo::products;
@@ -68,9 +71,18 @@ pub struct RegistrationOut {
     pub fingerprint: String,
     pub hostname: Option<String>,
     /// Canonical text of the address the machine registered with.
+    #[schema(value_type = Option<crate::openapi::types::IpAddress>)]
     pub ip: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// The last validation or registration that named this machine's fingerprint. Written
+    /// in batches: it may lag by up to a minute.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_seen_at: Option<OffsetDateTime>,
+    /// The address that last validation or registration came from: the `ip` it reported,
+    /// else the address of its connection.
+    #[schema(value_type = Option<crate::openapi::types::IpAddress>)]
+    pub last_ip: Option<String>,
 }
 
 impl From<Registration> for RegistrationOut {
@@ -81,6 +93,8 @@ impl From<Registration> for RegistrationOut {
             hostname: r.hostname,
             ip: r.ip.map(|ip| ip.to_string()),
             created_at: r.created_at,
+            last_seen_at: r.last_seen_at,
+            last_ip: r.last_ip.map(|ip| ip.to_string()),
         }
     }
 }
@@ -115,6 +129,7 @@ fn registration_snapshot(r: &Registration) -> serde_json::Value {
 #[post("/v1/registrations")]
 pub async fn create_registration(
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: crate::extract::Json<RegistrationRequest>,
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner()?;
@@ -147,10 +162,14 @@ pub async fn create_registration(
         .filter(|l| l.lifecycle.status != LicenseStatus::Deleted)
         .ok_or(ApiError::NotFound)?;
     let now = licentia_persistence::now();
+    let seen_from = ip.or_else(|| req.peer_addr().map(|peer| canonical_ip(peer.ip())));
     if let Some(existing) = registrations::find(&txn, license.id, &body.fingerprint).await? {
-        registrations::touch(&txn, existing.id, now).await?;
+        registrations::touch(&txn, existing.id, now, seen_from).await?;
+        let touched = registrations::find(&txn, license.id, &body.fingerprint)
+            .await?
+            .unwrap_or(existing);
         txn.commit().await.map_err(PersistenceError::from)?;
-        return Ok(HttpResponse::Ok().json(RegistrationOut::from(existing)));
+        return Ok(HttpResponse::Ok().json(RegistrationOut::from(touched)));
     }
     let product = products::find(&txn, license.product_id)
         .await?
@@ -171,6 +190,7 @@ pub async fn create_registration(
             ip,
             created_at: now,
             last_seen_at: Some(now),
+            last_ip: seen_from,
         },
     )
     .await?;
@@ -285,4 +305,185 @@ pub async fn delete_registrations(
     }
     txn.commit().await.map_err(PersistenceError::from)?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Deletes one registration of a locked license, keeps the seat count in step and records
+/// `license.registration_deleted`.
+async fn release_seat(
+    txn: &licentia_persistence::DatabaseTransaction,
+    license: &licentia_domain::license_record::License,
+    registration: &Registration,
+    actor: Actor,
+    released_by: &str,
+) -> ApiResult<()> {
+    if !registrations::delete_one(txn, registration.id).await? {
+        return Err(ApiError::NotFound);
+    }
+    let left = registrations::count(txn, license.id).await?;
+    registrations::set_count(txn, license.id, left).await?;
+    events::record(
+        txn,
+        NewEvent {
+            event_type: "license.registration_deleted",
+            account_id: license.account_id,
+            license_id: Some(license.id),
+            actor,
+            before: Some(registration_snapshot(registration)),
+            after: Some(serde_json::json!({
+                "registrations_count": left,
+                "released_by": released_by,
+            })),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Delete one registration of a license
+///
+/// Frees that machine's seat (e.g. a server that was replaced); the machine must register
+/// again to validate with its fingerprint. Emits `license.registration_deleted`.
+#[utoipa::path(
+    operation_id = "delete_registration",
+    tag = "licenses",
+    params(
+        ("id" = Uuid, Path, description = "License id"),
+        ("registration_id" = Uuid, Path, description = "Registration id"),
+    ),
+    responses(
+        (status = 204, description = "The registration is deleted"),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+#[delete("/v1/licenses/{id}/registrations/{registration_id}")]
+pub async fn delete_registration(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<(Uuid, Uuid)>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Scope::LicensesWrite)?;
+    let (id, registration_id) = path.into_inner();
+    let scope = if principal.is_admin() {
+        LicenseScope::All
+    } else {
+        LicenseScope::Tenant(principal.account_id())
+    };
+    let txn = state
+        .db
+        .conn()
+        .begin()
+        .await
+        .map_err(PersistenceError::from)?;
+    let license = licenses::lock(&txn, scope, LicenseId::from_uuid(id))
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let registration =
+        registrations::find_by_id(&txn, license.id, RegistrationId::from_uuid(registration_id))
+            .await?
+            .ok_or(ApiError::NotFound)?;
+    release_seat(&txn, &license, &registration, principal.actor(), "owner").await?;
+    txn.commit().await.map_err(PersistenceError::from)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A machine giving its seat back.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeregistrationRequest {
+    /// The license's registration key.
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
+    pub registration_key: String,
+    /// The fingerprint the machine registered with.
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
+    pub fingerprint: String,
+}
+
+/// Release a machine's seat
+///
+/// Public: the licensed software authenticates with the registration key and gives back the
+/// seat its fingerprint holds (e.g. on uninstall). 404 when the key or the fingerprint is not
+/// registered. Emits `license.registration_deleted`. Rate limited like validation: per key
+/// (600/min) and per client address (6,000/min).
+#[utoipa::path(
+    operation_id = "create_deregistration",
+    tag = "licensed-software",
+    request_body = DeregistrationRequest,
+    responses(
+        (status = 204, description = "The seat is free", headers(
+            ("RateLimit-Limit" = u32, description = "Requests per minute allowed for this key (when rate limits are on)"),
+            ("RateLimit-Remaining" = u32, description = "Requests left now"),
+            ("RateLimit-Reset" = u64, description = "Seconds until the full allowance is back"),
+        )),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 422, response = crate::openapi::Unprocessable),
+        (status = 429, response = crate::openapi::TooManyRequests),
+    )
+)]
+#[post("/v1/deregistrations")]
+pub async fn create_deregistration(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: crate::extract::Json<DeregistrationRequest>,
+) -> ApiResult<HttpResponse> {
+    let limits = &state.deregister_limits;
+    if limits.enabled
+        && let Some(peer) = req.peer_addr()
+        && let Some(refusal) = limits.per_ip.check(&canonical_ip(peer.ip())).refusal()
+    {
+        return Ok(refusal);
+    }
+    let body = body.into_inner()?;
+    let mut errors = Vec::new();
+    check_text("registration_key", &body.registration_key, &mut errors);
+    check_text("fingerprint", &body.fingerprint, &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let decision = if limits.enabled {
+        let decision = limits
+            .per_key
+            .check(&licentia_domain::transfer::hash_secret(
+                &body.registration_key,
+            ));
+        if let Some(refusal) = decision.refusal() {
+            return Ok(refusal);
+        }
+        Some(decision)
+    } else {
+        None
+    };
+    let txn = state
+        .db
+        .conn()
+        .begin()
+        .await
+        .map_err(PersistenceError::from)?;
+    let license = registrations::lock_license_by_key(&txn, &body.registration_key)
+        .await?
+        .filter(|l| l.lifecycle.status != LicenseStatus::Deleted)
+        .ok_or(ApiError::NotFound)?;
+    let registration = registrations::find(&txn, license.id, &body.fingerprint)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    release_seat(&txn, &license, &registration, Actor::SYSTEM, "software").await?;
+    txn.commit().await.map_err(PersistenceError::from)?;
+    let mut res = HttpResponse::NoContent();
+    if let Some(decision) = decision {
+        for h in decision.headers() {
+            res.insert_header(h);
+        }
+    }
+    Ok(res.finish())
 }

@@ -6,6 +6,7 @@ use licentia_domain::period::Period;
 use licentia_domain::product::Product;
 use licentia_persistence::repo::licenses::{self, Scope as LicenseScope};
 use licentia_persistence::repo::orders::NewItem;
+use licentia_persistence::repo::products;
 use licentia_persistence::{PersistenceError, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -36,6 +37,7 @@ pub struct QuoteQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RenewalQuote {
     /// The renewal period.
+    #[schema(value_type = crate::openapi::types::PeriodMonths)]
     pub period_months: u32,
     /// Product price for the period plus each option's quantity × unit price, minor units.
     pub amount: i64,
@@ -131,16 +133,15 @@ pub async fn get_renewal_quote(
 /// `in_progress` → `active`. Unpaid (`new_order`/`existing_order` without `pay_now`), the
 /// renewal takes effect when its order is paid. 402 when the balance falls short, and nothing
 /// changes. Refused (409) for `ordered`, `in_progress` and `deleted` licenses. Accepts
-/// `If-Match`. With `?dry_run=true`, answers what it would cost after every check, changing
-/// nothing.
+/// `If-Match`. `POST /v1/licenses/{id}/renewals/preview` answers what it would cost after
+/// every check, changing nothing.
 #[utoipa::path(
     operation_id = "renew_license",
     tag = "licenses",
-    params(("id" = Uuid, Path, description = "License id"), DryRunQuery),
+    params(("id" = Uuid, Path, description = "License id")),
     request_body = CreateRenewal,
     responses(
         (status = 201, description = "The license and the renewal's order", body = LicenseWithOrder),
-        (status = 200, description = "Dry run: what the renewal would do", body = DryRunOut),
         (status = 400, response = crate::openapi::BadRequest),
         (status = 401, response = crate::openapi::Unauthorized),
         (status = 402, response = crate::openapi::PaymentRequired),
@@ -162,8 +163,23 @@ pub async fn renew_license(
     body: crate::extract::Json<CreateRenewal>,
 ) -> ApiResult<HttpResponse> {
     principal.require(Scope::LicensesWrite)?;
+    // Undocumented since the preview operation; still accepted for one release (CONTRACT §4).
     let dry_run = query.enabled()?;
-    let (visible, product) = visible_license(&state, &principal, id.into_inner()).await?;
+    renew(state, principal, req, id.into_inner(), body, dry_run).await
+}
+
+/// Renews a license; with `dry_run`, runs every check and answers what the renewal would do,
+/// keeping nothing. The renewal and its preview share it.
+pub(crate) async fn renew(
+    state: web::Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+    id: Uuid,
+    body: crate::extract::Json<CreateRenewal>,
+    dry_run: bool,
+) -> ApiResult<HttpResponse> {
+    principal.require(Scope::LicensesWrite)?;
+    let (visible, product) = visible_license(&state, &principal, id).await?;
     let body = body.into_inner()?;
     body.payment.authorize(&principal)?;
     let period = offered_period(&product, body.period_months)?;
@@ -186,6 +202,17 @@ pub async fn renew_license(
             "the license changed owner during the request; retry".into(),
         ));
     }
+    // A product switch committed between the read and the lock: price with the product the
+    // license has now (serialized, not refused).
+    let (product, period) = if license.product_id == product.id {
+        (product, period)
+    } else {
+        let product = products::find(&txn, license.product_id)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        let period = offered_period(&product, body.period_months)?;
+        (product, period)
+    };
     let amount = renewal_cost(&product, &license, period)?;
     license.lifecycle.can_renew()?;
     let checkout = Checkout {

@@ -26,7 +26,7 @@ use crate::state::AppState;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SigningKeyOut {
     /// Always `Ed25519`.
-    #[schema(example = "Ed25519")]
+    #[schema(value_type = crate::openapi::types::SigningAlgorithm, example = "Ed25519")]
     pub algorithm: &'static str,
     /// What signed answers and license files name in their `key_id`.
     pub key_id: String,
@@ -38,12 +38,13 @@ pub struct SigningKeyOut {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SigningKeyEntry {
     /// Always `Ed25519`.
-    #[schema(example = "Ed25519")]
+    #[schema(value_type = crate::openapi::types::SigningAlgorithm, example = "Ed25519")]
     pub algorithm: &'static str,
     pub key_id: String,
     /// Standard base64 of the raw 32-byte public key.
     pub public_key: String,
     /// `current` (signs now) or `retired` (still verifies what it signed).
+    #[schema(value_type = crate::openapi::types::SigningKeyStatus)]
     pub status: &'static str,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,

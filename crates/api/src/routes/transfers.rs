@@ -38,12 +38,14 @@ pub struct LicensePreview {
     /// The license's name.
     pub name: String,
     /// Canonical text of the licensed IPv4 or IPv6 address.
+    #[schema(value_type = crate::openapi::types::IpAddress)]
     pub ip: String,
     /// Code of the licensed product.
     pub product_code: String,
     /// Name of the licensed product.
     pub product_name: String,
     /// Length of the current term in months.
+    #[schema(value_type = crate::openapi::types::PeriodMonths)]
     pub period_months: u32,
     /// End of the paid term.
     #[serde(with = "time::serde::rfc3339::option")]
@@ -79,7 +81,7 @@ pub struct TransferOut {
     /// The account the license is offered to.
     pub to_account_id: Uuid,
     /// `pending`, `accepted`, `rejected`, `cancelled` or `expired`.
-    #[schema(example = "pending")]
+    #[schema(value_type = crate::openapi::types::TransferStatus, example = "pending")]
     pub status: String,
     /// Wrong secrets presented so far; the fifth expires the offer.
     pub failed_attempts: u32,
@@ -112,7 +114,7 @@ pub struct CreatedTransfer {
     /// The account the license is offered to.
     pub to_account_id: Uuid,
     /// Always `pending`.
-    #[schema(example = "pending")]
+    #[schema(value_type = crate::openapi::types::TransferStatus, example = "pending")]
     pub status: String,
     /// When the offer lapses.
     #[serde(with = "time::serde::rfc3339")]
@@ -126,7 +128,8 @@ pub struct CreatedTransfer {
     pub created_at: OffsetDateTime,
 }
 
-/// What the receiver would be offered (`?dry_run=true`); nothing was created.
+/// What the receiver would be offered (`POST /v1/licenses/{id}/transfers/preview`); nothing
+/// was created.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TransferPreview {
     /// The license that would be on offer.
@@ -136,7 +139,7 @@ pub struct TransferPreview {
     /// The account it would be offered to.
     pub to_account_id: Uuid,
     /// `pending`: the status the offer would start in.
-    #[schema(example = "pending")]
+    #[schema(value_type = crate::openapi::types::TransferStatus, example = "pending")]
     pub status: String,
     /// When the offer would lapse if created now.
     #[serde(with = "time::serde::rfc3339")]
@@ -231,16 +234,16 @@ async fn receiver(
 ///
 /// Only the license's owner, for an `active` license or one `suspended` by the partner or for
 /// expiry, of a transferable product, and one pending offer per license. The answer carries
-/// the secret the receiver accepts with; it is shown only here. With `?dry_run=true`, answers
-/// the preview the receiver would see after every check, creating nothing.
+/// the secret the receiver accepts with; it is shown only here.
+/// `POST /v1/licenses/{id}/transfers/preview` answers the preview the receiver would see after
+/// every check, creating nothing.
 #[utoipa::path(
     operation_id = "create_transfer",
     tag = "transfers",
-    params(("id" = Uuid, Path, description = "License id"), DryRunQuery),
+    params(("id" = Uuid, Path, description = "License id")),
     request_body = CreateTransfer,
     responses(
         (status = 201, description = "The offer, with its secret", body = CreatedTransfer),
-        (status = 200, description = "Dry run: the preview the receiver would see", body = TransferPreview),
         (status = 400, response = crate::openapi::BadRequest),
         (status = 401, response = crate::openapi::Unauthorized),
         (status = 403, response = crate::openapi::Forbidden),
@@ -259,8 +262,22 @@ pub async fn create_transfer(
     body: crate::extract::Json<CreateTransfer>,
 ) -> ApiResult<HttpResponse> {
     principal.require(Scope::TransfersWrite)?;
+    // Undocumented since the preview operation; still accepted for one release (CONTRACT §4).
     let dry_run = query.enabled()?;
-    let (license, _) = visible_license(&state, &principal, id.into_inner()).await?;
+    offer_transfer(state, principal, id.into_inner(), body, dry_run).await
+}
+
+/// Offers a license; with `dry_run`, runs every check and answers the receiver's preview,
+/// creating nothing. The offer and its preview share it.
+pub(crate) async fn offer_transfer(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: Uuid,
+    body: crate::extract::Json<CreateTransfer>,
+    dry_run: bool,
+) -> ApiResult<HttpResponse> {
+    principal.require(Scope::TransfersWrite)?;
+    let (license, _) = visible_license(&state, &principal, id).await?;
     let body = body.into_inner()?;
     let mut errors = Vec::new();
     receiver(&state, license.account_id, body.to_account_id, &mut errors).await?;
@@ -296,6 +313,11 @@ pub async fn create_transfer(
         ));
     }
     license.lifecycle.can_transfer()?;
+    if license.trial {
+        return Err(ApiError::TrialLicense(
+            "a trial cannot be transferred; renew it to convert it first".into(),
+        ));
+    }
     let product = products::find(&txn, license.product_id)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -378,10 +400,10 @@ pub struct TransferQuery {
     /// `incoming` (offers to the caller's account; with `status=pending`, the "pending import
     /// approval" list) or `outgoing` (offers from it). Omitted: both (for the provider's
     /// administrators: every transfer).
-    #[param(pattern = "^(incoming|outgoing)$")]
+    #[param(value_type = Option<crate::openapi::types::TransferDirection>, inline)]
     pub direction: Option<String>,
     /// `pending`, `accepted`, `rejected`, `cancelled` or `expired`.
-    #[param(pattern = "^(pending|accepted|rejected|cancelled|expired)$")]
+    #[param(value_type = Option<crate::openapi::types::TransferStatus>)]
     pub status: Option<String>,
     /// Page size, 1..200 (default 50).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]

@@ -26,6 +26,7 @@ pub struct UserOut {
     pub account_id: Uuid,
     pub email: String,
     /// `admin` (provider staff), `owner`, `operator` or `viewer`.
+    #[schema(value_type = crate::openapi::types::Role)]
     pub role: String,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -84,7 +85,7 @@ pub struct CreateUser {
     pub password: String,
     /// `owner`, `operator` or `viewer` for a partner account; `admin` for the provider's.
     #[garde(skip)]
-    #[schema(pattern = "^(owner|operator|viewer|admin)$", example = "operator")]
+    #[schema(value_type = crate::openapi::types::Role, example = "operator")]
     pub role: String,
 }
 

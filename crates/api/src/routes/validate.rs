@@ -1,7 +1,8 @@
 //! `POST /v1/validate`: the licensed software asks whether its license is valid and gets a
 //! signed answer it can trust offline (CONTRACT §7). This is the hot path: rate limits are
 //! checked in memory before anything else, the license is read in one indexed query, nothing
-//! is written, and the signing key is already decrypted in memory.
+//! is written (usage goes to an in-memory buffer, [`crate::usage`]), and the signing key is
+//! already decrypted in memory.
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -13,7 +14,6 @@ use licentia_domain::signing::KeyPair;
 use licentia_domain::transfer::hash_secret;
 use licentia_domain::validation::{self, Claims, ValidationCode};
 use licentia_persistence::repo::licenses::registration_key_hash;
-use licentia_persistence::repo::registrations;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -89,7 +89,7 @@ pub struct ValidationOut {
     pub valid: bool,
     /// `NOT_FOUND`, `NOT_ACTIVE`, `EXPIRED`, `SUSPENDED`, `IP_MISMATCH`, `NOT_REGISTERED` or
     /// `VALID`: the first that applies, in this order.
-    #[schema(example = "VALID")]
+    #[schema(value_type = crate::openapi::types::ValidationCode, example = "VALID")]
     pub code: &'static str,
     /// The license; null for `NOT_FOUND`.
     pub license: Option<LicenseClaimsOut>,
@@ -190,8 +190,8 @@ pub async fn validate_license(
     };
 
     let key = body.registration_key.as_str();
-    let view = registrations::validation_view(
-        state.db.conn(),
+    let view = crate::read::validation_view(
+        &state,
         key,
         &registration_key_hash(key),
         body.fingerprint.as_deref(),
@@ -210,10 +210,15 @@ pub async fn validate_license(
             let license = if code == ValidationCode::NotFound {
                 None
             } else {
-                let product_code = state
-                    .product_codes
-                    .code(state.db.conn(), view.license.product_id)
-                    .await?;
+                // Usage (CONTRACT §11): recorded in memory, written later in batches.
+                state.usage.record(
+                    view.license.id,
+                    view.registration_id,
+                    now,
+                    ip.or_else(|| req.peer_addr().map(|peer| canonical_ip(peer.ip()))),
+                );
+                let product_code =
+                    crate::read::product_code(&state, view.license.product_id).await?;
                 Some(LicenseClaimsOut::new(&view.license, product_code))
             };
             (code, license)

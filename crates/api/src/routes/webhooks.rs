@@ -1,11 +1,13 @@
-//! `/v1/webhook-endpoints`: where a partner's integration receives its account's events, and
-//! the log of each delivery. Writes need `account:admin`, reads `licenses:read`. A partner
-//! sees only its own endpoints (others answer 404); the provider's administrators see all, and
-//! the endpoints they register receive every account's events.
+//! `/v1/webhook-endpoints`: where a partner's integration receives its account's events, the
+//! log of each delivery, and the tools to test and repair an integration (ping, redeliver).
+//! Writes need `account:admin`, reads `licenses:read`. A partner sees only its own endpoints
+//! (others answer 404); the provider's administrators see all, and the endpoints they register
+//! receive every account's events.
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use licentia_domain::auth::Scope;
 use licentia_domain::ids::AccountId;
 use licentia_persistence::TransactionTrait;
+use licentia_persistence::repo::events::{self, NewEvent};
 use licentia_persistence::repo::webhooks::{
     self, Delivery, Endpoint, EndpointChanges, NewEndpoint,
 };
@@ -73,6 +75,7 @@ pub struct WebhookEndpointOut {
     /// The URL events are POSTed to, normalized.
     pub url: String,
     /// The event types it receives; `*` is all of them.
+    #[schema(value_type = Vec<crate::openapi::types::WebhookEventType>)]
     pub event_types: Vec<String>,
     /// Whether deliveries are made.
     pub enabled: bool,
@@ -118,7 +121,7 @@ pub struct WebhookDeliveryOut {
     #[schema(example = "license.activated")]
     pub event_type: String,
     /// `pending` (retries remain), `delivered` (a 2xx answer) or `failed` (given up).
-    #[schema(example = "delivered")]
+    #[schema(value_type = crate::openapi::types::DeliveryStatus, example = "delivered")]
     pub status: String,
     /// Attempts made so far.
     pub attempts: i32,
@@ -440,4 +443,131 @@ pub async fn list_webhook_deliveries(
         WebhookDeliveryOut::from,
     );
     Ok(HttpResponse::Ok().json(page))
+}
+
+/// The endpoint, when the caller may change it (`account:admin`; 403 before the look-up), and
+/// it can receive deliveries (409 while it is disabled).
+async fn deliverable_endpoint(
+    state: &AppState,
+    principal: &Principal,
+    id: Uuid,
+) -> ApiResult<Endpoint> {
+    principal.require(Scope::AccountAdmin)?;
+    let endpoint = webhooks::find(state.db.conn(), visible(principal), id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(endpoint)
+}
+
+fn require_enabled(endpoint: &Endpoint) -> ApiResult<()> {
+    if endpoint.enabled {
+        Ok(())
+    } else {
+        Err(ApiError::Conflict(
+            "the endpoint is disabled; enable it (PATCH enabled: true) first".into(),
+        ))
+    }
+}
+
+/// Redeliver a webhook delivery
+///
+/// Sends the delivery's event to the endpoint again, as a new delivery (retried like any
+/// other): the same event id (`Licentia-Event-Id`) and the same body, with a fresh
+/// `Licentia-Signature`. For a receiver that was down, or lost what it received. Needs the
+/// permission that changing the endpoint needs (`account:admin`); 409 while the endpoint is
+/// disabled.
+#[utoipa::path(
+    operation_id = "redeliver_webhook_delivery",
+    tag = "webhooks",
+    params(
+        ("id" = Uuid, Path, description = "Webhook endpoint id"),
+        ("delivery_id" = Uuid, Path, description = "The delivery to send again"),
+    ),
+    responses(
+        (status = 202, description = "Queued: the new delivery", body = WebhookDeliveryOut),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+#[post("/v1/webhook-endpoints/{id}/deliveries/{delivery_id}/redeliver")]
+pub async fn redeliver_webhook_delivery(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<(Uuid, Uuid)>,
+) -> ApiResult<HttpResponse> {
+    let (id, delivery_id) = path.into_inner();
+    let endpoint = deliverable_endpoint(&state, &principal, id).await?;
+    let txn = state
+        .db
+        .conn()
+        .begin()
+        .await
+        .map_err(licentia_persistence::PersistenceError::from)?;
+    let original = webhooks::find_delivery(&txn, endpoint.id, delivery_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    require_enabled(&endpoint)?;
+    let queued = webhooks::queue_delivery(
+        &txn,
+        endpoint.id,
+        original.event_id,
+        &original.event_type,
+        licentia_persistence::now(),
+    )
+    .await?;
+    let res = HttpResponse::Accepted().json(WebhookDeliveryOut::from(queued));
+    crate::idempotency::commit(txn, res).await
+}
+
+/// Ping a webhook endpoint
+///
+/// Records a `webhook.ping` event (`after`: `{endpoint_id}`) and delivers it to this endpoint
+/// only, whatever event types it subscribes to: a signed test delivery for an integration
+/// under construction. Needs the permission that changing the endpoint needs
+/// (`account:admin`); 409 while the endpoint is disabled.
+#[utoipa::path(
+    operation_id = "ping_webhook_endpoint",
+    tag = "webhooks",
+    params(("id" = Uuid, Path, description = "Webhook endpoint id")),
+    responses(
+        (status = 202, description = "Queued: the ping's delivery", body = WebhookDeliveryOut),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+#[post("/v1/webhook-endpoints/{id}/ping")]
+pub async fn ping_webhook_endpoint(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let endpoint = deliverable_endpoint(&state, &principal, id.into_inner()).await?;
+    require_enabled(&endpoint)?;
+    let txn = state
+        .db
+        .conn()
+        .begin()
+        .await
+        .map_err(licentia_persistence::PersistenceError::from)?;
+    let (event_id, at) = events::record_undelivered(
+        &txn,
+        NewEvent {
+            event_type: service::PING,
+            account_id: endpoint.account_id,
+            license_id: None,
+            actor: principal.actor(),
+            before: None,
+            after: Some(serde_json::json!({ "endpoint_id": endpoint.id })),
+        },
+    )
+    .await?;
+    let queued = webhooks::queue_delivery(&txn, endpoint.id, event_id, service::PING, at).await?;
+    let res = HttpResponse::Accepted().json(WebhookDeliveryOut::from(queued));
+    crate::idempotency::commit(txn, res).await
 }

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 
 use licentia_domain::ids::{AccountId, LicenseId};
 use licentia_domain::license::Actor as LifecycleActor;
+use licentia_domain::license_record::Annotation;
 use licentia_domain::period::Period;
 use licentia_persistence::repo::events::{self, NewEvent};
 use licentia_persistence::repo::jobs::{self, Job};
@@ -344,8 +345,17 @@ async fn perform(
             return set_auto_renew(txn, caller, license, period).await;
         }
     };
-    let saved =
-        lifecycle::transition(txn, caller, license, transition, now, attempts, |_| Ok(())).await?;
+    let saved = lifecycle::transition(
+        txn,
+        caller,
+        license,
+        transition,
+        Annotation::default(),
+        now,
+        attempts,
+        |_| Ok(()),
+    )
+    .await?;
     Ok((saved.account_id, 0))
 }
 
@@ -399,6 +409,12 @@ async fn set_auto_renew(
         .await?
         .ok_or(ApiError::NotFound)?;
     license.lifecycle.can_edit_unprovisioned()?;
+    if period.is_some() && license.trial {
+        return Err(ApiError::field(
+            "auto_renew_months",
+            "cannot be set on a trial; a paid renewal converts it first",
+        ));
+    }
     if let Some(p) = period {
         let product = products::find(txn, license.product_id)
             .await?

@@ -4,7 +4,7 @@ use licentia_domain::ids::LicenseId;
 use licentia_domain::license::{
     Actor as LifecycleActor, LicenseStatus, Lifecycle, TransitionError,
 };
-use licentia_domain::license_record::License;
+use licentia_domain::license_record::{Annotation, License};
 use licentia_persistence::DatabaseTransaction;
 use licentia_persistence::repo::events::{self, Actor, NewEvent};
 use licentia_persistence::repo::licenses::{self, Scope as LicenseScope};
@@ -79,14 +79,17 @@ impl Caller {
 
 /// Applies `transition` to the license inside `txn`: locks the orders holding its unpaid items
 /// (a deletion cancels them), then the license (404 when the caller cannot reach it); runs
-/// `precondition` (e.g. `If-Match`) on the locked row; saves; queues provisioning when the
-/// license entered `in_progress`; on deletion cancels its unpaid order items and pending
-/// transfers; records the event. Returns the saved license.
+/// `precondition` (e.g. `If-Match`) on the locked row; saves, with `annotation` (the cause and
+/// note of a disable or delete; ignored by an enable); queues provisioning when the license
+/// entered `in_progress`; on deletion cancels its unpaid order items and pending transfers;
+/// records the event (its snapshots carry the cause and note). Returns the saved license.
+#[allow(clippy::too_many_arguments)]
 pub async fn transition(
     txn: &DatabaseTransaction,
     caller: &Caller,
     id: LicenseId,
     transition: Transition,
+    annotation: Annotation,
     now: OffsetDateTime,
     provision_attempts: i32,
     precondition: impl FnOnce(&License) -> ApiResult<()>,
@@ -98,6 +101,11 @@ pub async fn transition(
     let before = license_snapshot(&license);
     let mut next = license.clone();
     next.lifecycle = transition.apply(license.lifecycle.clone(), caller.role, now)?;
+    match transition {
+        Transition::Disable => next.suspension = annotation,
+        Transition::Delete => next.deletion = annotation,
+        Transition::Enable => {}
+    }
     let entered_progress = next.lifecycle.status == LicenseStatus::InProgress;
     let deleted = next.lifecycle.status == LicenseStatus::Deleted;
     let saved = licenses::save(txn, &next, None).await?;

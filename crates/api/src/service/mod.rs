@@ -2,6 +2,7 @@
 //! always inside the caller's transaction.
 pub mod billing;
 pub mod bulk;
+pub mod event_stream;
 pub mod lifecycle;
 pub mod provisioning;
 pub mod renewal;

@@ -22,16 +22,79 @@ pub const JOB_KIND: &str = "provision";
 /// Applies a license to the licensed software. `AppState::provisioner` holds the one in use
 /// (the local one unless a deployment or a test plugs in another).
 pub trait Provisioner: Send + Sync {
-    fn apply(&self, license: &License) -> Result<(), String>;
+    /// Provisions `job.license` as it now is (an activation, a modification, a re-enable).
+    /// An error is retried with backoff; its text is shown as the license's
+    /// `provisioning_error` (with the administrator password, if it appears, redacted).
+    fn apply(&self, job: &ProvisionJob<'_>) -> Result<(), String>;
+}
+
+/// What a provisioning job hands the provisioner.
+#[derive(Debug)]
+pub struct ProvisionJob<'a> {
+    /// The license, as it now is.
+    pub license: &'a License,
+    /// The license's administrator password, decrypted ("to gain access to the server");
+    /// `None` when the license has none.
+    pub admin_password: Option<&'a AdminPassword>,
+}
+
+/// A decrypted administrator password. It never prints: `Debug` shows `[redacted]` and there
+/// is no `Display`; [`AdminPassword::expose`] is the one way to read it.
+pub struct AdminPassword(String);
+
+impl AdminPassword {
+    pub fn new(password: String) -> Self {
+        Self(password)
+    }
+
+    /// The password itself, for the provisioner to log in with.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// `text` with every occurrence of the password replaced, so that a provisioner's error
+    /// message cannot carry it into the license, an event or the log.
+    pub fn redact(&self, text: &str) -> String {
+        if self.0.is_empty() {
+            text.to_owned()
+        } else {
+            text.replace(&self.0, "[redacted]")
+        }
+    }
+}
+
+impl std::fmt::Debug for AdminPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminPassword([redacted])")
+    }
 }
 
 /// Issues licenses locally: nothing external to call, always succeeds.
 pub struct LocalProvisioner;
 
 impl Provisioner for LocalProvisioner {
-    fn apply(&self, _license: &License) -> Result<(), String> {
+    fn apply(&self, _job: &ProvisionJob<'_>) -> Result<(), String> {
         Ok(())
     }
+}
+
+/// The license's administrator password, decrypted; `None` when it has none.
+async fn admin_password(
+    state: &AppState,
+    db: &impl ConnectionTrait,
+    id: LicenseId,
+) -> ApiResult<Option<AdminPassword>> {
+    let Some(sealed) = licenses::admin_password_enc(db, id).await? else {
+        return Ok(None);
+    };
+    crate::crypto::open(&state.encryption_key, &sealed)
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .map(|p| Some(AdminPassword::new(p)))
+        .ok_or_else(|| {
+            ApiError::Internal(format!(
+                "the administrator password of license {id} cannot be decrypted"
+            ))
+        })
 }
 
 /// Queues provisioning of a license that just entered `in_progress`.
@@ -70,7 +133,15 @@ async fn run(state: &AppState, provisioner: &dyn Provisioner, job: &Job) -> ApiR
     }
     let before = license_snapshot(&license);
     let mut next = license.clone();
-    if let Err(why) = provisioner.apply(&license) {
+    let password = admin_password(state, &txn, id).await?;
+    let request = ProvisionJob {
+        license: &license,
+        admin_password: password.as_ref(),
+    };
+    if let Err(why) = provisioner.apply(&request) {
+        // The provisioner's words go into the license, an event and the log: never the
+        // password, whatever it wrote.
+        let why = password.as_ref().map_or(why.clone(), |p| p.redact(&why));
         next.provisioning_error = Some(why.clone());
         let saved = licenses::save(&txn, &next, None).await?;
         // The last attempt: the license stays `in_progress` with the error for an admin to

@@ -214,6 +214,8 @@ pub async fn fulfil_renewal(
         _ => license.lifecycle.clone().renew(item.period, now)?,
     };
     next.period = item.period;
+    // A paid renewal converts a trial: the paid term runs from max(valid_until, now).
+    next.trial = false;
     let saved = licenses::save(txn, &next, None).await?;
     if saved.lifecycle.status == LicenseStatus::InProgress
         && license.lifecycle.status != LicenseStatus::InProgress

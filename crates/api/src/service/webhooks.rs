@@ -40,6 +40,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "license.provisioning_failed",
     "license.auto_renew_failed",
     "license.registration_created",
+    "license.registration_deleted",
     "license.registrations_deleted",
     "transfer.created",
     "transfer.accepted",
@@ -49,7 +50,11 @@ pub const EVENT_TYPES: &[&str] = &[
     "order.paid",
     "order.item_cancelled",
     "balance.low",
+    "webhook.ping",
 ];
+
+/// The event `POST /v1/webhook-endpoints/{id}/ping` sends to that one endpoint.
+pub const PING: &str = "webhook.ping";
 
 /// The whole exchange with a receiver, connection included.
 const TIMEOUT: Duration = Duration::from_secs(10);

@@ -382,3 +382,15 @@ fn validation_view_guesses_for_inconsistent_rows() {
     l.valid_until = None;
     assert_eq!(l.validation_view(), Settled::ORDERED);
 }
+
+#[test]
+fn a_trial_activates_like_a_paid_order_for_its_own_term() {
+    let until = NOW + Duration::days(14);
+    let trial = Lifecycle::trial(until);
+    assert_eq!(trial.status, S::InProgress);
+    assert_eq!(trial.valid_until, Some(until));
+    assert_eq!(trial.validation_view(), Settled::ORDERED);
+    let active = trial.provisioning_succeeded().unwrap();
+    assert_eq!(active.settled(), Some(Settled::ACTIVE));
+    assert_eq!(active.valid_until, Some(until));
+}

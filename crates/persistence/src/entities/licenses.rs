@@ -29,11 +29,18 @@ pub struct Model {
     pub external_id: Option<String>,
     pub metadata: Json,
     pub admin_password_enc: Option<Vec<u8>>,
+    pub trial: bool,
+    pub suspension_cause: Option<String>,
+    pub suspension_note: Option<String>,
+    pub deletion_cause: Option<String>,
+    pub deletion_note: Option<String>,
     pub version: i64,
     pub expiring_notice_for: Option<TimeDateTimeWithTimeZone>,
     pub created_at: TimeDateTimeWithTimeZone,
     pub updated_at: TimeDateTimeWithTimeZone,
     pub deleted_at: Option<TimeDateTimeWithTimeZone>,
+    /// The last validation of the license's key (written by the usage flush only).
+    pub last_validated_at: Option<TimeDateTimeWithTimeZone>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

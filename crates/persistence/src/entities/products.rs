@@ -12,6 +12,7 @@ pub struct Model {
     pub options: Json,
     pub max_registrations: Option<i32>,
     pub transferable: bool,
+    pub trial_days: i32,
     pub archived: bool,
     pub created_at: TimeDateTimeWithTimeZone,
     pub updated_at: TimeDateTimeWithTimeZone,

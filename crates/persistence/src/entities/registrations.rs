@@ -12,6 +12,8 @@ pub struct Model {
     pub ip: Option<String>,
     pub created_at: TimeDateTimeWithTimeZone,
     pub last_seen_at: Option<TimeDateTimeWithTimeZone>,
+    /// The address of the last validation or registration naming the fingerprint.
+    pub last_ip: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -77,6 +77,19 @@ pub async fn record(
     db: &impl ConnectionTrait,
     event: NewEvent,
 ) -> Result<(EventId, OffsetDateTime)> {
+    let event_type = event.event_type;
+    let account = event.account_id;
+    let (id, now) = record_undelivered(db, event).await?;
+    super::webhooks::enqueue_deliveries(db, id, event_type, account, now).await?;
+    Ok((id, now))
+}
+
+/// Records an event without queueing it to the subscribed endpoints: for an event meant for
+/// one endpoint only (`webhook.ping`), whose caller queues that one delivery itself.
+pub async fn record_undelivered(
+    db: &impl ConnectionTrait,
+    event: NewEvent,
+) -> Result<(EventId, OffsetDateTime)> {
     let id = EventId::new();
     let now = crate::now();
     let row = events::ActiveModel {
@@ -93,7 +106,6 @@ pub async fn record(
     events::Entity::insert(row)
         .exec_without_returning(db)
         .await?;
-    super::webhooks::enqueue_deliveries(db, id, event.event_type, event.account_id, now).await?;
     Ok((id, now))
 }
 

@@ -8,7 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use licentia_domain::ParseEnumError;
-use licentia_domain::ids::{AccountId, LedgerEntryId, OrderId};
+use licentia_domain::ids::{AccountId, LedgerEntryId, LicenseId, OrderId, ProductId};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
@@ -17,8 +17,8 @@ use sea_orm::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::entities::accounts;
 use crate::entities::ledger_entries::{self, Column, Entity};
+use crate::entities::{accounts, ledger_allocations, licenses, order_items};
 use crate::error::{PersistenceError, Result, parse};
 
 /// Why money moved.
@@ -227,7 +227,97 @@ pub async fn charge(
         now,
     )
     .await?;
+    if let Some(order) = order_id {
+        allocate_order(db, &entry, order).await?;
+    }
     Ok(ChargeOutcome::Charged(entry))
+}
+
+/// Gives back `amount` (> 0) for a change of one license (a downgrade): a `refund` entry,
+/// attributed to the license and its product for the revenue report.
+pub async fn refund(
+    db: &impl ConnectionTrait,
+    account_id: AccountId,
+    amount: i64,
+    reference: &str,
+    license: LicenseId,
+    product: ProductId,
+) -> Result<LedgerEntry> {
+    let entry = credit(db, account_id, amount, LedgerKind::Refund, reference, None).await?;
+    ledger_allocations::Entity::insert(allocation(
+        &entry,
+        license.as_uuid(),
+        product.as_uuid(),
+        amount,
+    ))
+    .exec_without_returning(db)
+    .await?;
+    Ok(entry)
+}
+
+fn allocation(
+    entry: &LedgerEntry,
+    license: Uuid,
+    product: Uuid,
+    amount: i64,
+) -> ledger_allocations::ActiveModel {
+    ledger_allocations::ActiveModel {
+        ledger_entry_id: Set(entry.id.as_uuid()),
+        license_id: Set(license),
+        product_id: Set(product),
+        account_id: Set(entry.account_id.as_uuid()),
+        kind: Set(entry.kind.as_str().to_owned()),
+        amount: Set(amount),
+        created_at: Set(entry.created_at),
+    }
+}
+
+/// Splits a charge by the licenses of its order's items: an order is charged once for every
+/// item paid with it (the fulfilled ones), each item for one license, whose product it was
+/// priced for (an item that no longer matched its license was cancelled, not fulfilled).
+async fn allocate_order(
+    db: &impl ConnectionTrait,
+    entry: &LedgerEntry,
+    order: OrderId,
+) -> Result<()> {
+    use std::collections::BTreeMap;
+
+    use sea_orm::sea_query::Query;
+
+    let mut q = Query::select();
+    q.column((order_items::Entity, order_items::Column::LicenseId))
+        .column((licenses::Entity, licenses::Column::ProductId))
+        .column((order_items::Entity, order_items::Column::Amount))
+        .from(order_items::Entity)
+        .inner_join(
+            licenses::Entity,
+            Expr::col((licenses::Entity, licenses::Column::Id))
+                .equals((order_items::Entity, order_items::Column::LicenseId)),
+        )
+        .and_where(
+            Expr::col((order_items::Entity, order_items::Column::OrderId)).eq(order.as_uuid()),
+        )
+        .and_where(Expr::col((order_items::Entity, order_items::Column::Status)).eq("fulfilled"))
+        .and_where(Expr::col((order_items::Entity, order_items::Column::Amount)).gt(0));
+    let mut shares: BTreeMap<Uuid, (Uuid, i64)> = BTreeMap::new();
+    for row in db.query_all(&q).await? {
+        let license: Uuid = row.try_get("", "license_id")?;
+        let product: Uuid = row.try_get("", "product_id")?;
+        let amount: i64 = row.try_get("", "amount")?;
+        let share = shares.entry(license).or_insert((product, 0));
+        share.1 = share.1.saturating_add(amount);
+    }
+    if shares.is_empty() {
+        return Ok(());
+    }
+    ledger_allocations::Entity::insert_many(
+        shares
+            .into_iter()
+            .map(|(license, (product, amount))| allocation(entry, license, product, amount)),
+    )
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
 }
 
 /// The account's entries after `after` (exclusive), oldest first: ids are UUIDv7, so id order

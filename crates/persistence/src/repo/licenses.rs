@@ -5,12 +5,12 @@ use std::net::IpAddr;
 
 use licentia_domain::ids::{AccountId, LicenseId, ProductId};
 use licentia_domain::license::{Lifecycle, Settled};
-use licentia_domain::license_record::{License, ip_key};
+use licentia_domain::license_record::{Annotation, License, ip_key};
 use licentia_domain::period::Period;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, Order,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -87,12 +87,23 @@ impl TryFrom<licenses::Model> for License {
             provisioning_error: m.provisioning_error,
             external_id: m.external_id,
             metadata,
+            trial: m.trial,
+            suspension: annotation(m.suspension_cause.as_deref(), m.suspension_note)?,
+            deletion: annotation(m.deletion_cause.as_deref(), m.deletion_note)?,
             version: m.version,
             name: m.name,
             created_at: m.created_at,
             updated_at: m.updated_at,
+            last_validated_at: m.last_validated_at,
         })
     }
+}
+
+fn annotation(cause: Option<&str>, note: Option<String>) -> Result<Annotation> {
+    Ok(Annotation {
+        cause: cause.map(|c| parse("license.cause", c)).transpose()?,
+        note,
+    })
 }
 
 /// SHA-256 hex of a registration key: the indexed look-up column.
@@ -138,11 +149,18 @@ fn row(l: &License) -> licenses::ActiveModel {
         external_id: Set(l.external_id.clone()),
         metadata: Set(serde_json::to_value(&l.metadata).unwrap_or_default()),
         admin_password_enc: sea_orm::ActiveValue::NotSet,
+        trial: Set(l.trial),
+        suspension_cause: Set(l.suspension.cause.map(|c| c.as_str().to_owned())),
+        suspension_note: Set(l.suspension.note.clone()),
+        deletion_cause: Set(l.deletion.cause.map(|c| c.as_str().to_owned())),
+        deletion_note: Set(l.deletion.note.clone()),
         version: Set(l.version),
         expiring_notice_for: sea_orm::ActiveValue::NotSet,
         created_at: Set(crate::truncate(l.created_at)),
         updated_at: Set(crate::truncate(l.updated_at)),
         deleted_at: sea_orm::ActiveValue::NotSet,
+        // Usage moves only forward, through `repo::usage`: a save never writes it back.
+        last_validated_at: sea_orm::ActiveValue::NotSet,
     }
 }
 
@@ -159,21 +177,24 @@ pub async fn insert(
     Entity::insert(r).exec_with_returning(db).await?.try_into()
 }
 
-/// Inserts many licenses in one statement (bulk loading: `licentia seed`). Each row is
-/// written exactly as [`insert`] writes it. PostgreSQL takes at most 65,535 bound values per
-/// statement, so callers keep batches under 2,000 rows.
+/// Inserts many licenses in as few statements as possible (bulk loading: `licentia seed`).
+/// Each row is written exactly as [`insert`] writes it. PostgreSQL takes at most 65,535 bound
+/// values per statement, so the batch is split into statements of as many rows as that allows
+/// for the table's columns.
 pub async fn insert_batch(db: &impl ConnectionTrait, batch: &[License]) -> Result<()> {
-    if batch.is_empty() {
-        return Ok(());
+    use sea_orm::Iterable;
+    let columns = Column::iter().count().max(1);
+    let per_statement = (u16::MAX as usize / columns).max(1);
+    for chunk in batch.chunks(per_statement) {
+        let rows = chunk.iter().map(|l| {
+            let mut r = row(l);
+            r.admin_password_enc = Set(None);
+            r.expiring_notice_for = Set(None);
+            r.deleted_at = Set(None);
+            r
+        });
+        Entity::insert_many(rows).exec_without_returning(db).await?;
     }
-    let rows = batch.iter().map(|l| {
-        let mut r = row(l);
-        r.admin_password_enc = Set(None);
-        r.expiring_notice_for = Set(None);
-        r.deleted_at = Set(None);
-        r
-    });
-    Entity::insert_many(rows).exec_without_returning(db).await?;
     Ok(())
 }
 
@@ -293,6 +314,8 @@ pub async fn save(
     let mut next = license.clone();
     next.version = license.version + 1;
     next.updated_at = crate::now();
+    // A disable's cause and note live only as long as that suspension.
+    next.drop_stale_annotations();
     let mut r = row(&next);
     r.created_at = sea_orm::ActiveValue::NotSet;
     if let Some(enc) = admin_password_enc {
@@ -329,9 +352,19 @@ pub async fn admin_password_enc(
 /// Sort orders of the list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sort {
-    CreatedAt { desc: bool },
-    ValidUntil { desc: bool },
-    Name { desc: bool },
+    CreatedAt {
+        desc: bool,
+    },
+    ValidUntil {
+        desc: bool,
+    },
+    Name {
+        desc: bool,
+    },
+    /// Licenses never validated come last in either direction.
+    LastValidatedAt {
+        desc: bool,
+    },
 }
 
 /// Filters of the list, combined with AND.
@@ -350,6 +383,12 @@ pub struct Filter {
     pub valid_until_to: Option<OffsetDateTime>,
     pub external_id: Option<String>,
     pub account_id: Option<AccountId>,
+    /// `last_validated_at` strictly before this instant (licenses never validated excluded).
+    pub validated_before: Option<OffsetDateTime>,
+    /// `Some(true)`: never validated; `Some(false)`: validated at least once.
+    pub never_validated: Option<bool>,
+    /// Metadata keys and the exact string value each must have.
+    pub metadata: Vec<(String, String)>,
 }
 
 /// Where a keyset page continues: after this row's sort value and id.
@@ -358,6 +397,7 @@ pub enum After {
     Id(Uuid),
     ValidUntil(Option<OffsetDateTime>, Uuid),
     Name(String, Uuid),
+    LastValidatedAt(Option<OffsetDateTime>, Uuid),
 }
 
 fn escape_like(s: &str) -> String {
@@ -366,15 +406,25 @@ fn escape_like(s: &str) -> String {
         .replace('_', "\\_")
 }
 
-/// One keyset page of licenses (`limit` rows at most).
-pub async fn list(
-    db: &impl ConnectionTrait,
-    scope: Scope,
-    filter: &Filter,
-    sort: Sort,
-    after: Option<After>,
-    limit: u64,
-) -> Result<Vec<License>> {
+/// `metadata` holds `key` with exactly the string `value`. PostgreSQL: JSON containment, which
+/// the GIN index on `metadata::jsonb` serves; SQLite: the map's members.
+fn metadata_condition(backend: DbBackend, key: &str, value: &str) -> Expr {
+    match backend {
+        DbBackend::Postgres => Expr::cust_with_values(
+            // PostgreSQL placeholders are `$n` (`?` is a jsonb operator there).
+            r#"CAST("licenses"."metadata" AS jsonb) @> CAST($1 AS jsonb)"#,
+            [serde_json::json!({ key: value }).to_string()],
+        ),
+        _ => Expr::cust_with_values(
+            r#"EXISTS (SELECT 1 FROM json_each("licenses"."metadata") AS m WHERE m.key = ? AND m.type = 'text' AND m.value = ?)"#,
+            [key.to_owned(), value.to_owned()],
+        ),
+    }
+}
+
+/// The list's filters (and the caller's scope) as one condition: shared by pages, counts
+/// and exports, so that they always agree on what matches.
+fn condition(backend: DbBackend, scope: Scope, filter: &Filter) -> Condition {
     let mut cond = scope.condition();
     if let Some(id) = filter.id {
         cond = cond.add(Column::Id.eq(id.as_uuid()));
@@ -411,6 +461,41 @@ pub async fn list(
     }
     if let Some(account) = filter.account_id {
         cond = cond.add(Column::AccountId.eq(account.as_uuid()));
+    }
+    if let Some(before) = filter.validated_before {
+        cond = cond.add(Column::LastValidatedAt.lt(crate::truncate(before)));
+    }
+    match filter.never_validated {
+        Some(true) => cond = cond.add(Column::LastValidatedAt.is_null()),
+        Some(false) => cond = cond.add(Column::LastValidatedAt.is_not_null()),
+        None => {}
+    }
+    for (key, value) in &filter.metadata {
+        cond = cond.add(metadata_condition(backend, key, value));
+    }
+    cond
+}
+
+/// How many licenses the scope sees that match `filter`.
+pub async fn count(db: &impl ConnectionTrait, scope: Scope, filter: &Filter) -> Result<u64> {
+    Ok(Entity::find()
+        .filter(condition(db.get_database_backend(), scope, filter))
+        .count(db)
+        .await?)
+}
+
+/// One keyset page of licenses (`limit` rows at most).
+pub async fn list(
+    db: &impl ConnectionTrait,
+    scope: Scope,
+    filter: &Filter,
+    sort: Sort,
+    after: Option<After>,
+    limit: u64,
+) -> Result<Vec<License>> {
+    let cond = condition(db.get_database_backend(), scope, filter);
+    if let Sort::LastValidatedAt { desc } = sort {
+        return list_by_validation(db, cond, desc, after, limit).await;
     }
     let mut q = Entity::find().filter(cond);
     let dir = |desc: bool| if desc { Order::Desc } else { Order::Asc };
@@ -481,6 +566,7 @@ pub async fn list(
                 .order_by(Column::NameLower, dir(desc))
                 .order_by(Column::Id, dir(desc));
         }
+        Sort::LastValidatedAt { .. } => unreachable!("listed by list_by_validation"),
     }
     q.limit(limit)
         .all(db)
@@ -488,6 +574,69 @@ pub async fn list(
         .into_iter()
         .map(License::try_from)
         .collect()
+}
+
+/// A page in `last_validated_at` order: the validated licenses first (by instant, then id),
+/// then those never validated (by id). The column has no index on purpose (see migration
+/// m0009: its updates stay heap-only), so each part sorts the caller's matching licenses.
+async fn list_by_validation(
+    db: &impl ConnectionTrait,
+    cond: Condition,
+    desc: bool,
+    after: Option<After>,
+    limit: u64,
+) -> Result<Vec<License>> {
+    let dir = if desc { Order::Desc } else { Order::Asc };
+    let id_cmp = |id: Uuid| {
+        if desc {
+            Column::Id.lt(id)
+        } else {
+            Column::Id.gt(id)
+        }
+    };
+    let (after_value, after_id) = match after {
+        Some(After::LastValidatedAt(value, id)) => (value, Some(id)),
+        _ => (None, None),
+    };
+    let mut rows = Vec::new();
+    // Still among the validated ones unless the cursor points into the never-validated part.
+    if after_id.is_none() || after_value.is_some() {
+        let mut q = Entity::find()
+            .filter(cond.clone())
+            .filter(Column::LastValidatedAt.is_not_null());
+        if let (Some(v), Some(id)) = (after_value, after_id) {
+            let v = crate::truncate(v);
+            let beyond = if desc {
+                Column::LastValidatedAt.lt(v)
+            } else {
+                Column::LastValidatedAt.gt(v)
+            };
+            q = q.filter(
+                Condition::any().add(beyond).add(
+                    Condition::all()
+                        .add(Column::LastValidatedAt.eq(v))
+                        .add(id_cmp(id)),
+                ),
+            );
+        }
+        rows = q
+            .order_by(Column::LastValidatedAt, dir.clone())
+            .order_by(Column::Id, dir.clone())
+            .limit(limit)
+            .all(db)
+            .await?;
+    }
+    let left = limit.saturating_sub(rows.len() as u64);
+    if left > 0 {
+        let mut q = Entity::find()
+            .filter(cond)
+            .filter(Column::LastValidatedAt.is_null());
+        if let (None, Some(id)) = (after_value, after_id) {
+            q = q.filter(id_cmp(id));
+        }
+        rows.extend(q.order_by(Column::Id, dir).limit(left).all(db).await?);
+    }
+    rows.into_iter().map(License::try_from).collect()
 }
 
 /// Which licenses a sweep looks at; every variant is re-checked under the row lock by the

@@ -115,6 +115,8 @@ impl TryFrom<products::Model> for Product {
                 })
                 .transpose()?,
             transferable: m.transferable,
+            trial_days: u32::try_from(m.trial_days)
+                .map_err(|_| PersistenceError::Corrupt(format!("trial_days {}", m.trial_days)))?,
             archived: m.archived,
             created_at: m.created_at,
             updated_at: m.updated_at,
@@ -133,6 +135,7 @@ fn to_row(p: &Product) -> products::ActiveModel {
             .max_registrations
             .map(|n| i32::try_from(n).unwrap_or(i32::MAX))),
         transferable: Set(p.transferable),
+        trial_days: Set(i32::try_from(p.trial_days).unwrap_or(i32::MAX)),
         archived: Set(p.archived),
         created_at: Set(crate::truncate(p.created_at)),
         updated_at: Set(crate::truncate(p.updated_at)),

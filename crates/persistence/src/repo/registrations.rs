@@ -27,7 +27,10 @@ pub struct Registration {
     pub hostname: Option<String>,
     pub ip: Option<IpAddr>,
     pub created_at: OffsetDateTime,
+    /// The last validation or registration naming the fingerprint.
     pub last_seen_at: Option<OffsetDateTime>,
+    /// The address that last validation or registration came from.
+    pub last_ip: Option<IpAddr>,
 }
 
 impl TryFrom<registrations::Model> for Registration {
@@ -38,6 +41,12 @@ impl TryFrom<registrations::Model> for Registration {
                 .map(str::parse::<IpAddr>)
                 .transpose()
                 .map_err(|_| PersistenceError::Corrupt(format!("registration {}: ip", m.id)))?;
+        let last_ip = m
+            .last_ip
+            .as_deref()
+            .map(str::parse::<IpAddr>)
+            .transpose()
+            .map_err(|_| PersistenceError::Corrupt(format!("registration {}: last_ip", m.id)))?;
         Ok(Registration {
             id: RegistrationId::from_uuid(m.id),
             license_id: LicenseId::from_uuid(m.license_id),
@@ -46,6 +55,7 @@ impl TryFrom<registrations::Model> for Registration {
             ip,
             created_at: m.created_at,
             last_seen_at: m.last_seen_at,
+            last_ip,
         })
     }
 }
@@ -71,6 +81,8 @@ pub struct ValidationView {
     pub license: License,
     /// `Some(registered)` when a fingerprint was asked about.
     pub fingerprint_registered: Option<bool>,
+    /// The fingerprint's registration, when it is registered (for the usage record).
+    pub registration_id: Option<RegistrationId>,
 }
 
 /// The license of `key_hash` (SHA-256 hex of the key, see [`registration_key_hash`]) and
@@ -110,16 +122,14 @@ pub async fn validation_view(
     if model.registration_key != key {
         return Ok(None);
     }
-    let fingerprint_registered = match fingerprint {
-        Some(_) => Some(
-            row.try_get::<Option<Uuid>>("", "registration_id")?
-                .is_some(),
-        ),
+    let registration_id = match fingerprint {
+        Some(_) => row.try_get::<Option<Uuid>>("", "registration_id")?,
         None => None,
     };
     Ok(Some(ValidationView {
         license: License::try_from(model)?,
-        fingerprint_registered,
+        fingerprint_registered: fingerprint.map(|_| registration_id.is_some()),
+        registration_id: registration_id.map(RegistrationId::from_uuid),
     }))
 }
 
@@ -155,6 +165,7 @@ fn row(reg: &Registration) -> registrations::ActiveModel {
         ip: Set(reg.ip.map(|ip| ip.to_string())),
         created_at: Set(crate::truncate(reg.created_at)),
         last_seen_at: Set(reg.last_seen_at.map(crate::truncate)),
+        last_ip: Set(reg.last_ip.map(|ip| ip.to_string())),
     }
 }
 
@@ -178,18 +189,51 @@ pub async fn insert(db: &impl ConnectionTrait, reg: &Registration) -> Result<Reg
         .try_into()
 }
 
-/// Records that the machine showed up again.
+/// Records that the machine showed up again at `at` from `ip`; an older instant than the
+/// one stored changes nothing (usage only moves forward).
 pub async fn touch(
     db: &impl ConnectionTrait,
     id: RegistrationId,
     at: OffsetDateTime,
+    ip: Option<IpAddr>,
 ) -> Result<()> {
-    Entity::update_many()
-        .col_expr(Column::LastSeenAt, Expr::value(Some(crate::truncate(at))))
+    let at = crate::truncate(at);
+    let mut update = Entity::update_many()
+        .col_expr(Column::LastSeenAt, Expr::value(Some(at)))
         .filter(Column::Id.eq(id.as_uuid()))
-        .exec(db)
-        .await?;
+        .filter(
+            Condition::any()
+                .add(Column::LastSeenAt.is_null())
+                .add(Column::LastSeenAt.lt(at)),
+        );
+    if let Some(ip) = ip {
+        update = update.col_expr(Column::LastIp, Expr::value(Some(ip.to_string())));
+    }
+    update.exec(db).await?;
     Ok(())
+}
+
+/// One registration of the license, by id.
+pub async fn find_by_id(
+    db: &impl ConnectionTrait,
+    license: LicenseId,
+    id: RegistrationId,
+) -> Result<Option<Registration>> {
+    Entity::find_by_id(id.as_uuid())
+        .filter(Column::LicenseId.eq(license.as_uuid()))
+        .one(db)
+        .await?
+        .map(Registration::try_from)
+        .transpose()
+}
+
+/// Deletes one registration; false when it was gone already.
+pub async fn delete_one(db: &impl ConnectionTrait, id: RegistrationId) -> Result<bool> {
+    Ok(Entity::delete_by_id(id.as_uuid())
+        .exec(db)
+        .await?
+        .rows_affected
+        == 1)
 }
 
 /// One keyset page of the license's registrations in id (creation) order.

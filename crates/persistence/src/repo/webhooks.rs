@@ -273,36 +273,64 @@ pub async fn enqueue_deliveries(
         if !endpoint.wants(event_type) {
             continue;
         }
-        let id = Uuid::now_v7();
-        let delivery = deliveries::ActiveModel {
-            id: Set(id),
-            endpoint_id: Set(endpoint.id),
-            event_id: Set(event_id.as_uuid()),
-            event_type: Set(event_type.to_owned()),
-            status: Set(DeliveryStatus::Pending.as_str().to_owned()),
-            attempts: Set(0),
-            last_status_code: Set(None),
-            last_error: Set(None),
-            next_attempt_at: Set(Some(now)),
-            delivered_at: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-        };
-        deliveries::Entity::insert(delivery)
-            .exec_without_returning(db)
-            .await?;
-        jobs::enqueue(
-            db,
-            JOB_KIND,
-            serde_json::json!({ "delivery_id": id }),
-            now,
-            MAX_ATTEMPTS,
-            None,
-        )
-        .await?;
+        queue_delivery(db, endpoint.id, event_id, event_type, now).await?;
         queued += 1;
     }
     Ok(queued)
+}
+
+/// Queues one delivery of the event to one endpoint, with the job that works it, whatever the
+/// endpoint subscribes to: a redelivery, or a `webhook.ping`. Returns the new delivery.
+pub async fn queue_delivery(
+    db: &impl ConnectionTrait,
+    endpoint_id: Uuid,
+    event_id: EventId,
+    event_type: &str,
+    now: OffsetDateTime,
+) -> Result<Delivery> {
+    let id = Uuid::now_v7();
+    let now = crate::truncate(now);
+    let delivery = deliveries::ActiveModel {
+        id: Set(id),
+        endpoint_id: Set(endpoint_id),
+        event_id: Set(event_id.as_uuid()),
+        event_type: Set(event_type.to_owned()),
+        status: Set(DeliveryStatus::Pending.as_str().to_owned()),
+        attempts: Set(0),
+        last_status_code: Set(None),
+        last_error: Set(None),
+        next_attempt_at: Set(Some(now)),
+        delivered_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    let row = deliveries::Entity::insert(delivery)
+        .exec_with_returning(db)
+        .await?;
+    jobs::enqueue(
+        db,
+        JOB_KIND,
+        serde_json::json!({ "delivery_id": id }),
+        now,
+        MAX_ATTEMPTS,
+        None,
+    )
+    .await?;
+    Delivery::try_from(row)
+}
+
+/// One delivery of an endpoint; `None` when the endpoint has no such delivery.
+pub async fn find_delivery(
+    db: &impl ConnectionTrait,
+    endpoint_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Delivery>> {
+    deliveries::Entity::find_by_id(id)
+        .filter(D::EndpointId.eq(endpoint_id))
+        .one(db)
+        .await?
+        .map(Delivery::try_from)
+        .transpose()
 }
 
 /// One delivery of one event to one endpoint.

@@ -1,8 +1,9 @@
-//! `GET /v1/licenses`: filters, sorts and keyset pages (the filters are shared with bulk operations).
+//! `GET /v1/licenses`: filters, sorts and keyset pages (the filters are shared with bulk
+//! operations), the CSV export of every match, and `GET /v1/licenses/count`.
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpRequest, HttpResponse, get, web};
 use licentia_domain::auth::Scope;
 use licentia_domain::ids::{AccountId, LicenseId, ProductId};
 use licentia_domain::license_record::License;
@@ -51,8 +52,17 @@ pub struct LicenseQuery {
     /// Admins only.
     #[param(value_type = Option<Uuid>)]
     pub account_id: Option<String>,
-    /// `created_at`, `-created_at` (default), `valid_until`, `-valid_until`, `name`, `-name`.
-    #[param(pattern = "^-?(created_at|valid_until|name)$")]
+    /// Last validated strictly before this instant (RFC 3339); licenses never validated are
+    /// not included (ask for them with `never_validated=true`).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub validated_before: Option<String>,
+    /// `true`: never validated (idle licenses); `false`: validated at least once.
+    #[param(value_type = Option<bool>)]
+    pub never_validated: Option<String>,
+    /// `created_at`, `-created_at` (default), `valid_until`, `-valid_until`, `name`, `-name`,
+    /// `last_validated_at`, `-last_validated_at` (licenses never validated come last either
+    /// way).
+    #[param(pattern = "^-?(created_at|valid_until|name|last_validated_at)$")]
     pub sort: Option<String>,
     /// Page size, 1..200 (default 50).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
@@ -90,8 +100,30 @@ pub struct FilterText<'a> {
     pub valid_until_to: Option<&'a str>,
     pub external_id: Option<&'a str>,
     pub account_id: Option<&'a str>,
+    pub validated_before: Option<&'a str>,
+    pub never_validated: Option<&'a str>,
+    /// `metadata.<key>=<value>` pairs, as (key, value).
+    pub metadata: &'a [(String, String)],
 }
 
+/// The most `metadata.<key>` filters one query may combine.
+pub const MAX_METADATA_FILTERS: usize = 3;
+
+/// Splits a license list query into its `metadata.<key>=<value>` filters (decoded) and the
+/// other parameters, re-encoded for the usual strict parsing.
+pub fn split_metadata_filters(query: &str) -> (String, Vec<(String, String)>) {
+    let mut rest = url::form_urlencoded::Serializer::new(String::new());
+    let mut metadata = Vec::new();
+    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        match name.strip_prefix("metadata.") {
+            Some(key) => metadata.push((key.to_owned(), value.into_owned())),
+            None => {
+                rest.append_pair(&name, &value);
+            }
+        }
+    }
+    (rest.finish(), metadata)
+}
 /// Parses the license list's filters; every bad value adds an error naming
 /// `<prefix><parameter>`, and `account_id` is refused to everyone but admins.
 pub fn parse_filter(
@@ -156,6 +188,36 @@ pub fn parse_filter(
         filter.valid_until_to = parse_time(&format!("{prefix}valid_until_to"), t, errors);
     }
     filter.external_id = f.external_id.map(str::to_owned);
+    if let Some(t) = f.validated_before {
+        filter.validated_before = parse_time(&format!("{prefix}validated_before"), t, errors);
+    }
+    match f.never_validated {
+        None => {}
+        Some("true") => filter.never_validated = Some(true),
+        Some("false") => filter.never_validated = Some(false),
+        Some(_) => errors.push(FieldError::new(
+            format!("{prefix}never_validated"),
+            "must be true or false",
+        )),
+    }
+    if f.metadata.len() > MAX_METADATA_FILTERS {
+        errors.push(FieldError::new(
+            format!("{prefix}metadata"),
+            format!("at most {MAX_METADATA_FILTERS} metadata filters"),
+        ));
+    }
+    for (i, (key, value)) in f.metadata.iter().enumerate() {
+        let field = format!("{prefix}metadata.{key}");
+        if key.is_empty() || key.chars().count() > 64 {
+            errors.push(FieldError::new(field, "keys are 1..64 characters"));
+        } else if value.chars().count() > 512 {
+            errors.push(FieldError::new(field, "values are at most 512 characters"));
+        } else if f.metadata[..i].iter().any(|(k, _)| k == key) {
+            errors.push(FieldError::new(field, "given more than once"));
+        } else {
+            filter.metadata.push((key.clone(), value.clone()));
+        }
+    }
     if let Some(a) = f.account_id {
         if !principal.is_admin() {
             errors.push(FieldError::new(
@@ -175,16 +237,128 @@ pub fn parse_filter(
     filter
 }
 
+/// The license scope of the caller: every license for admins, the own account's otherwise.
+pub fn caller_scope(principal: &Principal) -> LicenseScope {
+    if principal.is_admin() {
+        LicenseScope::All
+    } else {
+        LicenseScope::Tenant(principal.account_id())
+    }
+}
+
+/// The filters of a license query as text.
+fn filter_text<'a>(q: &'a LicenseFilterQuery, metadata: &'a [(String, String)]) -> FilterText<'a> {
+    FilterText {
+        id: q.id.as_deref(),
+        name: q.name.as_deref(),
+        ip: q.ip.as_deref(),
+        product_id: q.product_id.as_deref(),
+        period_months: q.period_months.as_deref(),
+        status: q.status.as_deref(),
+        valid_until_from: q.valid_until_from.as_deref(),
+        valid_until_to: q.valid_until_to.as_deref(),
+        external_id: q.external_id.as_deref(),
+        account_id: q.account_id.as_deref(),
+        validated_before: q.validated_before.as_deref(),
+        never_validated: q.never_validated.as_deref(),
+        metadata,
+    }
+}
+
+/// The filters of `GET /v1/licenses` (and of its count and CSV export), without paging.
+#[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct LicenseFilterQuery {
+    /// Exact license id.
+    #[param(value_type = Option<Uuid>)]
+    pub id: Option<String>,
+    /// Case-insensitive substring of the name.
+    pub name: Option<String>,
+    /// An exact address or a CIDR block (`10.0.0.0/8`, `2001:db8::/32`).
+    #[param(value_type = Option<crate::openapi::types::IpOrCidr>)]
+    pub ip: Option<String>,
+    #[param(value_type = Option<Uuid>)]
+    pub product_id: Option<String>,
+    #[param(value_type = Option<crate::openapi::types::PeriodMonths>)]
+    pub period_months: Option<String>,
+    /// Comma-separated statuses; `deleted` only appears when listed here.
+    #[param(
+        pattern = "^(ordered|in_progress|active|suspended|deleted)(,(ordered|in_progress|active|suspended|deleted))*$"
+    )]
+    pub status: Option<String>,
+    /// `valid_until` on or after this instant (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub valid_until_from: Option<String>,
+    /// `valid_until` on or before this instant (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub valid_until_to: Option<String>,
+    pub external_id: Option<String>,
+    /// Admins only.
+    #[param(value_type = Option<Uuid>)]
+    pub account_id: Option<String>,
+    /// Last validated strictly before this instant (RFC 3339); licenses never validated are
+    /// not included (ask for them with `never_validated=true`).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub validated_before: Option<String>,
+    /// `true`: never validated (idle licenses); `false`: validated at least once.
+    #[param(value_type = Option<bool>)]
+    pub never_validated: Option<String>,
+}
+
+impl LicenseQuery {
+    fn filters(&self) -> LicenseFilterQuery {
+        LicenseFilterQuery {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            ip: self.ip.clone(),
+            product_id: self.product_id.clone(),
+            period_months: self.period_months.clone(),
+            status: self.status.clone(),
+            valid_until_from: self.valid_until_from.clone(),
+            valid_until_to: self.valid_until_to.clone(),
+            external_id: self.external_id.clone(),
+            account_id: self.account_id.clone(),
+            validated_before: self.validated_before.clone(),
+            never_validated: self.never_validated.clone(),
+        }
+    }
+}
+
+/// What every license query answers from: the parsed filters, or 422 naming each bad one.
+fn parse_request<T: serde::de::DeserializeOwned>(
+    principal: &Principal,
+    req: &HttpRequest,
+    filters: impl FnOnce(&T) -> LicenseFilterQuery,
+) -> ApiResult<(T, licenses::Filter, String, Vec<FieldError>)> {
+    let (rest, metadata) = split_metadata_filters(req.query_string());
+    let query: T = crate::extract::parse_query(&rest)?;
+    let f = filters(&query);
+    let mut errors = Vec::new();
+    let filter = parse_filter(principal, filter_text(&f, &metadata), "", &mut errors);
+    // Binds cursors to the exact filters they came from.
+    let key = format!("{f:?}|{metadata:?}");
+    Ok((query, filter, key, errors))
+}
+
 /// List licenses
 ///
 /// Keyset-paged; filters combine with AND. An unknown parameter or a bad value is 422
-/// naming it.
+/// naming it. `metadata.<key>=<value>` (up to 3) keeps licenses whose metadata has exactly
+/// that string value under that key. With `Accept: text/csv` the answer is every matching
+/// license as RFC 4180 CSV (no paging: `limit` and `cursor` do not apply), streamed, with the
+/// header `id,name,ip,product_code,period_months,status,valid_until,auto_renew_months,external_id,created_at,last_validated_at`;
+/// every field is quoted, and a text field starting with `=`, `+`, `-` or `@` is prefixed
+/// with `'` so that spreadsheets do not run it as a formula.
 #[utoipa::path(
     operation_id = "list_licenses",
     tag = "licenses",
     params(LicenseQuery),
     responses(
-        (status = 200, description = "A page of licenses", body = crate::pagination::Page<LicenseOut>),
+        (status = 200, description = "A page of licenses (JSON), or every matching license (CSV)", content(
+            (crate::pagination::Page<LicenseOut> = "application/json"),
+            (String = "text/csv"),
+        )),
         (status = 401, response = crate::openapi::Unauthorized),
         (status = 403, response = crate::openapi::Forbidden),
         (status = 422, response = crate::openapi::Unprocessable),
@@ -195,32 +369,16 @@ pub fn parse_filter(
 pub async fn list_licenses(
     state: web::Data<AppState>,
     principal: Principal,
-    query: web::Query<LicenseQuery>,
+    req: HttpRequest,
 ) -> ApiResult<HttpResponse> {
     use licentia_persistence::repo::licenses::{After, Sort};
     principal.require(Scope::LicensesRead)?;
-    let q = query.into_inner();
-    let mut errors = Vec::new();
+    let (q, filter, filter_key, mut errors) =
+        parse_request::<LicenseQuery>(&principal, &req, LicenseQuery::filters)?;
+    let csv = crate::csv::wants_csv(&req);
     let limit = crate::pagination::parse_limit(q.limit.as_deref())
         .map_err(|e| errors.push(e))
         .unwrap_or(1);
-    let filter = parse_filter(
-        &principal,
-        FilterText {
-            id: q.id.as_deref(),
-            name: q.name.as_deref(),
-            ip: q.ip.as_deref(),
-            product_id: q.product_id.as_deref(),
-            period_months: q.period_months.as_deref(),
-            status: q.status.as_deref(),
-            valid_until_from: q.valid_until_from.as_deref(),
-            valid_until_to: q.valid_until_to.as_deref(),
-            external_id: q.external_id.as_deref(),
-            account_id: q.account_id.as_deref(),
-        },
-        "",
-        &mut errors,
-    );
     let sort_text = q.sort.clone().unwrap_or_else(|| "-created_at".into());
     let sort = match sort_text.as_str() {
         "created_at" => Sort::CreatedAt { desc: false },
@@ -229,53 +387,55 @@ pub async fn list_licenses(
         "-valid_until" => Sort::ValidUntil { desc: true },
         "name" => Sort::Name { desc: false },
         "-name" => Sort::Name { desc: true },
+        "last_validated_at" => Sort::LastValidatedAt { desc: false },
+        "-last_validated_at" => Sort::LastValidatedAt { desc: true },
         _ => {
             errors.push(FieldError::new(
                 "sort",
-                "must be one of created_at, valid_until, name, optionally prefixed by -",
+                "must be one of created_at, valid_until, name, last_validated_at, optionally prefixed by -",
             ));
             Sort::CreatedAt { desc: true }
         }
     };
+    if csv
+        && let Err(ApiError::Validation { errors: paging, .. }) =
+            crate::csv::no_paging(q.limit.is_some(), q.cursor.is_some())
+    {
+        errors.extend(paging);
+    }
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
+    let scope = caller_scope(&principal);
+    if csv {
+        return Ok(crate::routes::exports::licenses_csv(
+            state.into_inner(),
+            scope,
+            filter,
+            sort,
+        ));
+    }
     // The cursor is bound to the caller and to the exact filter and sort it came from.
     let scope_key = format!(
-        "{}|licenses|{sort_text}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        "{}|licenses|{sort_text}|{filter_key}",
         principal.account_id(),
-        q.id,
-        q.name,
-        q.ip,
-        q.product_id,
-        q.period_months,
-        q.status,
-        q.valid_until_from,
-        q.valid_until_to,
-        q.external_id,
-        q.account_id
     );
     let after = match &q.cursor {
         None => None,
         Some(c) => {
             let key = state.cursors.decode(&scope_key, c)?;
+            let time_value = || {
+                key.value.as_deref().and_then(|v| {
+                    OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339).ok()
+                })
+            };
             Some(match sort {
                 Sort::CreatedAt { .. } => After::Id(key.id),
-                Sort::ValidUntil { .. } => After::ValidUntil(
-                    key.value.as_deref().and_then(|v| {
-                        OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
-                            .ok()
-                    }),
-                    key.id,
-                ),
-                Sort::Name { .. } => After::Name(key.value.unwrap_or_default(), key.id),
+                Sort::ValidUntil { .. } => After::ValidUntil(time_value(), key.id),
+                Sort::Name { .. } => After::Name(key.value.clone().unwrap_or_default(), key.id),
+                Sort::LastValidatedAt { .. } => After::LastValidatedAt(time_value(), key.id),
             })
         }
-    };
-    let scope = if principal.is_admin() {
-        LicenseScope::All
-    } else {
-        LicenseScope::Tenant(principal.account_id())
     };
     let search = state.db.begin_search().await?;
     let rows = licenses::list(&search, scope, &filter, sort, after, limit + 1).await?;
@@ -295,15 +455,19 @@ pub async fn list_licenses(
         .commit()
         .await
         .map_err(licentia_persistence::PersistenceError::from)?;
+    let rfc3339 = |t: Option<OffsetDateTime>| {
+        t.and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+    };
     let key_of = |l: &License| crate::pagination::CursorKey {
         id: l.id.as_uuid(),
         value: match sort {
             Sort::CreatedAt { .. } => None,
-            Sort::ValidUntil { .. } => l.lifecycle.valid_until.and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            }),
+            Sort::ValidUntil { .. } => rfc3339(l.lifecycle.valid_until),
             Sort::Name { .. } => Some(l.name.to_lowercase()),
+            Sort::LastValidatedAt { .. } => rfc3339(l.last_validated_at),
         },
     };
     let mut items = Vec::new();
@@ -317,4 +481,47 @@ pub async fn list_licenses(
         items,
         next_cursor: page.next_cursor,
     }))
+}
+
+/// How many licenses match.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct LicenseCount {
+    pub count: u64,
+}
+
+/// Count licenses
+///
+/// How many licenses the list would show for these filters (every page together); the same
+/// filters, `metadata.<key>=<value>` included, with the same rules.
+#[utoipa::path(
+    operation_id = "count_licenses",
+    tag = "licenses",
+    params(LicenseFilterQuery),
+    responses(
+        (status = 200, description = "The number of matching licenses", body = LicenseCount),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 422, response = crate::openapi::Unprocessable),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+#[get("/v1/licenses/count")]
+pub async fn count_licenses(
+    state: web::Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    principal.require(Scope::LicensesRead)?;
+    let (_, filter, _, errors) =
+        parse_request::<LicenseFilterQuery>(&principal, &req, LicenseFilterQuery::clone)?;
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let search = state.db.begin_search().await?;
+    let count = licenses::count(&search, caller_scope(&principal), &filter).await?;
+    search
+        .commit()
+        .await
+        .map_err(licentia_persistence::PersistenceError::from)?;
+    Ok(HttpResponse::Ok().json(LicenseCount { count }))
 }

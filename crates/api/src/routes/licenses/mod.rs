@@ -6,7 +6,8 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
 use licentia_domain::auth::Scope;
 use licentia_domain::ids::LicenseId;
-use licentia_domain::license_record::License;
+use licentia_domain::license::{LicenseStatus, SuspensionReason};
+use licentia_domain::license_record::{Cause, License};
 use licentia_domain::pricing::PricingError;
 use licentia_domain::product::Product;
 use licentia_persistence::repo::licenses::{self, Scope as LicenseScope};
@@ -39,22 +40,27 @@ pub struct LicenseOut {
     pub account_id: Uuid,
     pub name: String,
     /// Canonical text of the licensed IPv4 or IPv6 address.
+    #[schema(value_type = crate::openapi::types::IpAddress)]
     pub ip: String,
     pub product_id: Uuid,
     pub product_code: String,
     pub product_name: String,
     /// Length of the current term in months.
+    #[schema(value_type = crate::openapi::types::PeriodMonths)]
     pub period_months: u32,
     /// End of the paid term; null while `ordered`.
     #[serde(with = "time::serde::rfc3339::option")]
     pub valid_until: Option<OffsetDateTime>,
     /// `ordered`, `in_progress`, `active`, `suspended` or `deleted`.
-    pub status: String,
+    #[schema(value_type = crate::openapi::types::LicenseStatus)]
+    pub status: LicenseStatus,
     /// `manual`, `expired` or `admin` while suspended; else null.
-    pub suspension_reason: Option<String>,
+    #[schema(value_type = Option<crate::openapi::types::SuspensionReason>)]
+    pub suspension_reason: Option<SuspensionReason>,
     /// Quantity per option code.
     pub options: BTreeMap<String, u32>,
     /// Renewal period for auto-renewal; null when off.
+    #[schema(value_type = Option<crate::openapi::types::PeriodMonths>)]
     pub auto_renew_months: Option<u32>,
     /// The key the licensed software registers and validates with.
     pub registration_key: String,
@@ -65,12 +71,31 @@ pub struct LicenseOut {
     pub external_id: Option<String>,
     /// Free-form string map (≤ 16 keys).
     pub metadata: BTreeMap<String, String>,
+    /// A free trial (`trial_days` of its product, no charge); its first paid renewal converts
+    /// it (then false).
+    pub trial: bool,
+    /// Why it was disabled, as given with the disable; null unless it is suspended by that
+    /// disable (cleared on enable).
+    #[schema(value_type = Option<crate::openapi::types::LicenseCause>)]
+    pub suspension_cause: Option<Cause>,
+    /// The note given with the disable (≤ 500 characters); null like `suspension_cause`.
+    pub suspension_note: Option<String>,
+    /// Why it was deleted, as given with the delete; null otherwise.
+    #[schema(value_type = Option<crate::openapi::types::LicenseCause>)]
+    pub deletion_cause: Option<Cause>,
+    /// The note given with the delete (≤ 500 characters).
+    pub deletion_note: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
     /// Bumped by every change; the `ETag` is derived from it.
     pub version: i64,
+    /// When the licensed software last validated the license; null until it first does.
+    /// Written in batches: it may lag by up to a minute. Usage, not an edit: it changes
+    /// neither `version` nor `updated_at`.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_validated_at: Option<OffsetDateTime>,
 }
 
 impl LicenseOut {
@@ -85,8 +110,8 @@ impl LicenseOut {
             product_name: product.name.clone(),
             period_months: l.period.months(),
             valid_until: l.lifecycle.valid_until,
-            status: l.lifecycle.status.as_str().to_owned(),
-            suspension_reason: l.lifecycle.suspension_reason.map(|r| r.as_str().to_owned()),
+            status: l.lifecycle.status,
+            suspension_reason: l.lifecycle.suspension_reason,
             options: l.options,
             auto_renew_months: l.auto_renew.map(|p| p.months()),
             registration_key: l.registration_key,
@@ -94,9 +119,15 @@ impl LicenseOut {
             provisioning_error: l.provisioning_error,
             external_id: l.external_id,
             metadata: l.metadata,
+            trial: l.trial,
+            suspension_cause: l.suspension.cause,
+            suspension_note: l.suspension.note,
+            deletion_cause: l.deletion.cause,
+            deletion_note: l.deletion.note,
             created_at: l.created_at,
             updated_at: l.updated_at,
             version: l.version,
+            last_validated_at: l.last_validated_at,
         }
     }
 }
@@ -115,6 +146,11 @@ pub fn license_snapshot(l: &License) -> serde_json::Value {
         "auto_renew_months": l.auto_renew.map(|p| p.months()),
         "account_id": l.account_id,
         "version": l.version,
+        "trial": l.trial,
+        "suspension_cause": l.suspension.cause.map(Cause::as_str),
+        "suspension_note": l.suspension.note,
+        "deletion_cause": l.deletion.cause.map(Cause::as_str),
+        "deletion_note": l.deletion.note,
     })
 }
 
@@ -148,8 +184,9 @@ pub fn with_etag(mut res: HttpResponse, version: i64) -> HttpResponse {
     res
 }
 
-/// How an order or renewal is paid.
-#[derive(Clone, Debug, Deserialize, ToSchema)]
+/// How an order or renewal is paid. Its schema (named variants with a discriminator) is
+/// written in `crate::openapi::payment`.
+#[derive(Clone, Debug, Deserialize)]
 #[serde(tag = "method", rename_all = "snake_case", deny_unknown_fields)]
 pub enum PaymentIn {
     /// Charge the account now; 402 when balance + credit limit do not cover it.
@@ -187,6 +224,15 @@ impl PaymentIn {
 /// An order for a new license.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({
+    "product_id": "019a0c5e-6f21-7a3b-8c4d-5e6f7a8b9c0d",
+    "name": "shop.example.com panel",
+    "ip": "192.0.2.10",
+    "period_months": 12,
+    "options": {"extra_domains": 5},
+    "external_id": "INV-2026-0042",
+    "payment": {"method": "balance"}
+})))]
 pub struct CreateLicense {
     pub product_id: Uuid,
     /// 1..200 characters, not only white space.
@@ -199,9 +245,10 @@ pub struct CreateLicense {
     /// IPv4 or IPv6 address.
     #[schema(value_type = crate::openapi::types::IpAddress)]
     pub ip: String,
-    /// A period the product prices.
-    #[schema(value_type = crate::openapi::types::PeriodMonths)]
-    pub period_months: i64,
+    /// A period the product prices. Required, unless `trial` is true: a trial has no
+    /// `period_months` (its term is the product's `trial_days`).
+    #[schema(value_type = Option<crate::openapi::types::PeriodMonths>)]
+    pub period_months: Option<i64>,
     /// Quantity per option code; missing options get their minimum.
     #[serde(default)]
     #[schema(value_type = crate::openapi::types::OptionQuantities)]
@@ -221,7 +268,23 @@ pub struct CreateLicense {
     pub metadata: BTreeMap<String, String>,
     /// The account to order for (admins only).
     pub account_id: Option<Uuid>,
-    pub payment: PaymentIn,
+    /// How the order is paid. Required, unless `trial` is true: a trial is free and has no
+    /// `payment`.
+    pub payment: Option<PaymentIn>,
+    /// A free trial of the product for its `trial_days` (422 when the product offers none),
+    /// without `payment` and `period_months` (422 with either) and without
+    /// `auto_renew_months`. One trial per product and account, and one per product and
+    /// address across all accounts (409 `trial_used`). The license is `active` (through
+    /// `in_progress`) until `valid_until`; a paid renewal converts it.
+    #[serde(default)]
+    pub trial: bool,
+}
+
+/// A new license with the order that carries it; `order` is null for a trial (nothing to pay).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedLicense {
+    pub license: LicenseOut,
+    pub order: Option<OrderOut>,
 }
 
 /// A license with the order that carries it.
@@ -231,10 +294,11 @@ pub struct LicenseWithOrder {
     pub order: OrderOut,
 }
 
-/// What a dry run would do.
+/// What a preview announces (`POST …/preview`): what the operation would cost and the
+/// license's `valid_until` after it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DryRunOut {
-    /// The amount the operation costs, in minor units.
+    /// The amount the operation costs, in minor units (negative: a credit, for a downgrade).
     pub amount: i64,
     pub currency: String,
     /// The license's `valid_until` afterwards (null while unpaid).

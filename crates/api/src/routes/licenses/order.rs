@@ -6,37 +6,39 @@ use actix_web::{HttpResponse, post, web};
 use licentia_domain::auth::Scope;
 use licentia_domain::ids::{AccountId, LicenseId, OrderId, ProductId};
 use licentia_domain::license::Lifecycle;
-use licentia_domain::license_record::{License, canonical_ip};
+use licentia_domain::license_record::{Annotation, License, canonical_ip};
 use licentia_domain::period::Period;
-use licentia_persistence::TransactionTrait;
 use licentia_persistence::repo::events::{self, NewEvent};
 use licentia_persistence::repo::licenses::{self, Scope as LicenseScope};
+use licentia_persistence::repo::trials;
 use licentia_persistence::repo::{orders, products};
+use licentia_persistence::{DatabaseTransaction, TransactionTrait};
 
 use super::{
-    CreateLicense, DryRunOut, DryRunQuery, LicenseOut, LicenseWithOrder, PaymentIn,
-    license_snapshot, pricing_error, seal, validate_metadata, with_etag,
+    CreateLicense, CreatedLicense, DryRunOut, DryRunQuery, LicenseOut, PaymentIn, license_snapshot,
+    pricing_error, seal, validate_metadata, with_etag,
 };
 use crate::auth::Principal;
 use crate::crypto;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::routes::orders::OrderOut;
-use crate::service::billing;
+use crate::service::{billing, provisioning};
 use crate::state::AppState;
 
 /// Order a license
 ///
 /// Creates the license and its order. Paid at once (`balance`, or `pay_now`), the license
 /// goes to `in_progress` and then `active`; unpaid, it stays `ordered` until its order is paid.
-/// With `?dry_run=true`, answers what it would cost after every check, changing nothing.
+/// With `"trial": true` (and neither `payment` nor `period_months`), a free trial of the
+/// product's `trial_days`: `active` (through `in_progress`) at once, `order` null, one per
+/// product and account and one per product and address (409 `trial_used`).
+/// `POST /v1/licenses/preview` answers what it would cost after every check, changing nothing.
 #[utoipa::path(
     operation_id = "create_license",
     tag = "licenses",
-    params(DryRunQuery),
     request_body = CreateLicense,
     responses(
-        (status = 201, description = "Ordered", body = LicenseWithOrder),
-        (status = 200, description = "Dry run: what the order would do", body = DryRunOut),
+        (status = 201, description = "Ordered: the license and its order (null for a trial)", body = CreatedLicense),
         (status = 400, response = crate::openapi::BadRequest),
         (status = 401, response = crate::openapi::Unauthorized),
         (status = 402, response = crate::openapi::PaymentRequired),
@@ -54,9 +56,25 @@ pub async fn create_license(
     body: crate::extract::Json<CreateLicense>,
 ) -> ApiResult<HttpResponse> {
     principal.require(Scope::LicensesWrite)?;
+    // `?dry_run=true` is no longer documented (the preview operation replaces it); it is
+    // still accepted, with the preview's answer, for one release (CONTRACT §4).
     let dry_run = query.enabled()?;
+    order_license(state, principal, body, dry_run).await
+}
+
+/// Orders a license; with `dry_run`, runs every check and answers what the order would do,
+/// keeping nothing. `POST /v1/licenses` and its preview share it, so they cannot disagree.
+pub(crate) async fn order_license(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: crate::extract::Json<CreateLicense>,
+    dry_run: bool,
+) -> ApiResult<HttpResponse> {
+    principal.require(Scope::LicensesWrite)?;
     let body = body.into_inner()?;
-    body.payment.authorize(&principal)?;
+    if let Some(payment) = &body.payment {
+        payment.authorize(&principal)?;
+    }
     let db = state.db.conn();
     let mut errors = Vec::new();
     let account_id = match body.account_id {
@@ -76,6 +94,9 @@ pub async fn create_license(
         Some(p) if p.archived => {
             errors.push(FieldError::new("product_id", "the product is archived"))
         }
+        Some(p) if body.trial && p.trial_days == 0 => {
+            errors.push(FieldError::new("trial", "the product offers no trial"))
+        }
         _ => {}
     }
     let name = body.name.trim().to_owned();
@@ -86,18 +107,37 @@ pub async fn create_license(
     if ip.is_err() {
         errors.push(FieldError::new("ip", "must be an IPv4 or IPv6 address"));
     }
-    let period = Period::new(body.period_months);
-    if period.is_err() {
-        errors.push(FieldError::new(
+    // A trial has neither: its term is the product's trial days, and it is free.
+    let period = match (body.trial, body.period_months) {
+        (true, None) => Ok(None),
+        (true, Some(_)) => Err(FieldError::new(
             "period_months",
-            "must be one of 1, 3, 6, 12, 24, 36",
-        ));
+            "a trial has no period_months: its term is the product's trial_days",
+        )),
+        (false, None) => Err(FieldError::new("period_months", "is required")),
+        (false, Some(months)) => Period::new(months)
+            .map(Some)
+            .map_err(|_| FieldError::new("period_months", "must be one of 1, 3, 6, 12, 24, 36")),
+    }
+    .map_err(|e| errors.push(e));
+    match (body.trial, &body.payment) {
+        (true, Some(_)) => errors.push(FieldError::new(
+            "payment",
+            "a trial is free: send no payment (a renewal converts it later)",
+        )),
+        (false, None) => errors.push(FieldError::new("payment", "is required")),
+        _ => {}
     }
     let auto_renew = body.auto_renew_months.map(Period::new).transpose();
     if auto_renew.is_err() {
         errors.push(FieldError::new(
             "auto_renew_months",
             "must be one of 1, 3, 6, 12, 24, 36, or null",
+        ));
+    } else if body.trial && body.auto_renew_months.is_some() {
+        errors.push(FieldError::new(
+            "auto_renew_months",
+            "cannot be set on a trial; set it once a paid renewal has converted the license",
         ));
     }
     if body
@@ -131,6 +171,11 @@ pub async fn create_license(
     else {
         return Err(ApiError::validation(errors));
     };
+    // A trial's term is as long as the product's shortest priced period says it lasts.
+    let Some(period) = period.or_else(|| product.pricing.prices.iter().map(|p| p.period).min())
+    else {
+        return Err(ApiError::field("product_id", "the product has no prices"));
+    };
     let options = product.pricing.normalize_options(&options).map_err(|e| {
         errors.push(pricing_error(e));
     });
@@ -139,6 +184,8 @@ pub async fn create_license(
         .ok()
         .map(|o| product.pricing.cost(period, o));
     let cost = match cost {
+        // Trial days are free.
+        Some(Ok(_)) if body.trial => Some(0),
         Some(Ok(c)) => Some(c),
         Some(Err(e)) => {
             errors.push(pricing_error(e));
@@ -170,6 +217,7 @@ pub async fn create_license(
         .transpose()?;
 
     let now = state.clock.now();
+    let attempts = i32::try_from(state.config.provision_attempts).unwrap_or(10);
     let txn = db
         .begin()
         .await
@@ -181,7 +229,11 @@ pub async fn create_license(
         name,
         ip,
         period,
-        lifecycle: Lifecycle::ordered(),
+        lifecycle: if body.trial {
+            Lifecycle::trial(now + time::Duration::days(i64::from(product.trial_days)))
+        } else {
+            Lifecycle::ordered()
+        },
         options,
         auto_renew,
         registration_key: format!("LK-{}", crypto::random_token(24)),
@@ -189,74 +241,29 @@ pub async fn create_license(
         provisioning_error: None,
         external_id: body.external_id,
         metadata: body.metadata,
+        trial: body.trial,
+        suspension: Annotation::default(),
+        deletion: Annotation::default(),
         version: 1,
         created_at: now,
         updated_at: now,
+        last_validated_at: None,
     };
     let license = licenses::insert(&txn, &license, sealed).await?;
-    let (order_id, pay_now) = match body.payment {
-        PaymentIn::Balance {} => (
-            orders::create(&txn, account_id, state.currency.as_str()).await?,
-            true,
-        ),
-        PaymentIn::NewOrder { pay_now } => (
-            orders::create(&txn, account_id, state.currency.as_str()).await?,
-            pay_now,
-        ),
-        PaymentIn::ExistingOrder { order_id, pay_now } => {
-            let id = OrderId::from_uuid(order_id);
-            match orders::lock(&txn, Some(account_id), id).await? {
-                Some(o) if o.status == "unpaid" => (id, pay_now),
-                Some(o) => {
-                    return Err(ApiError::field(
-                        "payment.order_id",
-                        format!("the order is {}, not unpaid", o.status),
-                    ));
-                }
-                None => return Err(ApiError::field("payment.order_id", "no such order")),
-            }
+    let order = match &body.payment {
+        Some(payment) if !body.trial => {
+            Some(place_order(&state, &principal, &txn, &license, payment, cost, attempts).await?)
         }
-    };
-    let item = orders::NewItem::for_license(
-        &license,
-        "license_order",
-        period,
-        cost,
-        serde_json::json!({}),
-    );
-    if !orders::add_item(&txn, order_id, item).await? {
-        return Err(ApiError::field(
-            "payment.order_id",
-            "the order is no longer unpaid",
-        ));
-    }
-    events::record(
-        &txn,
-        NewEvent {
-            event_type: "license.ordered",
-            account_id,
-            license_id: Some(license.id),
-            actor: principal.actor(),
-            before: None,
-            after: Some(license_snapshot(&license)),
-        },
-    )
-    .await?;
-    let attempts = i32::try_from(state.config.provision_attempts).unwrap_or(10);
-    let order = if pay_now {
-        billing::pay_order(
-            &txn,
-            Some(account_id),
-            order_id,
-            principal.actor(),
-            attempts,
-            state.clock.now(),
-        )
-        .await?
-    } else {
-        orders::find(&txn, None, order_id)
-            .await?
-            .ok_or(ApiError::NotFound)?
+        _ => {
+            // One trial per product and account, and per product and address: unique keys
+            // written in this transaction, so a concurrent second request finds them taken.
+            if !trials::claim(&txn, product.id, account_id, license.id, ip).await? {
+                return Err(ApiError::TrialUsed);
+            }
+            provisioning::enqueue(&txn, license.id, attempts).await?;
+            record_ordered(&txn, &principal, &license).await?;
+            None
+        }
     };
     let license = licenses::find(&txn, LicenseScope::All, license.id)
         .await?
@@ -273,9 +280,95 @@ pub async fn create_license(
         }));
     }
     let version = license.version;
-    let out = LicenseWithOrder {
+    let out = CreatedLicense {
         license: LicenseOut::new(license, &product),
-        order: OrderOut::from(order),
+        order: order.map(OrderOut::from),
     };
     crate::idempotency::commit(txn, with_etag(HttpResponse::Created().json(out), version)).await
+}
+
+async fn record_ordered(
+    txn: &DatabaseTransaction,
+    principal: &Principal,
+    license: &License,
+) -> ApiResult<()> {
+    events::record(
+        txn,
+        NewEvent {
+            event_type: "license.ordered",
+            account_id: license.account_id,
+            license_id: Some(license.id),
+            actor: principal.actor(),
+            before: None,
+            after: Some(license_snapshot(license)),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// The order of a new (not trial) license: its `license_order` item in a new or an existing
+/// order, paid at once when the payment says so.
+async fn place_order(
+    state: &AppState,
+    principal: &Principal,
+    txn: &DatabaseTransaction,
+    license: &License,
+    payment: &PaymentIn,
+    cost: i64,
+    attempts: i32,
+) -> ApiResult<orders::Order> {
+    let account_id = license.account_id;
+    let (order_id, pay_now) = match payment {
+        PaymentIn::Balance {} => (
+            orders::create(txn, account_id, state.currency.as_str()).await?,
+            true,
+        ),
+        PaymentIn::NewOrder { pay_now } => (
+            orders::create(txn, account_id, state.currency.as_str()).await?,
+            *pay_now,
+        ),
+        PaymentIn::ExistingOrder { order_id, pay_now } => {
+            let id = OrderId::from_uuid(*order_id);
+            match orders::lock(txn, Some(account_id), id).await? {
+                Some(o) if o.status == "unpaid" => (id, *pay_now),
+                Some(o) => {
+                    return Err(ApiError::field(
+                        "payment.order_id",
+                        format!("the order is {}, not unpaid", o.status),
+                    ));
+                }
+                None => return Err(ApiError::field("payment.order_id", "no such order")),
+            }
+        }
+    };
+    let item = orders::NewItem::for_license(
+        license,
+        "license_order",
+        license.period,
+        cost,
+        serde_json::json!({}),
+    );
+    if !orders::add_item(txn, order_id, item).await? {
+        return Err(ApiError::field(
+            "payment.order_id",
+            "the order is no longer unpaid",
+        ));
+    }
+    record_ordered(txn, principal, license).await?;
+    if pay_now {
+        billing::pay_order(
+            txn,
+            Some(account_id),
+            order_id,
+            principal.actor(),
+            attempts,
+            state.clock.now(),
+        )
+        .await
+    } else {
+        orders::find(txn, None, order_id)
+            .await?
+            .ok_or(ApiError::NotFound)
+    }
 }

@@ -125,6 +125,11 @@ pub async fn accept_transfer(
         ));
     }
     license.lifecycle.can_transfer()?;
+    if license.trial {
+        return Err(ApiError::TrialLicense(
+            "a trial cannot be transferred".into(),
+        ));
+    }
     let product = products::find(&txn, license.product_id)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -140,6 +145,8 @@ pub async fn accept_transfer(
         &License {
             account_id: t.to_account_id,
             auto_renew: None,
+            // The sender's reasons for disabling it are the sender's own.
+            suspension: Default::default(),
             ..license
         },
         None,
