@@ -106,6 +106,15 @@ def setup_postgres(work):
     return primary, replica
 
 
+def ensure_wrk():
+    """wrk for the throughput figures (Debian's package); None when it cannot be installed."""
+    if not shutil.which("wrk"):
+        log("installing wrk from Debian's packages")
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "wrk"],
+                       check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return shutil.which("wrk")
+
+
 def ensure_nginx():
     if shutil.which("nginx"):
         return shutil.which("nginx")
@@ -152,7 +161,11 @@ class Service:
 
 
 def write_nginx(work, nginx_port, ports):
-    servers = "\n".join(f"    server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;" for p in ports)
+    # max_fails=0: a process is never taken out of rotation on nginx's own judgement. A refused
+    # connection costs microseconds on this host and moves the request to the next process
+    # (proxy_next_upstream error); marking a process down for fail_timeout instead can mark all
+    # three down during a rolling restart, and nginx then answers 502 "no live upstreams".
+    servers = "\n".join(f"    server 127.0.0.1:{p} max_fails=0;" for p in ports)
     conf = f"""
 worker_processes 1;
 pid {work}/nginx.pid;
@@ -228,11 +241,19 @@ class Tally:
         self.counts = {}
         self.violations = []
         self.primary_down = threading.Event()
+        self.events = []  # (time, op, status) of every answer that was not the final success
+        self.retries = 0
 
     def add(self, op, status):
         with self.lock:
             self.counts.setdefault(op, {}).setdefault(status, 0)
             self.counts[op][status] += 1
+            if status not in (200, 201, 409):
+                self.events.append((time.time(), op, status))
+
+    def retried(self):
+        with self.lock:
+            self.retries += 1
 
     def violation(self, msg):
         with self.lock:
@@ -246,6 +267,8 @@ def retrying_write(client, tally, op, method, path, token, body, key, deadline):
         down = tally.primary_down.is_set()
         status, data, _ = client.call(method, path, token, body, {"Idempotency-Key": key})
         tally.add(op, status)
+        if status in (0, 502, 503, 504) or (status == 409 and data and data.get("code") == "request_in_progress"):
+            tally.retried()
         if status in (0, 502, 504):
             time.sleep(0.2)  # a process went away mid-request: retry with the same key
         elif status == 503:
@@ -259,6 +282,74 @@ def retrying_write(client, tally, op, method, path, token, body, key, deadline):
         if time.time() > deadline:
             tally.violation(f"{op} with key {key} never settled (last {status} {data})")
             return status, data
+
+
+def fault_figures(tally, faults, end_of_load):
+    """Per fault: the answers other than success from its start to the next fault's start, by kind,
+    and when the last of them came (the time to recover)."""
+    out = []
+    bounds = [f[1] for f in faults[1:]] + [end_of_load]
+    for (name, start, end), until in zip(faults, bounds):
+        window = [(t, op, st) for (t, op, st) in tally.events if start <= t < until]
+        kinds = {}
+        for _, op, st in window:
+            kinds[f"{op} {st or 'connection error'}"] = kinds.get(f"{op} {st or 'connection error'}", 0) + 1
+        last = max((t for t, _, _ in window), default=start)
+        out.append({"fault": name, "failed_answers": len(window), "by_kind": kinds,
+                    "recovered_after_s": round(last - start, 2), "fault_took_s": round(end - start, 2)})
+    return out
+
+
+WRK_SCRIPT = """
+local keys = {%s}
+local i = 0
+request = function()
+  i = i + 1
+  local body = '{"registration_key":"' .. keys[(i %% #keys) + 1] .. '"}'
+  return wrk.format("POST", "/v1/validate", {["Content-Type"] = "application/json"}, body)
+end
+"""
+
+
+def run_wrk(wrk, url, script, seconds):
+    out = subprocess.run([wrk, "-t2", "-c16", f"-d{seconds}s", "--latency", "-s", script, url],
+                         capture_output=True, text=True, timeout=seconds + 60).stdout
+    figures = {"rps": None, "p50_ms": None, "p99_ms": None, "non_2xx": 0}
+    for line in out.splitlines():
+        parts = line.split()
+        if line.startswith("Requests/sec:"):
+            figures["rps"] = round(float(parts[1]))
+        elif line.strip().startswith("Non-2xx"):
+            figures["non_2xx"] = int(parts[-1])
+        elif len(parts) == 2 and parts[0] in ("50%", "99%"):
+            v = parts[1]
+            ms = float(v[:-2]) if v.endswith("ms") else float(v[:-2]) / 1000 if v.endswith("us") \
+                else float(v[:-1]) * 1000
+            figures["p50_ms" if parts[0] == "50%" else "p99_ms"] = round(ms, 2)
+    return figures
+
+
+def validate_throughput(work, client, keys, serves, env):
+    """Validate throughput through nginx with the replica (reads there) and without it (the serve
+    processes restarted without LICENTIA_READ_DATABASE_URL: every read on the primary)."""
+    wrk = ensure_wrk()
+    if not wrk:
+        log("wrk is not available: no throughput figures")
+        return {}
+    script = os.path.join(work, "validate.lua")
+    with open(script, "w") as f:
+        f.write(WRK_SCRIPT % ", ".join(json.dumps(k) for k in keys))
+    seconds = int(os.environ.get("TOPOLOGY_WRK_SECONDS", "8"))
+    figures = {"one_replica": run_wrk(wrk, client.base, script, seconds)}
+    log(f"validate through nginx, 1 replica: {figures['one_replica']}")
+    no_replica = {k: v for k, v in env.items() if k != "LICENTIA_READ_DATABASE_URL"}
+    for s_ in serves:
+        s_.terminate()
+        s_.env = no_replica
+        s_.start()
+    figures["no_replica"] = run_wrk(wrk, client.base, script, seconds)
+    log(f"validate through nginx, 0 replicas: {figures['no_replica']}")
+    return figures
 
 
 def main():
@@ -413,17 +504,23 @@ def main():
             return s, body
 
         t0 = time.time()
+        faults = []  # (name, start, end of the fault's own actions)
         time.sleep(min(8, SECONDS / 6))
         log("fault 1: SIGKILL one serve process")
+        f0 = time.time()
         serves[1].kill()
         time.sleep(2)
         serves[1].start()
+        faults.append(("SIGKILL of one serve process (restarted 2 s later)", f0, time.time()))
         log("fault 2: rolling restart (SIGTERM, one at a time)")
+        f0 = time.time()
         for s_ in serves:
             s_.terminate()
             s_.start()
+        faults.append(("rolling restart of the three serve processes", f0, time.time()))
         time.sleep(3)
         log("fault 3: the primary stops")
+        f0 = time.time()
         tally.primary_down.set()
         primary.stop()
         time.sleep(3)
@@ -433,6 +530,7 @@ def main():
             tally.violation(f"readyz while the primary is down: {s} {body}")
         time.sleep(3)
         primary.start()
+        faults.append(("primary stopped for 6 s", f0, time.time()))
         log("the primary is back")
         # Writes that were refused may still be retrying: let them settle before clearing.
         time.sleep(4)
@@ -476,10 +574,33 @@ def main():
             if account["balance"] != total or account["balance"] < -account["credit_limit"]:
                 tally.violation(f"account {p['id']}: balance {account['balance']} vs Σ ledger {total}")
         log(f"outcomes: {json.dumps(tally.counts, sort_keys=True)}")
+        figures = fault_figures(tally, faults, end_of_load)
+        for f in figures:
+            log(f"  {f['fault']}: {f['failed_answers']} answers other than success "
+                f"({json.dumps(f['by_kind'], sort_keys=True)}); last at +{f['recovered_after_s']} s "
+                f"after the fault began, its actions took {f['fault_took_s']} s")
+        log(f"  {tally.retries} client retries with the same Idempotency-Key")
+        throughput = {}
+        if not tally.violations:
+            throughput = validate_throughput(work, client, keys, serves, env)
+        summary = {"counts": tally.counts, "faults": figures, "retries": tally.retries,
+                   "order_keys": len(order_keys), "duplicates": duplicates, "missing": missing,
+                   "violations": len(tally.violations), "validate_throughput": throughput}
+        if os.environ.get("TOPOLOGY_JSON"):
+            with open(os.environ["TOPOLOGY_JSON"], "w") as f:
+                json.dump(summary, f, indent=2, sort_keys=True)
         log(f"{len(order_keys)} order keys, {duplicates} duplicates, {missing} missing; "
             f"{len(tally.violations)} violations; {time.time() - started:.0f} s in all")
         for v in tally.violations[:30]:
             log(f"  violation: {v}")
+        if tally.violations:
+            try:
+                with open(os.path.join(work, "nginx-error.log")) as f:
+                    tail = f.read().splitlines()[-20:]
+                for line in tail:
+                    log(f"  nginx: {line}")
+            except OSError:
+                pass
         return 1 if tally.violations else 0
     finally:
         for p in PROCS:

@@ -45,6 +45,7 @@ macro_rules! db_test {
                 super::$name(&app).await;
                 app.finish().await;
             }
+            #[cfg_attr(not(licentia_pg), ignore = "skipped: PostgreSQL (set LICENTIA_TEST_DATABASE_URL)")]
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 let Some(app) = $crate::TestApp::spawn_postgres().await else { return };
@@ -68,6 +69,7 @@ macro_rules! clock_test {
                 super::$name(&app).await;
                 app.finish().await;
             }
+            #[cfg_attr(not(licentia_pg), ignore = "skipped: PostgreSQL (set LICENTIA_TEST_DATABASE_URL)")]
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 let clock = ::licentia_api::clock::ManualClock::at_system_time();

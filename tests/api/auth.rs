@@ -226,6 +226,10 @@ async fn login_throttle_sqlite() {
     app.finish().await;
 }
 
+#[cfg_attr(
+    not(licentia_pg),
+    ignore = "skipped: PostgreSQL (set LICENTIA_TEST_DATABASE_URL)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_throttle_postgres() {
     let Some(app) = TestApp::spawn_postgres_with(limited).await else {

@@ -30,6 +30,7 @@ macro_rules! limited_test {
                 super::$name(&[&app]).await;
                 app.finish().await;
             }
+            #[cfg_attr(not(licentia_pg), ignore = "skipped: PostgreSQL (set LICENTIA_TEST_DATABASE_URL)")]
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn postgres() {
                 let Some(app) = licentia_tests::TestApp::spawn_postgres_with(super::limited).await
@@ -40,6 +41,7 @@ macro_rules! limited_test {
                 app.finish().await;
             }
             /// Two server processes on one PostgreSQL database share the count.
+            #[cfg_attr(not(licentia_pg), ignore = "skipped: PostgreSQL (set LICENTIA_TEST_DATABASE_URL)")]
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn postgres_two_instances() {
                 let Some(app) = licentia_tests::TestApp::spawn_postgres_with(super::limited).await

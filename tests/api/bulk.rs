@@ -451,6 +451,10 @@ mod too_many_matches {
         super::too_many_matches(&app).await;
         app.finish().await;
     }
+    #[cfg_attr(
+        not(licentia_pg),
+        ignore = "skipped: PostgreSQL (set LICENTIA_TEST_DATABASE_URL)"
+    )]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres() {
         let Some(app) =

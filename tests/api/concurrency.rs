@@ -270,6 +270,10 @@ async fn orders_are_paid_once(instances: &[&TestApp]) {
     }
 }
 
+#[cfg_attr(
+    not(licentia_pg),
+    ignore = "skipped: PostgreSQL (set LICENTIA_TEST_DATABASE_URL)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_on_postgres() {
     let Some(first) = TestApp::spawn_postgres().await else {

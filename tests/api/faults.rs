@@ -7,8 +7,36 @@ mod postgres_outage;
 mod sigterm;
 mod usage_on_stop;
 
+use std::io::Write;
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::time::Duration;
+
+/// Says on the terminal why a test did not run. Written to the process's stderr directly, not
+/// through `eprintln!`, which the test harness captures and shows only for failures.
+fn skip(why: &str) {
+    let _ = writeln!(std::io::stderr(), "skipped: {why}");
+}
+
+/// The debug binary of the workspace, `target/debug/licentia`. `cargo test --workspace` builds
+/// it (the `licentia-api` package has an integration test); when only this package is tested
+/// and it was never built, the test says so and does not run.
+fn licentia_binary(test: &str) -> Option<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        PathBuf::from,
+    );
+    let bin = target.join("debug/licentia");
+    if bin.exists() {
+        Some(bin)
+    } else {
+        skip(&format!(
+            "{test}: {} is missing; `cargo test --workspace` or `cargo build -p licentia-api` builds it",
+            bin.display()
+        ));
+        None
+    }
+}
 
 /// A port free at the time of asking.
 fn free_port() -> u16 {

@@ -394,6 +394,10 @@ async fn money_invariants_sqlite() {
     unshare(app).finish().await;
 }
 
+#[cfg_attr(
+    not(licentia_pg),
+    ignore = "skipped: PostgreSQL (set LICENTIA_TEST_DATABASE_URL)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn money_invariants_postgres() {
     // Under this load on 2 cores a request can wait on row locks held by the other instance

@@ -110,6 +110,10 @@ async fn failing_provisioning_sqlite() {
     app.finish().await;
 }
 
+#[cfg_attr(
+    not(licentia_pg),
+    ignore = "skipped: PostgreSQL (set LICENTIA_TEST_DATABASE_URL)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_provisioning_postgres() {
     let Some(app) = TestApp::spawn_postgres_with_provisioner(two_attempts, flaky()).await else {

@@ -362,6 +362,10 @@ async fn deregistration_rate_limit_sqlite() {
     app.finish().await;
 }
 
+#[cfg_attr(
+    not(licentia_pg),
+    ignore = "skipped: PostgreSQL (set LICENTIA_TEST_DATABASE_URL)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deregistration_rate_limit_postgres() {
     let Some(app) = TestApp::spawn_postgres_with(rate_limited).await else {

@@ -1,4 +1,4 @@
-//! Probes from THREATS.md. The route × role × tenant matrix is generated from the OpenAPI
+//! Probes from the threat model (docs/threats.md). The route × role × tenant matrix is generated from the OpenAPI
 //! document, so every new route is covered automatically.
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -408,6 +408,10 @@ async fn jwt_probes_sqlite() {
     app.finish().await;
 }
 
+#[cfg_attr(
+    not(licentia_pg),
+    ignore = "skipped: PostgreSQL (set LICENTIA_TEST_DATABASE_URL)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jwt_probes_postgres() {
     let Some(app) = TestApp::spawn_postgres_with(known_secret).await else {

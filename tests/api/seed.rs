@@ -23,6 +23,10 @@ async fn with_key(
     Resp::from(req.send().await.unwrap()).await
 }
 
+#[cfg_attr(
+    not(licentia_pg),
+    ignore = "skipped: PostgreSQL (set LICENTIA_TEST_DATABASE_URL)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seeded_licenses_read_back_through_the_api() {
     let Some(app) = TestApp::spawn_postgres().await else {

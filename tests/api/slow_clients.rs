@@ -228,6 +228,10 @@ async fn slow_keyed_bodies_are_cut_and_leave_no_key_sqlite() {
     app.finish().await;
 }
 
+#[cfg_attr(
+    not(licentia_pg),
+    ignore = "skipped: PostgreSQL (set LICENTIA_TEST_DATABASE_URL)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_keyed_bodies_are_cut_and_leave_no_key_postgres() {
     let Some(app) = TestApp::spawn_postgres_with(two_second_bodies).await else {

@@ -204,6 +204,10 @@ async fn background_flush_sqlite() {
     app.finish().await;
 }
 
+#[cfg_attr(
+    not(licentia_pg),
+    ignore = "skipped: PostgreSQL (set LICENTIA_TEST_DATABASE_URL)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn background_flush_postgres() {
     let Some(app) = TestApp::spawn_postgres_with(flush_every_second).await else {

@@ -595,6 +595,10 @@ async fn value_invariant_sqlite() {
     unshare(app).finish().await;
 }
 
+#[cfg_attr(
+    not(licentia_pg),
+    ignore = "skipped: PostgreSQL (set LICENTIA_TEST_DATABASE_URL)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn value_invariant_postgres() {
     let Some(app) = TestApp::spawn_with_clock_and(Backend::Postgres, frozen_clock(), patient).await

@@ -34,6 +34,7 @@ macro_rules! receiving_test {
                 super::$name(&app).await;
                 app.finish().await;
             }
+            #[cfg_attr(not(licentia_pg), ignore = "skipped: PostgreSQL (set LICENTIA_TEST_DATABASE_URL)")]
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 let Some(app) = licentia_tests::TestApp::spawn_postgres_with($crate::webhooks::receiving).await

@@ -203,11 +203,8 @@ impl Config {
                 "must start with sqlite:, postgres:// or postgresql://",
             );
         }
-        if self.bind.parse::<SocketAddr>().is_err() {
-            return bad(
-                "bind",
-                &format!("is not a socket address (host:port): {:?}", self.bind),
-            );
+        if let Err(why) = resolve_bind(&self.bind) {
+            return bad("bind", &why);
         }
         if licentia_domain::money::Currency::parse(&self.currency).is_err() {
             return bad(
@@ -229,9 +226,15 @@ impl Config {
             return bad("encryption_key", "must be 32 bytes, base64-encoded");
         }
         if let Some(password) = &self.admin_password
-            && password.expose().chars().count() < 8
+            && password.expose().chars().count() < crate::auth::MIN_PASSWORD_CHARS
         {
-            return bad("admin_password", "must be at least 8 characters");
+            return bad(
+                "admin_password",
+                &format!(
+                    "must be at least {} characters, like every password",
+                    crate::auth::MIN_PASSWORD_CHARS
+                ),
+            );
         }
         if !self.admin_email.contains('@') {
             return bad("admin_email", "is not an e-mail address");
@@ -273,10 +276,10 @@ impl Config {
         Ok(())
     }
 
+    /// The address to listen on: `bind` as an IP and port, or a host name and port
+    /// (`localhost:8080`) resolved, IPv4 first. [`Config::load`] has checked that it resolves.
     pub fn bind_addr(&self) -> SocketAddr {
-        self.bind
-            .parse()
-            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080)))
+        resolve_bind(&self.bind).unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080)))
     }
 
     pub fn rate_limit_enabled(&self) -> bool {
@@ -298,6 +301,29 @@ impl Config {
     pub fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")
     }
+}
+
+/// `host:port` → the address to listen on (an IPv4 one when the name has both).
+fn resolve_bind(bind: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(addr) = bind.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let not_an_address =
+        || format!("is not host:port (e.g. 127.0.0.1:8080 or localhost:8080): {bind:?}");
+    if !bind.contains(':') {
+        return Err(not_an_address());
+    }
+    let addrs: Vec<SocketAddr> = bind
+        .to_socket_addrs()
+        .map_err(|e| format!("{bind:?} does not resolve: {e}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(not_an_address)
 }
 
 fn split_list(s: &str) -> Vec<String> {
@@ -374,6 +400,16 @@ mod tests {
     }
 
     #[test]
+    fn bind_accepts_a_host_name_and_port() {
+        let config = with("bind = \"localhost:9091\"").unwrap_or_else(|e| panic!("{e}"));
+        let addr = config.bind_addr();
+        assert!(addr.ip().is_loopback(), "{addr}");
+        assert_eq!(addr.port(), 9091);
+        let err = with("bind = \"localhost\"").err().unwrap_or_default();
+        assert!(err.contains("host:port"), "{err}");
+    }
+
+    #[test]
     fn a_missing_default_file_is_fine_but_a_named_one_is_not() {
         let missing = std::path::Path::new("/nonexistent/licentia.toml");
         assert!(Config::load(Some(missing)).is_err());
@@ -381,11 +417,15 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted_and_numeric_ones_accepted() {
-        let config = with("admin_password = 12345678").unwrap_or_else(|e| panic!("{e}"));
+        let config = with("admin_password = 123456789012").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             config.admin_password.as_ref().map(|s| s.expose()),
-            Some("12345678")
+            Some("123456789012")
         );
-        assert!(!format!("{config:?}").contains("12345678"));
+        assert!(!format!("{config:?}").contains("123456789012"));
+        let short = with("admin_password = \"eleven-char\"")
+            .err()
+            .unwrap_or_default();
+        assert!(short.contains("at least 12 characters"), "{short}");
     }
 }

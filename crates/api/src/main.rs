@@ -97,11 +97,13 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
         }
         Command::Serve { no_migrate } => {
             let addr = config.bind_addr();
+            // The port first: a port in use is said before anything touches the database.
+            let listener = TcpListener::bind(addr).map_err(|e| {
+                format!("cannot listen on {addr} ({e}); choose another with LICENTIA_BIND")
+            })?;
             let state = prepare(config, !no_migrate)
                 .await
                 .map_err(|e| e.to_string())?;
-            let listener =
-                TcpListener::bind(addr).map_err(|e| format!("cannot bind {addr}: {e}"))?;
             let usage = state.usage.clone();
             let database_url = state.config.database_url.clone();
             // actix stops on the signal by itself; live event streams would hold its graceful

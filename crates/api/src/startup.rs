@@ -31,7 +31,7 @@ use crate::state::AppState;
 pub enum StartError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    #[error("database: {0}")]
+    #[error("{0}")]
     Database(#[from] PersistenceError),
     #[error("{0}")]
     Other(String),
@@ -213,6 +213,12 @@ async fn bootstrap_admin(db: &Db, config: &Config, currency: Currency) -> Result
         }
     }
     if users::count_with_role(conn, provider_id, Role::Admin).await? > 0 {
+        if config.admin_password.is_some() {
+            tracing::warn!(
+                "LICENTIA_ADMIN_PASSWORD is ignored: this database has an admin already; \
+                 change a password with POST /v1/me/password"
+            );
+        }
         return Ok(());
     }
     let (password, generated) = match &config.admin_password {

@@ -6,6 +6,7 @@
 
 pub mod entities;
 mod error;
+pub mod preflight;
 mod replica;
 pub mod repo;
 
@@ -19,6 +20,35 @@ pub use error::{PersistenceError, Result};
 pub use replica::ReadHealth;
 pub use sea_orm;
 pub use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
+
+/// A failed connect, naming where it went (never the URL itself: it may hold a password).
+fn connect_error(url: &str, e: sea_orm::DbErr) -> PersistenceError {
+    let place = match preflight::postgres_address(url) {
+        Some((host, port)) => format!("PostgreSQL at {host}:{port}"),
+        None => match preflight::sqlite_path(url) {
+            Some(path) => format!("the SQLite database {path}"),
+            None => "the database".to_owned(),
+        },
+    };
+    PersistenceError::Unavailable(format!(
+        "cannot connect to {place}: {}",
+        plain(&e.to_string())
+    ))
+}
+
+/// A driver's message without its layers of prefixes and the server's source line
+/// ("Connection Error: error returned from database: database \"x\" does not exist at line 948"
+/// → "database \"x\" does not exist").
+fn plain(message: &str) -> String {
+    let mut m = message.trim();
+    for prefix in ["Connection Error: ", "error returned from database: "] {
+        m = m.strip_prefix(prefix).unwrap_or(m);
+    }
+    match m.rsplit_once(" at line ") {
+        Some((head, line)) if line.chars().all(|c| c.is_ascii_digit()) => head.to_owned(),
+        _ => m.to_owned(),
+    }
+}
 
 /// Pool settings chosen by the application's configuration.
 #[derive(Clone, Debug)]
@@ -50,19 +80,30 @@ impl Db {
     /// SQLite gets one connection: it has a single writer anyway, and one connection makes
     /// every transaction serial instead of failing with `SQLITE_BUSY` on lock upgrades.
     pub async fn connect(url: &str, pool: &PoolConfig) -> Result<Self> {
-        let mut opts = ConnectOptions::new(url.to_owned());
         let is_sqlite = url.starts_with("sqlite:");
+        if is_sqlite {
+            preflight::sqlite_folder(url)?;
+        } else {
+            preflight::reach_postgres(url, pool.acquire_timeout.max(Duration::from_secs(2)))?;
+        }
+        let create = is_sqlite && !preflight::sqlite_mode_given(url);
+        let mut opts = ConnectOptions::new(url.to_owned());
         opts.max_connections(if is_sqlite { 1 } else { pool.max_connections })
             .min_connections(if is_sqlite { 1 } else { 0 })
             .acquire_timeout(pool.acquire_timeout)
             .connect_timeout(pool.acquire_timeout)
             .sqlx_logging(false)
-            .map_sqlx_sqlite_opts(|o| {
-                o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+            .map_sqlx_sqlite_opts(move |o| {
+                let o = o
+                    .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                     .busy_timeout(Duration::from_secs(10))
-                    .foreign_keys(true)
+                    .foreign_keys(true);
+                // Without `?mode=`, the file is created when missing; a given mode is kept.
+                if create { o.create_if_missing(true) } else { o }
             });
-        let conn = Database::connect(opts).await?;
+        let conn = Database::connect(opts)
+            .await
+            .map_err(|e| connect_error(url, e))?;
         Ok(Self {
             conn,
             replica: None,
@@ -79,12 +120,17 @@ impl Db {
         max_lag: Duration,
     ) -> Result<Self> {
         let mut opts = ConnectOptions::new(url.to_owned());
+        // Lazy: a replica that is down when this process starts is a degraded start (reads go
+        // to the primary until a probe finds it), not a failed one.
         opts.max_connections(pool.max_connections)
             .min_connections(0)
             .acquire_timeout(pool.acquire_timeout)
             .connect_timeout(pool.acquire_timeout)
+            .connect_lazy(true)
             .sqlx_logging(false);
-        let conn = Database::connect(opts).await?;
+        let conn = Database::connect(opts)
+            .await
+            .map_err(|e| connect_error(url, e))?;
         let replica = replica::Replica::new(conn, max_lag);
         replica.probe(&self.conn).await;
         self.replica = Some(Arc::new(replica));

@@ -18,20 +18,6 @@ use super::free_port;
 const KEYS: usize = 48;
 const PRICE: i64 = 1_000;
 
-fn licentia_binary() -> Option<PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
-        PathBuf::from,
-    );
-    let bin = target.join("debug/licentia");
-    if bin.exists() {
-        Some(bin)
-    } else {
-        eprintln!("{} is missing: skipping the crash test", bin.display());
-        None
-    }
-}
-
 /// One run of the server; killed when dropped.
 struct Server {
     child: Child,
@@ -359,7 +345,9 @@ async fn crash_mid_burst(database_url: &str, dir: &std::path::Path, bin: &PathBu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn crash_mid_burst_sqlite() {
-    let Some(bin) = licentia_binary() else { return };
+    let Some(bin) = super::licentia_binary("the crash test") else {
+        return;
+    };
     let dir =
         std::env::temp_dir().join(format!("licentia-crash-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir(&dir).unwrap();
@@ -368,9 +356,15 @@ async fn crash_mid_burst_sqlite() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[cfg_attr(
+    not(licentia_pg),
+    ignore = "skipped: PostgreSQL (set LICENTIA_TEST_DATABASE_URL)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn crash_mid_burst_postgres() {
-    let Some(bin) = licentia_binary() else { return };
+    let Some(bin) = super::licentia_binary("the crash test") else {
+        return;
+    };
     let Ok(admin_url) = std::env::var(PG_URL_VAR) else {
         eprintln!("{PG_URL_VAR} is not set: skipping the PostgreSQL crash test");
         return;

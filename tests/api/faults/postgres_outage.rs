@@ -41,7 +41,9 @@ impl PrivatePg {
         }
         if !Path::new(PG_BIN).join("initdb").exists() || !Path::new(PG_BIN).join("pg_ctl").exists()
         {
-            eprintln!("{PG_BIN}/initdb or pg_ctl is missing: skipping the PostgreSQL outage test");
+            super::skip(&format!(
+                "the PostgreSQL outage test: {PG_BIN}/initdb or pg_ctl is missing"
+            ));
             return None;
         }
         let as_postgres = is_root();
@@ -61,7 +63,9 @@ impl PrivatePg {
                     PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
                 }
                 _ => {
-                    eprintln!("running as root without a usable `postgres` user: skipping");
+                    super::skip(
+                        "the PostgreSQL outage test: running as root without a usable `postgres` user",
+                    );
                     return None;
                 }
             }
@@ -294,6 +298,10 @@ async fn ledger_totals(http: &reqwest::Client, load: &Load) -> (usize, i64) {
     }
 }
 
+#[cfg_attr(
+    not(licentia_pg),
+    ignore = "skipped: PostgreSQL (set LICENTIA_TEST_DATABASE_URL)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_outage_answers_503_then_recovers_with_the_ledger_intact() {
     let Some(pg) = PrivatePg::start() else { return };

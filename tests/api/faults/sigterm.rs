@@ -2,8 +2,8 @@
 //! request already accepted is answered (0 dropped), the process exits 0 and the jobs its
 //! worker leased are queued again.
 //!
-//! Runs the real binary, `target/debug/licentia` (`.ci/run` builds it before the tests; a test
-//! must not build it), on a temporary SQLite database, and talks raw HTTP/1.1 so that every
+//! Runs the real binary, `target/debug/licentia` (built by `cargo test --workspace` before any
+//! test runs; see `super::licentia_binary`), on a temporary SQLite database, and talks raw HTTP/1.1 so that every
 //! connection and its fate are visible.
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -19,24 +19,6 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, Database, EntityTrait};
 use serde_json::{Value, json};
 
 use super::free_port;
-
-/// The debug binary of the workspace, if built.
-fn licentia_binary() -> Option<PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
-        PathBuf::from,
-    );
-    let bin = target.join("debug/licentia");
-    if bin.exists() {
-        Some(bin)
-    } else {
-        eprintln!(
-            "{} is missing (build it with `cargo build -p licentia-api`): skipping the SIGTERM test",
-            bin.display()
-        );
-        None
-    }
-}
 
 /// The server process and its files; killed and removed whatever happens.
 struct Server {
@@ -202,7 +184,9 @@ async fn leased_job(url: &str, worker: &str) -> uuid::Uuid {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_closes_the_listener_answers_accepted_requests_and_releases_jobs() {
-    let Some(bin) = licentia_binary() else { return };
+    let Some(bin) = super::licentia_binary("the SIGTERM test") else {
+        return;
+    };
     let mut server = Server::start(&bin);
     let addr = server.addr;
     let job = leased_job(&server.database_url(), &server.worker_id()).await;

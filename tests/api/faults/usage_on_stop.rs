@@ -1,7 +1,6 @@
 //! CONTRACT §11: usage recorded in memory is written on a graceful stop (SIGTERM), not lost
 //! with the process. Runs the built binary, `target/debug/licentia`, on a temporary SQLite
 //! database with a flush interval far longer than the test, so only the stop can write it.
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -10,23 +9,6 @@ use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::{Value, json};
 
 use super::{client, free_port};
-
-fn binary() -> Option<PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
-        PathBuf::from,
-    );
-    let bin = target.join("debug/licentia");
-    if bin.exists() {
-        Some(bin)
-    } else {
-        eprintln!(
-            "{} is missing: skipping the usage-on-stop test",
-            bin.display()
-        );
-        None
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_is_written_on_sigterm_sqlite() {
@@ -40,6 +22,10 @@ async fn usage_is_written_on_sigterm_sqlite() {
 
 /// On PostgreSQL the pool's connections belong to the HTTP workers' runtimes, which stop
 /// before the last flush: the flush must not depend on them.
+#[cfg_attr(
+    not(licentia_pg),
+    ignore = "skipped: PostgreSQL (set LICENTIA_TEST_DATABASE_URL)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_is_written_on_sigterm_postgres() {
     let Ok(admin_url) = std::env::var(licentia_tests::PG_URL_VAR) else {
@@ -64,7 +50,9 @@ async fn usage_is_written_on_sigterm_postgres() {
 }
 
 async fn usage_is_written_on_sigterm(dir: &std::path::Path, url: &str) {
-    let Some(bin) = binary() else { return };
+    let Some(bin) = super::licentia_binary("the usage-on-stop test") else {
+        return;
+    };
     std::fs::write(dir.join("licentia.toml"), "").unwrap();
     let port = free_port();
     let mut command = Command::new(&bin);

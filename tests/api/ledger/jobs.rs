@@ -111,6 +111,7 @@ macro_rules! queue_test {
                 super::$name(store.db.clone()).await;
                 store.finish().await;
             }
+            #[cfg_attr(not(licentia_pg), ignore = "skipped: PostgreSQL (set LICENTIA_TEST_DATABASE_URL)")]
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 let Some(store) = super::QueueDb::postgres().await else { return };

@@ -257,6 +257,10 @@ async fn admin_password_at_work_sqlite() {
     app.finish().await;
 }
 
+#[cfg_attr(
+    not(licentia_pg),
+    ignore = "skipped: PostgreSQL (set LICENTIA_TEST_DATABASE_URL)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_password_at_work_postgres() {
     let provisioner = Arc::new(Recording::default());

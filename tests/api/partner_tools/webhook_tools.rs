@@ -165,6 +165,10 @@ async fn ping_and_redeliver_sqlite() {
     app.finish().await;
 }
 
+#[cfg_attr(
+    not(licentia_pg),
+    ignore = "skipped: PostgreSQL (set LICENTIA_TEST_DATABASE_URL)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ping_and_redeliver_postgres() {
     let Some(app) = TestApp::spawn_postgres_with(receiving).await else {

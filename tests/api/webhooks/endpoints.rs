@@ -1,5 +1,5 @@
 //! Registering, reading, changing and deleting webhook endpoints: the SSRF guard at
-//! registration (THREATS.md #18), the secret shown once, validation, scopes and tenancy.
+//! registration (THREATS #18 (docs/threats.md)), the secret shown once, validation, scopes and tenancy.
 use licentia_tests::{TestApp, db_test};
 use reqwest::StatusCode;
 use serde_json::json;

@@ -354,7 +354,7 @@ pub async fn change_my_password(
     };
     let body = body.into_inner()?;
     let length = body.new_password.chars().count();
-    if !(12..=1024).contains(&length) {
+    if !(super::MIN_PASSWORD_CHARS..=1024).contains(&length) {
         return Err(ApiError::field(
             "new_password",
             "must be 12 to 1024 characters",

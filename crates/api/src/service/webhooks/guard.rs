@@ -1,4 +1,4 @@
-//! The SSRF guard for webhook URLs (THREATS.md #18). A URL must be absolute `http`/`https`
+//! The SSRF guard for webhook URLs (THREATS #18 (docs/threats.md)). A URL must be absolute `http`/`https`
 //! with a host and no credentials, and every address its host is or resolves to must be a
 //! public unicast address — unless the host is listed exactly in
 //! `LICENTIA_WEBHOOK_ALLOWED_HOSTS`. The check runs at registration and again at every
