@@ -20,6 +20,9 @@ Settings (environment):
   BENCH_ONLY         comma-separated scenario names to run (default: all)
   BENCH_KEEP_DB      1 keeps the seeded database (and reuses it when it exists) between runs
   BENCH_JSON         also write the results as JSON to this file
+  BENCH_BIN          measure this binary instead of building target/release/licentia (e.g. an
+                     earlier commit's build, for a before/after comparison on one data set); it
+                     is started with --no-migrate, so seed the data set with the newer build
 """
 import json
 import os
@@ -53,7 +56,8 @@ ONLY = [s for s in os.environ.get("BENCH_ONLY", "").split(",") if s]
 KEEP_DB = os.environ.get("BENCH_KEEP_DB") == "1"
 PORT = int(os.environ.get("BENCH_PORT", "18090"))
 BASE = f"http://127.0.0.1:{PORT}"
-BIN = os.path.join(ROOT, "target", "release", "licentia")
+BUILT = os.path.join(ROOT, "target", "release", "licentia")
+BIN = os.environ.get("BENCH_BIN") or BUILT
 DB = f"licentia_bench_{LICENSES}"
 
 # Filters of the list scenarios: each matches well over 10,050 of the largest partner's
@@ -104,7 +108,7 @@ def seed(work):
     log(f"seeding {LICENSES:,} licenses over {ACCOUNTS:,} accounts")
     started = time.monotonic()
     subprocess.run(
-        [BIN, "seed", "--licenses", str(LICENSES), "--accounts", str(ACCOUNTS),
+        [BUILT, "seed", "--licenses", str(LICENSES), "--accounts", str(ACCOUNTS),
          "--manifest", manifest_path],
         env=server_env(), check=True, stdout=subprocess.DEVNULL,
         stderr=open(os.path.join(work, "seed.log"), "w"),
@@ -135,7 +139,8 @@ def server_env():
 class Server:
     def __init__(self, work):
         self.log = open(os.path.join(work, "server.log"), "w")
-        self.proc = subprocess.Popen([BIN, "serve"], env=server_env(), stdout=self.log,
+        args = [BIN, "serve"] + (["--no-migrate"] if os.environ.get("BENCH_BIN") else [])
+        self.proc = subprocess.Popen(args, env=server_env(), stdout=self.log,
                                      stderr=subprocess.STDOUT)
         for _ in range(300):
             if self.proc.poll() is not None:

@@ -108,9 +108,12 @@ def main():
         big = manifest["accounts"][0]
         partner = {"X-API-Key": big["api_key"]}
         admin = {"Authorization": "Bearer " + login("bench-admin@licentia.test", "bench-admin-password")}
-        year = time.strftime("%Y")
+        day = 86_400
+        stamp = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+        now = time.time()
+        # The longest period the report takes (400 days), ending tomorrow.
         revenue = "/v1/reports/revenue?" + urllib.parse.urlencode(
-            {"from": f"{int(year) - 2}-01-01T00:00:00Z", "to": f"{int(year) + 1}-01-01T00:00:00Z"})
+            {"from": stamp(now - 399 * day), "to": stamp(now + day)})
         rows = [
             figure("count, partner", "/v1/licenses/count", partner),
             figure("count, partner, status", "/v1/licenses/count?status=active", partner),

@@ -110,8 +110,14 @@ def ensure_wrk():
     """wrk for the throughput figures (Debian's package); None when it cannot be installed."""
     if not shutil.which("wrk"):
         log("installing wrk from Debian's packages")
-        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "wrk"],
-                       check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for attempt in (1, 2):
+            if attempt == 2:  # the package lists may be missing or stale
+                subprocess.run(["apt-get", "update", "-qq"], check=False,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "wrk"],
+                           check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if shutil.which("wrk"):
+                break
     return shutil.which("wrk")
 
 

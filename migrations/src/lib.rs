@@ -14,6 +14,7 @@ mod m0007_search_indexes;
 mod m0008_login_attempts;
 pub mod m0009_usage;
 mod m0010_partner_tools;
+mod m0011_report_indexes;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0008_login_attempts::Migration),
             Box::new(m0009_usage::Migration),
             Box::new(m0010_partner_tools::Migration),
+            Box::new(m0011_report_indexes::Migration),
         ]
     }
 }

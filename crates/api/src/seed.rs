@@ -413,8 +413,11 @@ pub async fn seed(state: &AppState, size: SeedSize) -> Result<Manifest, String> 
         })
         .await
         .map_err(|e| e.to_string())?;
-    // Fresh statistics, so that the first queries are planned on the real distribution.
-    db.execute_unprepared("ANALYZE")
+    // Fresh statistics, so that the first queries are planned on the real distribution, and
+    // the visibility map set, as autovacuum leaves a table some time after a bulk load: without
+    // it, counts and reports read the heap instead of answering from an index (a partner's
+    // count of 200,000 licenses: 250 ms before, 36 ms after, at 1M).
+    db.execute_unprepared("VACUUM (ANALYZE)")
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!(
