@@ -67,7 +67,7 @@ def _product_ids(db_url):
 
 def list_sql(db_url, fname, depth, after_ids):
     """Authentication, then in one transaction planned for its parameters (see
-    `Db::begin_search`): one keyset page of 51 rows (50 and one to tell whether more follow)
+    `Db::search`): one keyset page of 51 rows (50 and one to tell whether more follow)
     and the page's products."""
     if fname == "name":
         where = ('"licenses"."account_id" = :account AND "name_lower" LIKE :pattern '

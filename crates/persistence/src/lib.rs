@@ -21,6 +21,50 @@ pub use replica::ReadHealth;
 pub use sea_orm;
 pub use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
 
+/// The session settings of the search pool ([`Db::search`], [`unpinged_pool`]).
+const SEARCH_SETTINGS: &[(&str, &str)] = &[
+    ("plan_cache_mode", "force_custom_plan"),
+    ("random_page_cost", "1.1"),
+];
+
+/// A pool of a PostgreSQL primary that does not ping on checkout: the search pool
+/// ([`Db::search`], with [`SEARCH_SETTINGS`]) and the look-up pool ([`Db::lookup`], with the
+/// defaults). The search pool's sessions start with the
+/// planner settings searches need: a custom plan for every execution (a prepared statement
+/// otherwise switches to a generic plan after five runs; for a CIDR filter that plan read all
+/// ~11,000 matching rows and sorted them, 17 ms, instead of walking in id order, 2–3 ms), and
+/// random reads priced near sequential ones (the data is cached or on SSD; at the default 4 the
+/// planner walks every license in id order rather than one partner's through
+/// `(account_id, id)`). Set for the session, not per statement: validate and every other
+/// statement keep the defaults on the main pool (forcing custom plans there cost validate
+/// two thirds of its rate). No ping on checkout (reads only; a dead connection fails one
+/// statement, which the caller retries), lazily opened, idle connections closed after 30 s.
+async fn unpinged_pool(
+    url: &str,
+    pool: &PoolConfig,
+    settings: &'static [(&'static str, &'static str)],
+) -> Result<DatabaseConnection> {
+    let mut opts = ConnectOptions::new(preflight::connect_url(url).into_owned());
+    opts.max_connections(pool.max_connections)
+        .min_connections(0)
+        .acquire_timeout(pool.acquire_timeout)
+        .connect_timeout(pool.acquire_timeout)
+        .idle_timeout(Duration::from_secs(30))
+        .test_before_acquire(false)
+        .connect_lazy(true)
+        .sqlx_logging(false)
+        .map_sqlx_postgres_opts(move |o| {
+            if settings.is_empty() {
+                o
+            } else {
+                o.options(settings.iter().copied())
+            }
+        });
+    Database::connect(opts)
+        .await
+        .map_err(|e| connect_error(url, e))
+}
+
 /// A failed connect, naming where it went (never the URL itself: it may hold a password).
 fn connect_error(url: &str, e: sea_orm::DbErr) -> PersistenceError {
     let place = match preflight::postgres_address(url) {
@@ -71,6 +115,12 @@ impl Default for PoolConfig {
 #[derive(Clone, Debug)]
 pub struct Db {
     conn: DatabaseConnection,
+    /// PostgreSQL: connections to the primary whose sessions plan for searches
+    /// ([`Db::search`]); `None` on SQLite.
+    search: Option<DatabaseConnection>,
+    /// PostgreSQL: connections to the primary, not pinged on checkout, for the licensed
+    /// software's look-ups ([`Db::lookup`]); `None` on SQLite.
+    lookup: Option<DatabaseConnection>,
     replica: Option<Arc<replica::Replica>>,
 }
 
@@ -87,7 +137,7 @@ impl Db {
             preflight::reach_postgres(url, pool.acquire_timeout.max(Duration::from_secs(2)))?;
         }
         let create = is_sqlite && !preflight::sqlite_mode_given(url);
-        let mut opts = ConnectOptions::new(url.to_owned());
+        let mut opts = ConnectOptions::new(preflight::connect_url(url).into_owned());
         opts.max_connections(if is_sqlite { 1 } else { pool.max_connections })
             .min_connections(if is_sqlite { 1 } else { 0 })
             .acquire_timeout(pool.acquire_timeout)
@@ -104,8 +154,18 @@ impl Db {
         let conn = Database::connect(opts)
             .await
             .map_err(|e| connect_error(url, e))?;
+        let (search, lookup) = if is_sqlite {
+            (None, None)
+        } else {
+            (
+                Some(unpinged_pool(url, pool, SEARCH_SETTINGS).await?),
+                Some(unpinged_pool(url, pool, &[]).await?),
+            )
+        };
         Ok(Self {
             conn,
+            search,
+            lookup,
             replica: None,
         })
     }
@@ -119,7 +179,7 @@ impl Db {
         pool: &PoolConfig,
         max_lag: Duration,
     ) -> Result<Self> {
-        let mut opts = ConnectOptions::new(url.to_owned());
+        let mut opts = ConnectOptions::new(preflight::connect_url(url).into_owned());
         // Lazy: a replica that is down when this process starts is a degraded start (reads go
         // to the primary until a probe finds it), not a failed one.
         opts.max_connections(pool.max_connections)
@@ -144,6 +204,29 @@ impl Db {
         match &self.replica {
             Some(r) if r.serves() => &r.conn,
             _ => &self.conn,
+        }
+    }
+
+    /// Where the licensed software's look-ups go (validations, license files): as
+    /// [`Db::read`] with a replica; without one, a pool of the primary that does not ping its
+    /// connections on checkout (one round trip less on the hottest path). A look-up that fails
+    /// there is retried on [`Db::lookup_fallback`].
+    pub fn lookup(&self) -> &DatabaseConnection {
+        match (&self.replica, &self.lookup) {
+            (Some(_), _) => self.read(),
+            (None, Some(lookup)) => lookup,
+            (None, None) => &self.conn,
+        }
+    }
+
+    /// Where to retry a look-up that failed on [`Db::lookup`]: the other server with a
+    /// replica ([`Db::read_fallback`]); without one, the primary's pinged pool (the failure
+    /// was likely a connection that had died, e.g. after a restart of the server).
+    pub fn lookup_fallback(&self) -> Option<&DatabaseConnection> {
+        match (&self.replica, &self.lookup) {
+            (Some(_), _) => self.read_fallback(),
+            (None, Some(_)) => Some(&self.conn),
+            (None, None) => None,
         }
     }
 
@@ -186,24 +269,14 @@ impl Db {
         self.conn.get_database_backend()
     }
 
-    /// A transaction whose statements PostgreSQL plans for their actual parameters
-    /// (`plan_cache_mode = force_custom_plan`), for searches whose best plan depends on the
-    /// values: a rare name substring wants the trigram index, a common one the walk in id
-    /// order; a narrow CIDR block wants the address index, a wide one the walk. Prepared
-    /// statements otherwise switch to one generic plan after five runs, which is right for
-    /// key look-ups and wrong for these.
-    pub async fn begin_search(&self) -> Result<DatabaseTransaction> {
-        let txn = self.conn.begin().await?;
-        if self.backend() == DbBackend::Postgres {
-            // Random reads cost little more than sequential ones when the working set is
-            // cached or on SSD; the default (4) makes the planner walk every license in id
-            // order rather than one partner's licenses through (account_id, id).
-            txn.execute_unprepared(
-                "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL random_page_cost = 1.1",
-            )
-            .await?;
-        }
-        Ok(txn)
+    /// Where list pages and counts run: on PostgreSQL a pool of the primary whose sessions are
+    /// set for searches (`plan_cache_mode = force_custom_plan`, `random_page_cost = 1.1`, see
+    /// [`search_pool`]), so a page is its statements alone, with no transaction around them to
+    /// carry `SET LOCAL`; the primary's pool on SQLite. Reads only: a caller may retry a
+    /// statement that failed with [`PersistenceError::Unavailable`] (its connection had died:
+    /// this pool does not ping).
+    pub fn search(&self) -> &DatabaseConnection {
+        self.search.as_ref().unwrap_or(&self.conn)
     }
 
     /// Succeeds when the database answers a trivial query.
@@ -214,6 +287,9 @@ impl Db {
 
     /// Closes the pool.
     pub async fn close(self) -> Result<()> {
+        for pool in [self.search, self.lookup].into_iter().flatten() {
+            pool.close().await?;
+        }
         self.conn.close().await?;
         Ok(())
     }

@@ -40,7 +40,7 @@ enum Step<A> {
 }
 
 /// A read transaction on the export's database; PostgreSQL plans each batch for its actual
-/// values, as the list's pages are (see `Db::begin_search`).
+/// values, as the list's pages are (see `Db::search`).
 async fn begin_read(state: &AppState) -> ApiResult<DatabaseTransaction> {
     let conn = state.db.read();
     let txn = conn.begin().await.map_err(PersistenceError::from)?;

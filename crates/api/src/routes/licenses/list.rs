@@ -9,6 +9,7 @@ use licentia_domain::ids::{AccountId, LicenseId, ProductId};
 use licentia_domain::license_record::License;
 use licentia_domain::period::Period;
 use licentia_domain::product::Product;
+use licentia_persistence::PersistenceError;
 use licentia_persistence::repo::licenses::{self, Scope as LicenseScope};
 use licentia_persistence::repo::products;
 use serde::Deserialize;
@@ -437,8 +438,15 @@ pub async fn list_licenses(
             })
         }
     };
-    let search = state.db.begin_search().await?;
-    let rows = licenses::list(&search, scope, &filter, sort, after, limit + 1).await?;
+    // The search pool does not ping its connections: a statement on one that died is run
+    // once more (on another connection; it only reads).
+    let search = state.db.search();
+    let rows = match licenses::list(search, scope, &filter, sort, after.clone(), limit + 1).await {
+        Err(PersistenceError::Unavailable(_)) => {
+            licenses::list(search, scope, &filter, sort, after, limit + 1).await?
+        }
+        rows => rows?,
+    };
     // One statement for the page's products, however many licenses refer to them.
     let product_ids: Vec<ProductId> = rows
         .iter()
@@ -446,15 +454,15 @@ pub async fn list_licenses(
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    let catalog: BTreeMap<ProductId, Product> = products::find_many(&search, &product_ids)
-        .await?
-        .into_iter()
-        .map(|p| (p.id, p))
-        .collect();
-    search
-        .commit()
+    let catalog: BTreeMap<ProductId, Product> = match products::find_many(search, &product_ids)
         .await
-        .map_err(licentia_persistence::PersistenceError::from)?;
+    {
+        Err(PersistenceError::Unavailable(_)) => products::find_many(search, &product_ids).await?,
+        found => found?,
+    }
+    .into_iter()
+    .map(|p| (p.id, p))
+    .collect();
     let rfc3339 = |t: Option<OffsetDateTime>| {
         t.and_then(|t| {
             t.format(&time::format_description::well_known::Rfc3339)
@@ -517,11 +525,11 @@ pub async fn count_licenses(
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    let search = state.db.begin_search().await?;
-    let count = licenses::count(&search, caller_scope(&principal), &filter).await?;
-    search
-        .commit()
-        .await
-        .map_err(licentia_persistence::PersistenceError::from)?;
+    let search = state.db.search();
+    let scope = caller_scope(&principal);
+    let count = match licenses::count(search, scope, &filter).await {
+        Err(PersistenceError::Unavailable(_)) => licenses::count(search, scope, &filter).await?,
+        count => count?,
+    };
     Ok(HttpResponse::Ok().json(LicenseCount { count }))
 }
