@@ -12,6 +12,7 @@ use licentia_tests::TestApp;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+mod dead_connections;
 mod files;
 mod registrations;
 mod validation;

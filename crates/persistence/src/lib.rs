@@ -272,11 +272,25 @@ impl Db {
     /// Where list pages and counts run: on PostgreSQL a pool of the primary whose sessions are
     /// set for searches (`plan_cache_mode = force_custom_plan`, `random_page_cost = 1.1`, see
     /// [`search_pool`]), so a page is its statements alone, with no transaction around them to
-    /// carry `SET LOCAL`; the primary's pool on SQLite. Reads only: a caller may retry a
-    /// statement that failed with [`PersistenceError::Unavailable`] (its connection had died:
-    /// this pool does not ping).
+    /// carry `SET LOCAL`; the primary's pool on SQLite. This pool does not ping: a statement
+    /// that fails with [`PersistenceError::Unavailable`] (its connection had died) is run again
+    /// in [`Db::begin_search`].
     pub fn search(&self) -> &DatabaseConnection {
         self.search.as_ref().unwrap_or(&self.conn)
+    }
+
+    /// A transaction on the primary's pinged pool with the search settings of [`Db::search`]
+    /// set for it: where a search goes when the search pool's connection had died (after a
+    /// restart of the server, its idle connections are dead until used once).
+    pub async fn begin_search(&self) -> Result<DatabaseTransaction> {
+        let txn = self.conn.begin().await?;
+        if self.backend() == DbBackend::Postgres {
+            txn.execute_unprepared(
+                "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL random_page_cost = 1.1",
+            )
+            .await?;
+        }
+        Ok(txn)
     }
 
     /// Succeeds when the database answers a trivial query.

@@ -438,12 +438,15 @@ pub async fn list_licenses(
             })
         }
     };
-    // The search pool does not ping its connections: a statement on one that died is run
-    // once more (on another connection; it only reads).
+    // The search pool does not ping its connections: a page that failed on one that had died
+    // is read again on the pinged pool.
     let search = state.db.search();
     let rows = match licenses::list(search, scope, &filter, sort, after.clone(), limit + 1).await {
         Err(PersistenceError::Unavailable(_)) => {
-            licenses::list(search, scope, &filter, sort, after, limit + 1).await?
+            let txn = state.db.begin_search().await?;
+            let rows = licenses::list(&txn, scope, &filter, sort, after, limit + 1).await?;
+            txn.commit().await.map_err(PersistenceError::from)?;
+            rows
         }
         rows => rows?,
     };
@@ -454,15 +457,16 @@ pub async fn list_licenses(
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    let catalog: BTreeMap<ProductId, Product> = match products::find_many(search, &product_ids)
-        .await
-    {
-        Err(PersistenceError::Unavailable(_)) => products::find_many(search, &product_ids).await?,
-        found => found?,
-    }
-    .into_iter()
-    .map(|p| (p.id, p))
-    .collect();
+    let catalog: BTreeMap<ProductId, Product> =
+        match products::find_many(search, &product_ids).await {
+            Err(PersistenceError::Unavailable(_)) => {
+                products::find_many(state.db.conn(), &product_ids).await?
+            }
+            found => found?,
+        }
+        .into_iter()
+        .map(|p| (p.id, p))
+        .collect();
     let rfc3339 = |t: Option<OffsetDateTime>| {
         t.and_then(|t| {
             t.format(&time::format_description::well_known::Rfc3339)
@@ -528,7 +532,12 @@ pub async fn count_licenses(
     let search = state.db.search();
     let scope = caller_scope(&principal);
     let count = match licenses::count(search, scope, &filter).await {
-        Err(PersistenceError::Unavailable(_)) => licenses::count(search, scope, &filter).await?,
+        Err(PersistenceError::Unavailable(_)) => {
+            let txn = state.db.begin_search().await?;
+            let count = licenses::count(&txn, scope, &filter).await?;
+            txn.commit().await.map_err(PersistenceError::from)?;
+            count
+        }
         count => count?,
     };
     Ok(HttpResponse::Ok().json(LicenseCount { count }))
