@@ -9,7 +9,8 @@ through nginx, and faults during it:
 
 Assertions (exit 1 on any violation):
   - no request through nginx fails, except 503s from routes that need the primary while it is down
-    (and connection errors / 502s that the client retries with the same Idempotency-Key);
+    (and connection errors / 502s that the client retries with the same Idempotency-Key, and a
+    write's 503 from a process stopping during the rolling restart, retried the same way);
   - validations never fail while the primary or the replica is up (they read from the replica);
   - every write retried with its Idempotency-Key has exactly one effect (one license per key);
   - the ledger invariant (balance = Σ ledger, ≥ -credit_limit) holds for every account;
@@ -247,6 +248,10 @@ class Tally:
         self.counts = {}
         self.violations = []
         self.primary_down = threading.Event()
+        # Set while the serve processes restart one by one (and a second after): a write may
+        # then answer 503 from a process that is stopping (see docs/scaling.md); the client
+        # retries it with its key like any other, and it must still have exactly one effect.
+        self.restarting = threading.Event()
         self.events = []  # (time, op, status) of every answer that was not the final success
         self.retries = 0
 
@@ -270,7 +275,7 @@ def retrying_write(client, tally, op, method, path, token, body, key, deadline):
     """A write with an Idempotency-Key, retried with the same key until it settles. Returns the
     final (status, body)."""
     while True:
-        down = tally.primary_down.is_set()
+        down = tally.primary_down.is_set() or tally.restarting.is_set()
         status, data, _ = client.call(method, path, token, body, {"Idempotency-Key": key})
         tally.add(op, status)
         if status in (0, 502, 503, 504) or (status == 409 and data and data.get("code") == "request_in_progress"):
@@ -278,7 +283,7 @@ def retrying_write(client, tally, op, method, path, token, body, key, deadline):
         if status in (0, 502, 504):
             time.sleep(0.2)  # a process went away mid-request: retry with the same key
         elif status == 503:
-            if not (down or tally.primary_down.is_set()):
+            if not (down or tally.primary_down.is_set() or tally.restarting.is_set()):
                 tally.violation(f"{op}: 503 while the primary was up: {data}")
             time.sleep(0.3)
         elif status == 409 and data and data.get("code") == "request_in_progress":
@@ -520,10 +525,13 @@ def main():
         faults.append(("SIGKILL of one serve process (restarted 2 s later)", f0, time.time()))
         log("fault 2: rolling restart (SIGTERM, one at a time)")
         f0 = time.time()
+        tally.restarting.set()
         for s_ in serves:
             s_.terminate()
             s_.start()
         faults.append(("rolling restart of the three serve processes", f0, time.time()))
+        time.sleep(1)
+        tally.restarting.clear()
         time.sleep(3)
         log("fault 3: the primary stops")
         f0 = time.time()

@@ -29,8 +29,8 @@ const SEARCH_SETTINGS: &[(&str, &str)] = &[
 
 /// A pool of a PostgreSQL primary that does not ping on checkout: the search pool
 /// ([`Db::search`], with [`SEARCH_SETTINGS`]) and the look-up pool ([`Db::lookup`], with the
-/// defaults). The search pool's sessions start with the
-/// planner settings searches need: a custom plan for every execution (a prepared statement
+/// defaults). The search pool's sessions start with the planner settings searches need: a
+/// custom plan for every execution (a prepared statement
 /// otherwise switches to a generic plan after five runs; for a CIDR filter that plan read all
 /// ~11,000 matching rows and sorted them, 17 ms, instead of walking in id order, 2–3 ms), and
 /// random reads priced near sequential ones (the data is cached or on SSD; at the default 4 the
@@ -270,8 +270,8 @@ impl Db {
     }
 
     /// Where list pages and counts run: on PostgreSQL a pool of the primary whose sessions are
-    /// set for searches (`plan_cache_mode = force_custom_plan`, `random_page_cost = 1.1`, see
-    /// [`search_pool`]), so a page is its statements alone, with no transaction around them to
+    /// set for searches ([`SEARCH_SETTINGS`], see [`unpinged_pool`]), so a page is its statements
+    /// alone, with no transaction around them to
     /// carry `SET LOCAL`; the primary's pool on SQLite. This pool does not ping: a statement
     /// that fails with [`PersistenceError::Unavailable`] (its connection had died) is run again
     /// in [`Db::begin_search`].
