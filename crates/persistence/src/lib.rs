@@ -285,10 +285,12 @@ impl Db {
     pub async fn begin_search(&self) -> Result<DatabaseTransaction> {
         let txn = self.conn.begin().await?;
         if self.backend() == DbBackend::Postgres {
-            txn.execute_unprepared(
-                "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL random_page_cost = 1.1",
-            )
-            .await?;
+            // The same settings as the search pool's sessions, for this transaction only.
+            let set: Vec<String> = SEARCH_SETTINGS
+                .iter()
+                .map(|(name, value)| format!("SET LOCAL {name} = {value}"))
+                .collect();
+            txn.execute_unprepared(&set.join("; ")).await?;
         }
         Ok(txn)
     }
