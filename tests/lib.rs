@@ -14,7 +14,7 @@ use std::sync::Arc;
 use licentia_api::Config;
 use licentia_api::clock::ManualClock;
 use licentia_api::config::Secret;
-use licentia_api::service::provisioning::Provisioner;
+use licentia_app::provisioning::Provisioner;
 use reqwest::{Method, StatusCode};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
@@ -227,10 +227,10 @@ impl TestApp {
             .await
             .expect("service state");
         if let Some(clock) = &clock {
-            state.clock = clock.clone();
+            state.ctx.clock = clock.clone();
         }
         if let Some(provisioner) = PROVISIONER.with(|p| p.borrow_mut().take()) {
-            state.provisioner = provisioner;
+            state.ctx.provisioner = provisioner;
         }
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -326,10 +326,8 @@ impl TestApp {
 
     /// Runs one sweep (auto-renewal, expiry, grace deletion, expiring-soon notices) now, at the
     /// service's clock, as the background worker would.
-    pub async fn sweep(&self) -> licentia_api::service::sweeps::SweepReport {
-        licentia_api::service::sweeps::run(&self.state)
-            .await
-            .expect("sweep")
+    pub async fn sweep(&self) -> licentia_app::sweeps::SweepReport {
+        licentia_app::sweeps::run(&self.state).await.expect("sweep")
     }
 
     /// Another server process of the same service: a second `prepare` + `serve` on the same

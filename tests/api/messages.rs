@@ -1,5 +1,5 @@
 //! 422 messages speak JSON, not Rust: what a field must be and what was sent, never a Rust
-//! type (`i64`, `internally tagged enum PaymentIn`) or a validator's wording.
+//! type (`i64`, `internally tagged enum Payment`) or a validator's wording.
 use licentia_tests::{TestApp, db_test};
 use reqwest::StatusCode;
 use serde_json::{Value, json};

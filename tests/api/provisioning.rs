@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use licentia_api::service::provisioning::ProvisionJob;
+use licentia_app::provisioning::ProvisionJob;
 use licentia_tests::TestApp;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -13,7 +13,7 @@ struct Flaky {
     failures: AtomicU32,
 }
 
-impl licentia_api::service::provisioning::Provisioner for Flaky {
+impl licentia_app::provisioning::Provisioner for Flaky {
     fn apply(&self, _job: &ProvisionJob<'_>) -> Result<(), String> {
         let left = self.failures.load(Ordering::SeqCst);
         if left == 0 {
@@ -97,7 +97,7 @@ async fn failing_provisioning(app: &TestApp) {
     .assert_problem(StatusCode::CONFLICT, "invalid_transition");
 }
 
-fn flaky() -> Arc<dyn licentia_api::service::provisioning::Provisioner> {
+fn flaky() -> Arc<dyn licentia_app::provisioning::Provisioner> {
     Arc::new(Flaky {
         failures: AtomicU32::new(2),
     })

@@ -20,7 +20,7 @@ impl ProductCodes {
             return Ok(code.to_string());
         }
         let product = products::find(db, id).await?.ok_or_else(|| {
-            ApiError::Internal(format!(
+            ApiError::internal(format!(
                 "a license refers to product {id}, which is missing"
             ))
         })?;

@@ -159,6 +159,25 @@ impl Default for Config {
 pub struct ConfigError(pub String);
 
 impl Config {
+    /// The use cases' business settings, typed. Day and hour counts are capped (at ~10,000
+    /// years, and a century for transfer offers) so no date arithmetic can overflow.
+    pub fn policy(&self) -> licentia_app::Policy {
+        fn seconds(n: u64, unit: u64, cap: u64) -> time::Duration {
+            time::Duration::seconds(i64::try_from(n.min(cap) * unit).unwrap_or(i64::MAX))
+        }
+        const DAY: u64 = 86_400;
+        const MAX_DAYS: u64 = 3_652_500;
+        licentia_app::Policy {
+            transfer_ttl: seconds(self.transfer_ttl_hours, 3_600, 100 * 366 * 24),
+            sweep_interval: seconds(self.sweep_interval_secs.max(1), 1, MAX_DAYS * DAY),
+            renew_lead: seconds(self.renew_lead_days, DAY, MAX_DAYS),
+            grace: seconds(self.grace_days, DAY, MAX_DAYS),
+            expiring_soon: seconds(self.expiring_soon_days, DAY, MAX_DAYS),
+            provision_attempts: i32::try_from(self.provision_attempts).unwrap_or(i32::MAX),
+            bulk_max_matches: self.bulk_max_matches,
+        }
+    }
+
     /// Loads defaults → file → environment. `file` is `--config`/`LICENTIA_CONFIG`; without
     /// it, `./licentia.toml` is read when present.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {

@@ -10,44 +10,18 @@ use utoipa::ToSchema;
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+pub use licentia_app::error::{AppError, FieldError};
+
+// The schema of [`FieldError`] in the OpenAPI document (the type itself is the use cases').
 /// One invalid field of a request.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
-pub struct FieldError {
+#[derive(ToSchema)]
+#[schema(as = FieldError)]
+#[allow(dead_code)]
+pub struct FieldErrorSchema {
     /// The field (JSON path into the body, or the query parameter) that is invalid.
-    pub field: String,
+    field: String,
     /// Why it is invalid.
-    pub message: String,
-    /// The field holds (or makes the server compute) an amount beyond 10^15 minor units: a
-    /// request with such an error answers 422 `amount_too_large` rather than
-    /// `validation_failed`. Never serialized.
-    #[serde(skip)]
-    amount_too_large: bool,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-            amount_too_large: false,
-        }
-    }
-
-    /// An amount (given, or computed from the request) beyond
-    /// [`MAX_AMOUNT`](licentia_domain::money::MAX_AMOUNT): with it among its errors,
-    /// [`ApiError::validation`] answers 422 `amount_too_large`.
-    pub fn amount_too_large(field: impl Into<String>) -> Self {
-        Self {
-            amount_too_large: true,
-            ..Self::new(
-                field,
-                format!(
-                    "the amount exceeds {} minor units",
-                    licentia_domain::money::MAX_AMOUNT
-                ),
-            )
-        }
-    }
+    message: String,
 }
 
 /// An RFC 9457 problem document.
@@ -66,15 +40,20 @@ pub struct Problem {
     pub code: String,
     /// The invalid fields, for `validation_failed`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<FieldErrorSchema>>)]
     pub errors: Option<Vec<FieldError>>,
     /// The request id, for internal errors, to quote when reporting them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
 }
 
-/// Every failure a handler can answer with.
+/// Every failure a handler can answer with: a use case's [`AppError`], or a failure of the
+/// request itself (its form, credentials, headers, size, pace).
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// A use case's failure (its code and title are the use cases' table).
+    #[error(transparent)]
+    App(#[from] AppError),
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -82,55 +61,8 @@ pub enum ApiError {
     /// Missing or invalid credentials; `invalid_token` adds `error="invalid_token"`.
     #[error("{detail}")]
     Unauthorized { detail: String, invalid_token: bool },
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("the resource does not exist")]
-    NotFound,
     #[error("the method is not allowed on this resource")]
     MethodNotAllowed,
-    #[error("{detail}")]
-    Validation {
-        detail: String,
-        errors: Vec<FieldError>,
-    },
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{0}")]
-    AlreadyExists(String),
-    /// A registration key chosen for a license is in use by another license.
-    #[error("this registration key is in use by another license")]
-    RegistrationKeyTaken,
-    #[error("{0}")]
-    InvalidTransition(String),
-    /// The account, or the address, already had a trial of the product (CONTRACT §12).
-    #[error(
-        "a trial of this product was already taken by this account or for this address; order the license instead"
-    )]
-    TrialUsed,
-    /// The operation is not open to a trial license (transfer, product or configuration
-    /// change); a paid renewal converts it first.
-    #[error("{0}")]
-    TrialLicense(String),
-    #[error("the license is past its term; renew it instead")]
-    LicenseExpired,
-    /// Every seat of the license is taken (the product's `max_registrations`).
-    #[error(
-        "every seat of the license is taken ({max} of {max} machines registered); delete a registration to register another machine"
-    )]
-    RegistrationLimit { max: u32 },
-    /// A license file was asked for a license that does not validate as `VALID`.
-    #[error("the license does not validate (code {code}); no license file is issued")]
-    LicenseNotValid { code: &'static str },
-    /// A license file was asked for a machine that is not registered to the license.
-    #[error("this fingerprint is not registered to the license; register it first")]
-    FingerprintNotRegistered,
-    /// A transfer accepted with a wrong secret (any wrong secret, whatever its origin).
-    #[error("the secret does not match this transfer")]
-    InvalidSecret,
-    #[error("the balance and credit limit do not cover {needed} (available: {available})")]
-    InsufficientFunds { needed: i64, available: i64 },
-    #[error("the resource changed since it was read (If-Match does not match its ETag)")]
-    PreconditionFailed,
     #[error(
         "this Idempotency-Key was used for another request; send a new key for a different request"
     )]
@@ -142,16 +74,6 @@ pub enum ApiError {
     /// The request body did not arrive in time after the head (a slow or stalled client).
     #[error("{0}")]
     RequestTimeout(String),
-    /// A price the request names or makes the server compute is beyond 10^15 minor units;
-    /// `errors` names the fields (as for `validation_failed`).
-    #[error("{detail}")]
-    AmountTooLarge {
-        detail: String,
-        errors: Vec<FieldError>,
-    },
-    /// A bulk operation's filter matches more licenses than one operation may change.
-    #[error("the filter matches more than {limit} licenses; narrow it down")]
-    TooManyMatches { limit: u64 },
     /// A webhook URL that is not http(s), or whose host is (or resolves to) an address the
     /// service must not call (loopback, private, link-local, metadata, …).
     #[error("url: {0}")]
@@ -160,10 +82,6 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("too many requests; retry after {retry_after} s")]
     RateLimited { retry_after: u64 },
-    #[error("the database is unavailable")]
-    Unavailable,
-    #[error("internal error")]
-    Internal(String),
 }
 
 impl ApiError {
@@ -182,141 +100,99 @@ impl ApiError {
     /// 422 `validation_failed` naming each field; `amount_too_large` instead when one of the
     /// errors is [`FieldError::amount_too_large`].
     pub fn validation(errors: Vec<FieldError>) -> Self {
-        let detail = match errors.as_slice() {
-            [one] => format!("{}: {}", one.field, one.message),
-            _ => format!("{} fields are invalid", errors.len()),
-        };
-        if errors.iter().any(|e| e.amount_too_large) {
-            return Self::AmountTooLarge { detail, errors };
-        }
-        Self::Validation { detail, errors }
+        AppError::validation(errors).into()
     }
+    /// 422 `validation_failed` on one field.
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::validation(vec![FieldError::new(field, message)])
+        AppError::field(field, message).into()
+    }
+    /// 404 `not_found`.
+    pub fn not_found() -> Self {
+        AppError::NotFound.into()
+    }
+    /// 403 `forbidden`.
+    pub fn forbidden(detail: String) -> Self {
+        AppError::Forbidden(detail).into()
+    }
+    /// 409 `conflict`.
+    pub fn conflict(detail: String) -> Self {
+        AppError::Conflict(detail).into()
+    }
+    /// 409 `already_exists`.
+    pub fn already_exists(detail: String) -> Self {
+        AppError::AlreadyExists(detail).into()
+    }
+    /// 409 `invalid_transition`.
+    pub fn invalid_transition(detail: String) -> Self {
+        AppError::InvalidTransition(detail).into()
+    }
+    /// 409 `trial_license`.
+    pub fn trial_license(detail: String) -> Self {
+        AppError::TrialLicense(detail).into()
+    }
+    /// 503 `service_unavailable`.
+    pub fn unavailable() -> Self {
+        AppError::Unavailable.into()
+    }
+    /// 500 `internal_error`; `cause` goes to the log only.
+    pub fn internal(cause: String) -> Self {
+        AppError::Internal(cause).into()
     }
 
-    /// The table of codes: status, `code` and title of every variant.
+    /// The table of statuses and codes: the status of every failure, with its `code` and
+    /// title (a use case's from [`AppError::code`]).
     pub fn describe(&self) -> (StatusCode, &'static str, &'static str) {
-        match self {
-            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request", "Bad request"),
-            Self::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json", "Malformed JSON"),
-            Self::Unauthorized { .. } => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
-            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
-            Self::NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found"),
+        let (status, (code, title)) = match self {
+            Self::App(e) => (app_status(e), e.code()),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, ("bad_request", "Bad request")),
+            Self::MalformedJson(_) => (
+                StatusCode::BAD_REQUEST,
+                ("malformed_json", "Malformed JSON"),
+            ),
+            Self::Unauthorized { .. } => {
+                (StatusCode::UNAUTHORIZED, ("unauthorized", "Unauthorized"))
+            }
             Self::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "Method not allowed",
-            ),
-            Self::Validation { .. } => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_failed",
-                "Validation failed",
-            ),
-            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
-            Self::AlreadyExists(_) => (StatusCode::CONFLICT, "already_exists", "Already exists"),
-            Self::RegistrationKeyTaken => (
-                StatusCode::CONFLICT,
-                "registration_key_taken",
-                "Registration key taken",
-            ),
-            Self::InvalidTransition(_) => (
-                StatusCode::CONFLICT,
-                "invalid_transition",
-                "Invalid transition",
-            ),
-            Self::LicenseExpired => (StatusCode::CONFLICT, "license_expired", "License expired"),
-            Self::TrialUsed => (StatusCode::CONFLICT, "trial_used", "Trial used"),
-            Self::TrialLicense(_) => (StatusCode::CONFLICT, "trial_license", "Trial license"),
-            Self::RegistrationLimit { .. } => (
-                StatusCode::CONFLICT,
-                "registration_limit",
-                "Registration limit reached",
-            ),
-            Self::LicenseNotValid { .. } => (
-                StatusCode::CONFLICT,
-                "license_not_valid",
-                "License not valid",
-            ),
-            Self::FingerprintNotRegistered => (
-                StatusCode::CONFLICT,
-                "fingerprint_not_registered",
-                "Fingerprint not registered",
-            ),
-            Self::InvalidSecret => (StatusCode::FORBIDDEN, "invalid_secret", "Invalid secret"),
-            Self::InsufficientFunds { .. } => (
-                StatusCode::PAYMENT_REQUIRED,
-                "insufficient_funds",
-                "Insufficient funds",
-            ),
-            Self::PreconditionFailed => (
-                StatusCode::PRECONDITION_FAILED,
-                "precondition_failed",
-                "Precondition failed",
+                ("method_not_allowed", "Method not allowed"),
             ),
             Self::IdempotencyKeyReused => (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency_key_reused",
-                "Idempotency key reused",
+                ("idempotency_key_reused", "Idempotency key reused"),
             ),
             Self::RequestInProgress => (
                 StatusCode::CONFLICT,
-                "request_in_progress",
-                "Request in progress",
-            ),
-            Self::TooManyMatches { .. } => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "too_many_matches",
-                "Too many matches",
+                ("request_in_progress", "Request in progress"),
             ),
             Self::PayloadTooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "Payload too large",
+                ("payload_too_large", "Payload too large"),
             ),
             Self::RequestTimeout(_) => (
                 StatusCode::REQUEST_TIMEOUT,
-                "request_timeout",
-                "Request timeout",
-            ),
-            Self::AmountTooLarge { .. } => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "amount_too_large",
-                "Amount too large",
+                ("request_timeout", "Request timeout"),
             ),
             Self::InvalidWebhookUrl(_) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_webhook_url",
-                "Invalid webhook URL",
+                ("invalid_webhook_url", "Invalid webhook URL"),
             ),
             Self::UnsupportedMediaType(_) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "Unsupported media type",
+                ("unsupported_media_type", "Unsupported media type"),
             ),
             Self::RateLimited { .. } => (
                 StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "Too many requests",
+                ("rate_limited", "Too many requests"),
             ),
-            Self::Unavailable => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "service_unavailable",
-                "Service unavailable",
-            ),
-            Self::Internal(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                "Internal server error",
-            ),
-        }
+        };
+        (status, code, title)
     }
 
     pub fn problem(&self) -> Problem {
         let (status, code, title) = self.describe();
         // Internal causes go to the log, never to the client.
         let detail = match self {
-            Self::Internal(_) => {
+            Self::App(AppError::Internal(_)) => {
                 "an internal error occurred; quote the request id when reporting it".to_owned()
             }
             other => other.to_string(),
@@ -328,14 +204,37 @@ impl ApiError {
             detail,
             code: code.to_owned(),
             errors: match self {
-                Self::Validation { errors, .. } | Self::AmountTooLarge { errors, .. } => {
-                    Some(errors.clone())
-                }
+                Self::App(e) => e.field_errors().map(<[FieldError]>::to_vec),
                 Self::InvalidWebhookUrl(why) => Some(vec![FieldError::new("url", why.clone())]),
                 _ => None,
             },
             request_id: None,
         }
+    }
+}
+
+/// The status of a use case's failure.
+fn app_status(e: &AppError) -> StatusCode {
+    match e {
+        AppError::Forbidden(_) | AppError::InvalidSecret => StatusCode::FORBIDDEN,
+        AppError::NotFound => StatusCode::NOT_FOUND,
+        AppError::Validation { .. }
+        | AppError::AmountTooLarge { .. }
+        | AppError::TooManyMatches { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        AppError::Conflict(_)
+        | AppError::AlreadyExists(_)
+        | AppError::RegistrationKeyTaken
+        | AppError::InvalidTransition(_)
+        | AppError::TrialUsed
+        | AppError::TrialLicense(_)
+        | AppError::LicenseExpired
+        | AppError::RegistrationLimit { .. }
+        | AppError::LicenseNotValid { .. }
+        | AppError::FingerprintNotRegistered => StatusCode::CONFLICT,
+        AppError::InsufficientFunds { .. } => StatusCode::PAYMENT_REQUIRED,
+        AppError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+        AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -345,7 +244,7 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let Self::Internal(cause) = self {
+        if let Self::App(AppError::Internal(cause)) = self {
             tracing::error!(cause = %cause, "internal error");
         }
         let mut res = HttpResponse::build(self.status_code());
@@ -381,26 +280,7 @@ impl ResponseError for ApiError {
 
 impl From<PersistenceError> for ApiError {
     fn from(err: PersistenceError) -> Self {
-        match err {
-            PersistenceError::NotFound => Self::NotFound,
-            PersistenceError::AmountTooLarge => Self::AmountTooLarge {
-                detail: "the order's total would pass 10^15 minor units".into(),
-                errors: vec![FieldError::new(
-                    "payment",
-                    "the order's total would be too large",
-                )],
-            },
-            PersistenceError::Transient(cause) => {
-                // A lost deadlock or serialization race: the client's retry will succeed.
-                tracing::warn!(cause = %cause, "transaction aborted by the database; asking the client to retry");
-                Self::Unavailable
-            }
-            PersistenceError::Unavailable(cause) => {
-                tracing::warn!(cause = %cause, "database unavailable");
-                Self::Unavailable
-            }
-            other => Self::Internal(other.to_string()),
-        }
+        AppError::from(err).into()
     }
 }
 
@@ -408,38 +288,12 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl From<licentia_domain::license::TransitionError> for ApiError {
     fn from(err: licentia_domain::license::TransitionError) -> Self {
-        use licentia_domain::license::{LicenseStatus, TransitionError};
-        match err {
-            TransitionError::InvalidTransition { from } => Self::InvalidTransition(format!(
-                "not allowed while the license is {}",
-                from.as_str()
-            )),
-            TransitionError::InProgress => Self::InvalidTransition(format!(
-                "not allowed while the license is {}; retry when provisioning is done",
-                LicenseStatus::InProgress.as_str()
-            )),
-            TransitionError::LicenseExpired => Self::LicenseExpired,
-            TransitionError::Forbidden => Self::Forbidden(
-                "only the provider's administrators can lift an administrative suspension".into(),
-            ),
-        }
+        AppError::from(err).into()
     }
 }
 
-/// The answer to a refused transfer action. The caller persists the state the
-/// `Expired`/`InvalidSecret` variants carry before answering.
 impl From<licentia_domain::transfer::TransferError> for ApiError {
     fn from(err: licentia_domain::transfer::TransferError) -> Self {
-        use licentia_domain::transfer::TransferError;
-        match err {
-            TransferError::InvalidTransition { from } => Self::InvalidTransition(format!(
-                "not allowed while the transfer is {}",
-                from.as_str()
-            )),
-            TransferError::Expired(_) => Self::InvalidTransition(
-                "not allowed while the transfer is expired (the offer lapsed)".into(),
-            ),
-            TransferError::InvalidSecret(_) => Self::InvalidSecret,
-        }
+        AppError::from(err).into()
     }
 }

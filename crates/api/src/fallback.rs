@@ -106,7 +106,7 @@ pub fn unparsable_path(req: &HttpRequest) -> HttpResponse {
     let table = req.app_data::<actix_web::web::Data<RouteTable>>();
     match table.and_then(|t| t.allowed(req.path())) {
         Some(methods) if !methods.contains(&req.method().as_str()) => method_not_allowed(&methods),
-        _ => ApiError::NotFound.error_response(),
+        _ => ApiError::not_found().error_response(),
     }
 }
 
@@ -115,6 +115,6 @@ pub async fn not_matched(req: HttpRequest) -> HttpResponse {
     let table = req.app_data::<actix_web::web::Data<RouteTable>>();
     match table.and_then(|t| t.allowed(req.path())) {
         Some(methods) => method_not_allowed(&methods),
-        None => ApiError::NotFound.error_response(),
+        None => ApiError::not_found().error_response(),
     }
 }

@@ -165,7 +165,7 @@ pub async fn middleware(
         Ok(bytes) => bytes,
         Err(e) => {
             claim.settle(None).await;
-            let err = ApiError::Internal(format!("reading the response body: {}", e.into()));
+            let err = ApiError::internal(format!("reading the response body: {}", e.into()));
             return Ok(ServiceResponse::new(req, err.error_response()));
         }
     };
@@ -234,9 +234,9 @@ pub async fn commit(txn: DatabaseTransaction, res: HttpResponse) -> Result<HttpR
     let (head, body) = res.into_parts();
     let bytes = body::to_bytes(body)
         .await
-        .map_err(|e| ApiError::Internal(format!("reading the response body: {e}")))?;
+        .map_err(|e| ApiError::internal(format!("reading the response body: {e}")))?;
     let sealed = crate::crypto::seal(&current.encryption_key, &bytes)
-        .map_err(|_| ApiError::Internal("could not seal a response".into()))?;
+        .map_err(|_| ApiError::internal("could not seal a response".into()))?;
     let headers = stored_headers(&head);
     let status = head.status().as_u16();
     if !idempotency::finish(&txn, &current.claim, status, &headers, &sealed).await? {
@@ -316,10 +316,10 @@ fn stored_headers(res: &HttpResponse<()>) -> Vec<(String, String)> {
 /// The stored response again, marked as a replay.
 fn replay(stored: StoredResponse, key: &[u8; 32]) -> HttpResponse {
     let Some(body) = crate::crypto::open(key, &stored.body) else {
-        return ApiError::Internal("a stored response does not decrypt".into()).error_response();
+        return ApiError::internal("a stored response does not decrypt".into()).error_response();
     };
     let Ok(status) = StatusCode::from_u16(stored.status) else {
-        return ApiError::Internal(format!("stored status {} is invalid", stored.status))
+        return ApiError::internal(format!("stored status {} is invalid", stored.status))
             .error_response();
     };
     let mut res = HttpResponse::build(status);

@@ -4,9 +4,7 @@
 
 pub mod auth;
 pub mod catalog;
-pub mod clock;
 pub mod config;
-pub mod crypto;
 pub mod csv;
 pub mod error;
 pub mod extract;
@@ -27,7 +25,9 @@ pub mod state;
 pub mod telemetry;
 pub mod text_guard;
 pub mod usage;
+pub mod worker;
 
 pub use config::Config;
+pub use licentia_app::{clock, crypto};
 pub use startup::{prepare, serve, serve_with_worker};
 pub use state::AppState;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use licentia_api::service::provisioning::Worker;
+use licentia_api::worker::Worker;
 use licentia_api::{Config, openapi, prepare, serve_with_worker, telemetry};
 
 #[global_allocator]
@@ -126,7 +126,7 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
         }
         Command::Worker => {
             let state = prepare(config, false).await.map_err(|e| e.to_string())?;
-            let worker = licentia_api::service::provisioning::spawn_worker(state);
+            let worker = licentia_api::worker::spawn_worker(state);
             tracing::info!(worker = %worker.id(), "job worker running");
             stop_signal().await.map_err(|e| e.to_string())?;
             stop_worker(worker).await;

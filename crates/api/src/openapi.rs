@@ -7,7 +7,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi, ToResponse};
 use utoipa_actix_web::AppExt;
 
-use crate::error::{FieldError, Problem};
+use crate::error::Problem;
 
 pub mod payment;
 pub mod sdk;
@@ -396,7 +396,7 @@ Integers are written as JSON integers (`72`, never `72.0` or `7.2e1`); a request
     ),
     modifiers(&SecuritySchemes),
     components(
-        schemas(Problem, FieldError),
+        schemas(Problem, crate::error::FieldErrorSchema),
         responses(BadRequest, Unauthorized, PaymentRequired, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, ServiceUnavailable)
     ),
     tags(

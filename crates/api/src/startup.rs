@@ -100,18 +100,22 @@ pub async fn prepare(config: Config, migrate: bool) -> Result<AppState, StartErr
     let validate_limits = Arc::new(crate::keyed_limit::ValidateLimits::from_config(&config));
     let deregister_limits = Arc::new(crate::keyed_limit::ValidateLimits::from_config(&config));
     let events = crate::service::event_stream::EventHub::new(db.clone());
-    Ok(AppState {
+    let ctx = licentia_app::Ctx {
         db,
+        clock: Arc::new(crate::clock::SystemClock),
+        policy: Arc::new(config.policy()),
+        currency,
+        encryption_key: Arc::new(encryption_key),
+        provisioner: Arc::new(licentia_app::provisioning::LocalProvisioner),
+    };
+    Ok(AppState {
+        ctx,
         config: Arc::new(config),
         jwt: Arc::new(jwt),
-        currency,
         cursors: CursorCodec::new(cursor_key.into()),
-        encryption_key: Arc::new(encryption_key),
         limits,
-        provisioner: Arc::new(crate::service::provisioning::LocalProvisioner),
         signing: Arc::new(signing),
         validate_limits,
-        clock: Arc::new(crate::clock::SystemClock),
         product_codes: Arc::default(),
         events,
         usage: Arc::default(),
@@ -278,12 +282,12 @@ fn finish_error<B: MessageBody + 'static>(
         ));
     }
     let err = match status.as_u16() {
-        404 => ApiError::NotFound,
+        404 => ApiError::not_found(),
         405 => ApiError::MethodNotAllowed,
         413 => ApiError::PayloadTooLarge(0),
         415 => ApiError::UnsupportedMediaType("unsupported content type".into()),
-        503 => ApiError::Unavailable,
-        s if s >= 500 => ApiError::Internal(String::new()),
+        503 => ApiError::unavailable(),
+        s if s >= 500 => ApiError::internal(String::new()),
         _ => ApiError::BadRequest(
             status
                 .canonical_reason()
@@ -340,12 +344,12 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> 
 }
 
 /// [`serve`], also answering the job worker the server started, so that the caller can
-/// [`shutdown`](crate::service::provisioning::Worker::shutdown) it once the server stopped
+/// [`shutdown`](crate::worker::Worker::shutdown) it once the server stopped
 /// (releasing the jobs it leased).
 pub fn serve_with_worker(
     state: AppState,
     listener: TcpListener,
-) -> std::io::Result<(Server, crate::service::provisioning::Worker)> {
+) -> std::io::Result<(Server, crate::worker::Worker)> {
     let doc = crate::openapi::document();
     let routes = web::Data::new(RouteTable::from_document(&doc));
     let body_limit = usize::try_from(state.config.body_limit_bytes).unwrap_or(usize::MAX);
@@ -353,7 +357,7 @@ pub fn serve_with_worker(
     let workers = state.config.workers;
     let cors_origins = state.config.cors_origins();
     // Every serving process also works the job queue; jobs are leased, so several can.
-    let worker = crate::service::provisioning::spawn_worker(state.clone());
+    let worker = crate::worker::spawn_worker(state.clone());
     // Each serving process writes the usage its validations recorded.
     crate::usage::spawn_flusher(
         state.usage.clone(),

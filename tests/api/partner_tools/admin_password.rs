@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use licentia_api::service::provisioning::{ProvisionJob, Provisioner};
+use licentia_app::provisioning::{ProvisionJob, Provisioner};
 use licentia_tests::{Resp, TestApp};
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -85,7 +85,7 @@ async fn issue_pair(state: &AppState, user_id: UserId, family: Uuid) -> ApiResul
     let access_token = state
         .jwt
         .issue(user_id.as_uuid(), now)
-        .map_err(ApiError::Internal)?;
+        .map_err(ApiError::internal)?;
     let refresh = format!("lrt_{}", crypto::random_token(32));
     let ttl = i64::try_from(state.config.refresh_token_ttl_secs).unwrap_or(i64::MAX);
     tokens::insert(
@@ -146,14 +146,14 @@ pub async fn create_token(
         Some((user, hash)) => {
             let ok = web::block(move || crypto::verify_password(&password, &hash))
                 .await
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
+                .map_err(|e| ApiError::internal(e.to_string()))?;
             (Some(user), ok)
         }
         None => {
             // Same work for unknown addresses, so timing does not reveal which exist.
             web::block(move || crypto::verify_password(&password, crypto::dummy_hash()))
                 .await
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
+                .map_err(|e| ApiError::internal(e.to_string()))?;
             (None, false)
         }
     };
@@ -348,7 +348,7 @@ pub async fn change_my_password(
     body: crate::extract::Json<PasswordChange>,
 ) -> ApiResult<HttpResponse> {
     let Caller::User { id, .. } = principal.caller else {
-        return Err(ApiError::Forbidden(
+        return Err(ApiError::forbidden(
             "only a logged-in user changes a password; API keys have none".into(),
         ));
     };
@@ -381,7 +381,7 @@ pub async fn change_my_password(
     let current = body.current_password;
     let ok = web::block(move || crypto::verify_password(&current, &stored))
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     if !ok {
         return Err(ApiError::unauthorized("the current password is wrong"));
     }
@@ -393,8 +393,8 @@ pub async fn change_my_password(
     let new = body.new_password;
     let hash = web::block(move || crypto::hash_password(&new))
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(ApiError::Internal)?;
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(ApiError::internal)?;
     let txn = licentia_persistence::TransactionTrait::begin(db)
         .await
         .map_err(licentia_persistence::PersistenceError::from)?;

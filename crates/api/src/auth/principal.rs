@@ -53,7 +53,7 @@ impl Principal {
         if self.is_admin() || self.scopes.contains(&scope) {
             Ok(())
         } else {
-            Err(ApiError::Forbidden(format!(
+            Err(ApiError::forbidden(format!(
                 "this operation needs the {} scope",
                 scope.as_str()
             )))
@@ -65,7 +65,7 @@ impl Principal {
         if self.is_admin() {
             Ok(())
         } else {
-            Err(ApiError::Forbidden(
+            Err(ApiError::forbidden(
                 "this operation is reserved to the provider's administrators".into(),
             ))
         }
@@ -74,6 +74,17 @@ impl Principal {
     /// Whether the caller may see resources of `account`; others answer 404.
     pub fn can_see(&self, account: AccountId) -> bool {
         self.is_admin() || self.account.id == account
+    }
+
+    /// The caller as the use cases of the license life cycle see it: which licenses it
+    /// reaches, its role in the state machine, its name in events.
+    pub fn caller(&self) -> licentia_app::licenses::transition::Caller {
+        use licentia_app::licenses::transition::Caller;
+        if self.is_admin() {
+            Caller::admin(self.actor())
+        } else {
+            Caller::partner(self.account_id(), self.actor())
+        }
     }
 
     /// The caller as the actor of an event.
@@ -111,7 +122,7 @@ impl FromRequest for Principal {
             .map(|v| v.to_str().map(str::to_owned));
         Box::pin(async move {
             let state =
-                state.ok_or_else(|| ApiError::Internal("application state missing".into()))?;
+                state.ok_or_else(|| ApiError::internal("application state missing".into()))?;
             match (bearer, api_key) {
                 (Some(_), Some(_)) => Err(ApiError::BadRequest(
                     "send either Authorization or X-API-Key, not both".into(),

@@ -1,5 +1,5 @@
 //! Validation messages for people: serde and garde describe a bad value in Rust's words
-//! (`invalid type: string "12", expected i64`, `expected internally tagged enum PaymentIn`,
+//! (`invalid type: string "12", expected i64`, `expected internally tagged enum Payment`,
 //! `length is lower than 12`); an API user reads JSON's (`must be an integer, not the string
 //! "12"`). Messages that are already plain pass through unchanged.
 
@@ -20,7 +20,7 @@ fn expected(rust: &str) -> String {
     if let Some(plain) = plain {
         return plain.to_owned();
     }
-    if rust == "internally tagged enum PaymentIn" {
+    if rust == "internally tagged enum Payment" {
         return "an object with `method`: `balance`, `new_order` or `existing_order`".to_owned();
     }
     if rust.starts_with("struct ")
@@ -142,7 +142,7 @@ mod tests {
                 "must be an integer, not 1.5",
             ),
             (
-                "invalid type: string \"balance\", expected internally tagged enum PaymentIn",
+                "invalid type: string \"balance\", expected internally tagged enum Payment",
                 "must be an object with `method`: `balance`, `new_order` or `existing_order`, \
                  not the string \"balance\"",
             ),

@@ -135,7 +135,7 @@ mod tests {
                 panic!("{name} is an object");
             };
             for example in &object.examples {
-                let payment: PaymentIn = serde_json::from_value(example.clone())
+                let payment: licentia_app::Payment = serde_json::from_value(example.clone())
                     .unwrap_or_else(|e| panic!("{name}: {e}"));
                 let debug = format!("{payment:?}").to_lowercase().replace('_', "");
                 assert!(

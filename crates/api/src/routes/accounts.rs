@@ -117,11 +117,11 @@ pub async fn visible_account(
 ) -> ApiResult<Account> {
     let id = AccountId::from_uuid(id);
     if !principal.can_see(id) {
-        return Err(ApiError::NotFound);
+        return Err(ApiError::not_found());
     }
     accounts::find(state.db.conn(), id)
         .await?
-        .ok_or(ApiError::NotFound)
+        .ok_or(ApiError::not_found())
 }
 
 /// Create a partner account

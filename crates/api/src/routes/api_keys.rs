@@ -265,17 +265,17 @@ pub async fn delete_api_key(
     let db = state.db.conn();
     let target = api_keys::find_live(db, principal.account_id(), id)
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(ApiError::not_found())?;
     // A key manages only keys whose scopes are within its own (CONTRACT §1).
     if matches!(principal.caller, crate::auth::Caller::ApiKey { .. })
         && !target.scopes.iter().all(|s| principal.scopes.contains(s))
     {
-        return Err(ApiError::Forbidden(
+        return Err(ApiError::forbidden(
             "an API key may revoke only keys whose scopes are within its own".into(),
         ));
     }
     if !api_keys::revoke(db, principal.account_id(), id).await? {
-        return Err(ApiError::NotFound);
+        return Err(ApiError::not_found());
     }
     Ok(HttpResponse::NoContent().finish())
 }

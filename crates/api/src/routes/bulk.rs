@@ -1,5 +1,5 @@
 //! `POST /v1/licenses/bulk` and `GET /v1/bulk-operations/{id}`: one action over every license
-//! a list filter matches, run as a job ([`crate::service::bulk`]).
+//! a list filter matches, run as a job ([`licentia_app::licenses::bulk`]).
 use actix_web::http::header;
 use actix_web::{HttpResponse, get, post, web};
 use licentia_domain::auth::Scope;
@@ -12,9 +12,8 @@ use uuid::Uuid;
 use super::licenses::{FilterText, parse_filter};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, FieldError};
-use crate::service::bulk::{self, Action};
-use crate::service::lifecycle::Caller;
 use crate::state::AppState;
+use licentia_app::licenses::bulk::{self, Action};
 
 /// `Some(None)` when the field is present and null, `None` when absent.
 fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
@@ -281,7 +280,7 @@ pub async fn create_bulk_operation(
     };
     let (op, txn) = bulk::create(
         &state,
-        &Caller::of(&principal),
+        &principal.caller(),
         principal.account_id(),
         action,
         &filter,
@@ -322,7 +321,7 @@ pub async fn get_bulk_operation(
     let account = (!principal.is_admin()).then(|| principal.account_id());
     let op = repo::find(db, account, id.into_inner())
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(ApiError::not_found())?;
     let results: Vec<BulkItemResult> = repo::results(db, op.id)
         .await?
         .into_iter()

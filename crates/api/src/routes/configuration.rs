@@ -20,10 +20,10 @@ use super::licenses::{
 use super::orders::OrderOut;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, FieldError};
-use crate::service::renewal::{
+use crate::state::AppState;
+use licentia_app::licenses::renew::{
     CONFIGURATION_CHANGE, Checkout, PaymentPlan, apply_options, configuration_delta,
 };
-use crate::state::AppState;
 
 /// The new configuration of a license.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -135,7 +135,9 @@ pub(crate) async fn change_configuration(
         .pricing
         .normalize_options(&requested)
         .map_err(|e| ApiError::validation(vec![pricing_error(e)]))?;
-    let payment = body.payment.unwrap_or(PaymentIn::Balance {});
+    let payment = body
+        .payment
+        .unwrap_or(PaymentIn(licentia_app::Payment::Balance {}));
     payment.authorize(&principal)?;
 
     let txn = state
@@ -144,8 +146,8 @@ pub(crate) async fn change_configuration(
         .begin()
         .await
         .map_err(PersistenceError::from)?;
-    // Lock order: an existing order first, then the license (service::renewal).
-    let plan = PaymentPlan::resolve(&txn, visible.account_id, &payment).await?;
+    // Lock order: an existing order first, then the license (licentia_app::licenses::renew).
+    let plan = PaymentPlan::resolve(&txn, visible.account_id, &payment.0).await?;
     let scope = if principal.is_admin() {
         LicenseScope::All
     } else {
@@ -153,10 +155,10 @@ pub(crate) async fn change_configuration(
     };
     let license = licenses::lock(&txn, scope, visible.id)
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(ApiError::not_found())?;
     check_if_match(&req, license.version)?;
     if license.account_id != visible.account_id {
-        return Err(ApiError::Conflict(
+        return Err(ApiError::conflict(
             "the license changed owner during the request; retry".into(),
         ));
     }
@@ -167,7 +169,7 @@ pub(crate) async fn change_configuration(
     } else {
         let product = products::find(&txn, license.product_id)
             .await?
-            .ok_or(ApiError::NotFound)?;
+            .ok_or(ApiError::not_found())?;
         let options = product
             .pricing
             .normalize_options(&requested)
@@ -176,7 +178,7 @@ pub(crate) async fn change_configuration(
     };
     license.lifecycle.can_change_configuration()?;
     if license.trial {
-        return Err(ApiError::TrialLicense(
+        return Err(ApiError::trial_license(
             "a trial's configuration cannot change; renew it to convert it first".into(),
         ));
     }
@@ -202,7 +204,7 @@ pub(crate) async fn change_configuration(
         let order = plan.place(&txn, &checkout, item).await?;
         let license = licenses::find(&txn, LicenseScope::All, license.id)
             .await?
-            .ok_or(ApiError::NotFound)?;
+            .ok_or(ApiError::not_found())?;
         (license, Some(order))
     } else {
         let account = license.account_id;

@@ -28,9 +28,10 @@ use super::licenses::{
 };
 use crate::auth::Principal;
 use crate::crypto;
-use crate::error::{ApiError, ApiResult, FieldError};
-use crate::service::{billing, provisioning};
+use crate::error::{ApiError, ApiResult, AppError, FieldError};
 use crate::state::AppState;
+use licentia_app::orders as billing;
+use licentia_app::provisioning;
 
 /// `Some(None)` when the field is present and null, `None` when absent.
 fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
@@ -211,7 +212,7 @@ pub async fn update_license(
     };
     let license = licenses::lock(&txn, scope, LicenseId::from_uuid(id))
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(ApiError::not_found())?;
     check_if_match(&req, license.version)?;
     // A product switch committed between the read and the lock: the old price is the
     // product's the license has now (serialized, not refused).
@@ -220,7 +221,7 @@ pub async fn update_license(
     } else {
         products::find(&txn, license.product_id)
             .await?
-            .ok_or(ApiError::NotFound)?
+            .ok_or(ApiError::not_found())?
     };
     license.lifecycle.can_edit_unprovisioned()?;
     let before = license_snapshot(&license);
@@ -236,7 +237,7 @@ pub async fn update_license(
         // A trial keeps its product (convert it first), and may move only to an address that
         // has not had a trial of the product: it claims that address too.
         if new_product.is_some() {
-            return Err(ApiError::TrialLicense(
+            return Err(ApiError::trial_license(
                 "a trial's product cannot change; renew it to convert it first".into(),
             ));
         }
@@ -251,7 +252,7 @@ pub async fn update_license(
                 .lifecycle
                 .can_edit_provisioned(ProvisionedField::Ip)?;
             if !trials::claim_address(&txn, license.product_id, license.id, next.ip).await? {
-                return Err(ApiError::TrialUsed);
+                return Err(AppError::TrialUsed.into());
             }
         }
     }
@@ -289,7 +290,7 @@ pub async fn update_license(
             .pricing
             .cost(license.period, &license.options)
             .map_err(|_| {
-                ApiError::Conflict(
+                ApiError::conflict(
                     "the license's current options are no longer offered by its product".into(),
                 )
             })?;
@@ -337,14 +338,14 @@ pub async fn update_license(
         if license.lifecycle.valid_until.is_none()
             || license.lifecycle.status == LicenseStatus::Deleted
         {
-            return Err(ApiError::InvalidTransition(
+            return Err(ApiError::invalid_transition(
                 "valid_until can only change once the license is paid".into(),
             ));
         }
         next.lifecycle.valid_until = Some(licentia_persistence::truncate(until));
     }
     let saved = match licenses::save(&txn, &next, sealed).await {
-        Err(PersistenceError::Unique(_)) => return Err(ApiError::RegistrationKeyTaken),
+        Err(PersistenceError::Unique(_)) => return Err(AppError::RegistrationKeyTaken.into()),
         other => other?,
     };
     if price_change > 0 {

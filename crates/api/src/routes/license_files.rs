@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::licenses::visible_license;
 use super::validate::{LicenseClaimsOut, check_text};
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, AppError};
 use crate::state::AppState;
 
 /// A license file for the machine with `fingerprint`.
@@ -84,12 +84,13 @@ fn issue(
     };
     match validation::validate(&license.lifecycle, license.ip, claims, now) {
         ValidationCode::Valid => {}
-        ValidationCode::NotFound => return Err(ApiError::NotFound),
-        ValidationCode::NotRegistered => return Err(ApiError::FingerprintNotRegistered),
+        ValidationCode::NotFound => return Err(ApiError::not_found()),
+        ValidationCode::NotRegistered => return Err(AppError::FingerprintNotRegistered.into()),
         code => {
-            return Err(ApiError::LicenseNotValid {
+            return Err(AppError::LicenseNotValid {
                 code: code.as_str(),
-            });
+            }
+            .into());
         }
     }
     let ttl_days = i64::try_from(state.config.license_file_ttl_days).unwrap_or(i64::MAX);
@@ -109,7 +110,7 @@ fn issue(
         key_id: signer.key_id().to_owned(),
     };
     let file = license_file::issue(&signer, &payload)
-        .map_err(|e| ApiError::Internal(format!("signing a license file: {e}")))?;
+        .map_err(|e| ApiError::internal(format!("signing a license file: {e}")))?;
     Ok(HttpResponse::Created().json(LicenseFileOut {
         file,
         key_id: payload.key_id,
@@ -155,7 +156,7 @@ pub async fn create_license_file(
         Some(&body.fingerprint),
     )
     .await?
-    .ok_or(ApiError::NotFound)?;
+    .ok_or(ApiError::not_found())?;
     let registered = view.fingerprint_registered == Some(true);
     let product_code = crate::read::product_code(&state, view.license.product_id).await?;
     issue(

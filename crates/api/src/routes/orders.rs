@@ -12,8 +12,8 @@ use uuid::Uuid;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{CursorKey, Page, page_of, parse_limit};
-use crate::service::billing;
 use crate::state::AppState;
+use licentia_app::orders as billing;
 
 /// One line of an order.
 #[derive(Debug, Serialize, ToSchema)]
@@ -183,7 +183,7 @@ pub async fn get_order(
         OrderId::from_uuid(id.into_inner()),
     )
     .await?
-    .ok_or(ApiError::NotFound)?;
+    .ok_or(ApiError::not_found())?;
     Ok(HttpResponse::Ok().json(OrderOut::from(order)))
 }
 

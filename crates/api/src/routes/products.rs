@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::accounts::MAX_AMOUNT;
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult, FieldError};
+use crate::error::{ApiError, ApiResult, AppError, FieldError};
 use crate::extract::validate;
 use crate::pagination::{CursorKey, Page, page_of, parse_limit};
 use crate::state::AppState;
@@ -318,7 +318,7 @@ pub async fn create_product(
     guard_write(&principal)?;
     let body = body.into_inner()?;
     let mut errors = match validate(&body) {
-        Err(ApiError::Validation { errors, .. }) => errors,
+        Err(ApiError::App(AppError::Validation { errors, .. })) => errors,
         _ => Vec::new(),
     };
     let pricing = parse_pricing(&body.prices, &body.options, &mut errors);
@@ -341,7 +341,7 @@ pub async fn create_product(
     };
     match products::insert(state.db.conn(), &product).await {
         Ok(product) => Ok(HttpResponse::Created().json(ProductOut::from(product))),
-        Err(PersistenceError::Unique(_)) => Err(ApiError::AlreadyExists(
+        Err(PersistenceError::Unique(_)) => Err(ApiError::already_exists(
             "a product with this code already exists".into(),
         )),
         Err(e) => Err(e.into()),
@@ -438,7 +438,7 @@ pub async fn list_products(
 async fn load(state: &AppState, id: Uuid) -> ApiResult<Product> {
     products::find(state.db.conn(), ProductId::from_uuid(id))
         .await?
-        .ok_or(ApiError::NotFound)
+        .ok_or(ApiError::not_found())
 }
 
 /// Get a product
@@ -491,7 +491,7 @@ pub async fn update_product(
     let mut product = load(&state, id.into_inner()).await?;
     let body = body.into_inner()?;
     let mut errors = match validate(&body) {
-        Err(ApiError::Validation { errors, .. }) => errors,
+        Err(ApiError::App(AppError::Validation { errors, .. })) => errors,
         _ => Vec::new(),
     };
     if body.prices.is_some() || body.options.is_some() {

@@ -7,8 +7,8 @@ use uuid::Uuid;
 use super::licenses::{LicenseOut, visible_license, with_etag};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::service::provisioning;
 use crate::state::AppState;
+use licentia_app::provisioning;
 
 /// Retry provisioning
 ///
@@ -37,7 +37,7 @@ pub async fn retry_provisioning(
     principal.require_admin()?;
     let (license, product) = visible_license(&state, &principal, id.into_inner()).await?;
     if license.lifecycle.status != LicenseStatus::InProgress {
-        return Err(ApiError::InvalidTransition(format!(
+        return Err(ApiError::invalid_transition(format!(
             "only an in_progress license is provisioned; this one is {}",
             license.lifecycle.status.as_str()
         )));

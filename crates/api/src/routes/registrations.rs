@@ -25,7 +25,7 @@ use super::accounts::ListQuery;
 use super::licenses::visible_license;
 use super::validate::{check_text, parse_ip};
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult, FieldError};
+use crate::error::{ApiError, ApiResult, AppError, FieldError};
 use crate::pagination::{CursorKey, Page, page_of};
 use crate::state::AppState;
 
@@ -160,7 +160,7 @@ pub async fn create_registration(
     let license = registrations::lock_license_by_key(&txn, &body.registration_key)
         .await?
         .filter(|l| l.lifecycle.status != LicenseStatus::Deleted)
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(ApiError::not_found())?;
     let now = licentia_persistence::now();
     let seen_from = ip.or_else(|| req.peer_addr().map(|peer| canonical_ip(peer.ip())));
     if let Some(existing) = registrations::find(&txn, license.id, &body.fingerprint).await? {
@@ -173,12 +173,12 @@ pub async fn create_registration(
     }
     let product = products::find(&txn, license.product_id)
         .await?
-        .ok_or_else(|| ApiError::Internal(format!("license {} has no product", license.id)))?;
+        .ok_or_else(|| ApiError::internal(format!("license {} has no product", license.id)))?;
     let taken = registrations::count(&txn, license.id).await?;
     if let Some(max) = product.max_registrations
         && taken >= u64::from(max)
     {
-        return Err(ApiError::RegistrationLimit { max });
+        return Err(AppError::RegistrationLimit { max }.into());
     }
     let registration = registrations::insert(
         &txn,
@@ -286,7 +286,7 @@ pub async fn delete_registrations(
         .map_err(PersistenceError::from)?;
     let license = licenses::lock(&txn, scope, LicenseId::from_uuid(id.into_inner()))
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(ApiError::not_found())?;
     let deleted = registrations::delete_all(&txn, license.id).await?;
     registrations::set_count(&txn, license.id, 0).await?;
     if deleted > 0 {
@@ -317,7 +317,7 @@ async fn release_seat(
     released_by: &str,
 ) -> ApiResult<()> {
     if !registrations::delete_one(txn, registration.id).await? {
-        return Err(ApiError::NotFound);
+        return Err(ApiError::not_found());
     }
     let left = registrations::count(txn, license.id).await?;
     registrations::set_count(txn, license.id, left).await?;
@@ -379,11 +379,11 @@ pub async fn delete_registration(
         .map_err(PersistenceError::from)?;
     let license = licenses::lock(&txn, scope, LicenseId::from_uuid(id))
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(ApiError::not_found())?;
     let registration =
         registrations::find_by_id(&txn, license.id, RegistrationId::from_uuid(registration_id))
             .await?
-            .ok_or(ApiError::NotFound)?;
+            .ok_or(ApiError::not_found())?;
     release_seat(&txn, &license, &registration, principal.actor(), "owner").await?;
     txn.commit().await.map_err(PersistenceError::from)?;
     Ok(HttpResponse::NoContent().finish())
@@ -473,10 +473,10 @@ pub async fn create_deregistration(
     let license = registrations::lock_license_by_key(&txn, &body.registration_key)
         .await?
         .filter(|l| l.lifecycle.status != LicenseStatus::Deleted)
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(ApiError::not_found())?;
     let registration = registrations::find(&txn, license.id, &body.fingerprint)
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(ApiError::not_found())?;
     release_seat(&txn, &license, &registration, Actor::SYSTEM, "software").await?;
     txn.commit().await.map_err(PersistenceError::from)?;
     let mut res = HttpResponse::NoContent();

@@ -20,8 +20,8 @@ use super::licenses::{
 use super::orders::OrderOut;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::service::renewal::{Checkout, PaymentPlan, RENEWAL, renewal_cost, renewed_until};
 use crate::state::AppState;
+use licentia_app::licenses::renew::{Checkout, PaymentPlan, RENEWAL, renewal_cost, renewed_until};
 
 /// `?period_months=N`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -190,15 +190,15 @@ pub(crate) async fn renew(
         .begin()
         .await
         .map_err(PersistenceError::from)?;
-    // Lock order: an existing order first, then the license (service::renewal).
-    let plan = PaymentPlan::resolve(&txn, visible.account_id, &body.payment).await?;
+    // Lock order: an existing order first, then the license (licentia_app::licenses::renew).
+    let plan = PaymentPlan::resolve(&txn, visible.account_id, &body.payment.0).await?;
     let license = licenses::lock(&txn, license_scope(&principal), visible.id)
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(ApiError::not_found())?;
     check_if_match(&req, license.version)?;
     if license.account_id != visible.account_id {
         // Transferred between the read and the lock: the payment was checked for the old owner.
-        return Err(ApiError::Conflict(
+        return Err(ApiError::conflict(
             "the license changed owner during the request; retry".into(),
         ));
     }
@@ -209,7 +209,7 @@ pub(crate) async fn renew(
     } else {
         let product = products::find(&txn, license.product_id)
             .await?
-            .ok_or(ApiError::NotFound)?;
+            .ok_or(ApiError::not_found())?;
         let period = offered_period(&product, body.period_months)?;
         (product, period)
     };
@@ -232,7 +232,7 @@ pub(crate) async fn renew(
     let order = plan.place(&txn, &checkout, item).await?;
     let license = licenses::find(&txn, LicenseScope::All, license.id)
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(ApiError::not_found())?;
     if dry_run {
         // Every check ran inside the transaction; rolling back changes nothing.
         txn.rollback().await.map_err(PersistenceError::from)?;

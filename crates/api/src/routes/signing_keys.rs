@@ -81,7 +81,7 @@ impl From<StoredKey> for SigningKeyEntry {
 pub async fn get_signing_key(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let stored = signing_keys::current(state.db.conn())
         .await?
-        .ok_or_else(|| ApiError::Internal("no current signing key".into()))?;
+        .ok_or_else(|| ApiError::internal("no current signing key".into()))?;
     if stored.key_id != state.signing.current().key_id() {
         // Another process rotated: catch up now rather than at the next periodic check.
         state.signing.refresh_in_background();
@@ -169,7 +169,7 @@ pub async fn rotate_signing_key(
     principal: Principal,
 ) -> ApiResult<HttpResponse> {
     principal.require_admin()?;
-    let internal = |e: keyring::KeyringError| ApiError::Internal(e.to_string());
+    let internal = |e: keyring::KeyringError| ApiError::internal(e.to_string());
     // A rotation that raced another one and lost (unique current key) simply runs again.
     let mut attempt = 0;
     let (pair, retired) = loop {
@@ -210,6 +210,6 @@ pub async fn rotate_signing_key(
         .await?
         .into_iter()
         .find(|k| k.key_id == key_id)
-        .ok_or_else(|| ApiError::Internal("the rotated key is not stored".into()))?;
+        .ok_or_else(|| ApiError::internal("the rotated key is not stored".into()))?;
     Ok(HttpResponse::Ok().json(SigningKeyEntry::from(entry)))
 }

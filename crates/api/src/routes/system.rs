@@ -58,7 +58,7 @@ pub async fn get_readiness(state: web::Data<AppState>) -> ApiResult<HttpResponse
     let status = match (health.primary, health.replica) {
         (true, None | Some(true)) => "ok",
         (true, Some(false)) | (false, Some(true)) => "degraded",
-        (false, _) => return Err(ApiError::Unavailable),
+        (false, _) => return Err(ApiError::unavailable()),
     };
     Ok(HttpResponse::Ok().json(Readiness {
         status,

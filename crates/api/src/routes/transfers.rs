@@ -29,8 +29,8 @@ use super::licenses::{DryRunQuery, visible_license};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::pagination::{CursorKey, Page, page_of, parse_limit};
-use crate::service::transfers as service;
 use crate::state::AppState;
+use licentia_app::transfers as service;
 
 /// What the receiver is offered: the license as the receiver will get it.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -305,7 +305,7 @@ pub(crate) async fn offer_transfer(
     // The license lock serializes the offer with a delete, an edit or a concurrent offer.
     let license = licenses::lock(&txn, scope, license.id)
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(ApiError::not_found())?;
     if license.account_id == to {
         return Err(ApiError::field(
             "to_account_id",
@@ -314,15 +314,15 @@ pub(crate) async fn offer_transfer(
     }
     license.lifecycle.can_transfer()?;
     if license.trial {
-        return Err(ApiError::TrialLicense(
+        return Err(ApiError::trial_license(
             "a trial cannot be transferred; renew it to convert it first".into(),
         ));
     }
     let product = products::find(&txn, license.product_id)
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(ApiError::not_found())?;
     if !product.transferable {
-        return Err(ApiError::InvalidTransition(format!(
+        return Err(ApiError::invalid_transition(format!(
             "licenses of the product {} are not transferable",
             product.code
         )));
@@ -334,7 +334,7 @@ pub(crate) async fn offer_transfer(
                 service::settle(&txn, &pending, next, Actor::SYSTEM, now).await?;
             }
             Err(_) => {
-                return Err(ApiError::AlreadyExists(format!(
+                return Err(ApiError::already_exists(format!(
                     "the license already has a pending transfer ({}); cancel it first",
                     pending.id
                 )));
@@ -342,7 +342,7 @@ pub(crate) async fn offer_transfer(
         }
     }
     let preview = LicensePreview::of(&license, &product);
-    let offer = TransferState::offer(now, service::ttl(&state));
+    let offer = TransferState::offer(now, state.policy.transfer_ttl);
     if dry_run {
         txn.rollback().await.map_err(PersistenceError::from)?;
         return Ok(HttpResponse::Ok().json(TransferPreview {
@@ -373,7 +373,7 @@ pub(crate) async fn offer_transfer(
     .await
     .map_err(|e| match e {
         PersistenceError::Unique(_) => {
-            ApiError::AlreadyExists("the license already has a pending transfer".into())
+            ApiError::already_exists("the license already has a pending transfer".into())
         }
         other => other.into(),
     })?;
@@ -523,6 +523,6 @@ pub async fn get_transfer(
         TransferId::from_uuid(id.into_inner()),
     )
     .await?
-    .ok_or(ApiError::NotFound)?;
+    .ok_or(ApiError::not_found())?;
     Ok(HttpResponse::Ok().json(transfer_out(&state, t).await?))
 }

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::accounts::{ListQuery, visible_account};
 use crate::auth::{Caller, Principal};
 use crate::crypto;
-use crate::error::{ApiError, ApiResult, FieldError};
+use crate::error::{ApiError, ApiResult, AppError, FieldError};
 use crate::extract::validate;
 use crate::pagination::{CursorKey, Page, page_of};
 use crate::state::AppState;
@@ -48,7 +48,7 @@ impl From<User> for UserOut {
 /// on every user route, whatever its scopes. Then the route permission, `account:admin`.
 fn require_user_manager(principal: &Principal) -> ApiResult<()> {
     if let Caller::ApiKey { .. } = principal.caller {
-        return Err(ApiError::Forbidden(
+        return Err(ApiError::forbidden(
             "users are managed by logged-in users, not with API keys".into(),
         ));
     }
@@ -131,7 +131,7 @@ pub async fn create_user(
         ));
     }
     let mut errors = match validate(&body) {
-        Err(ApiError::Validation { errors, .. }) => errors,
+        Err(ApiError::App(AppError::Validation { errors, .. })) => errors,
         _ => Vec::new(),
     };
     let role = requested.filter(|role| match account.kind {
@@ -151,11 +151,11 @@ pub async fn create_user(
     let password = body.password;
     let hash = web::block(move || crypto::hash_password(&password))
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(ApiError::Internal)?;
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(ApiError::internal)?;
     match users::create(state.db.conn(), account.id, &body.email, hash, role).await {
         Ok(user) => Ok(HttpResponse::Created().json(UserOut::from(user))),
-        Err(PersistenceError::Unique(_)) => Err(ApiError::AlreadyExists(
+        Err(PersistenceError::Unique(_)) => Err(ApiError::already_exists(
             "a user with this e-mail address already exists".into(),
         )),
         Err(e) => Err(e.into()),
@@ -251,9 +251,9 @@ pub async fn delete_user(
     .await?
     {
         DeleteOutcome::Deleted => {}
-        DeleteOutcome::NotFound => return Err(ApiError::NotFound),
+        DeleteOutcome::NotFound => return Err(ApiError::not_found()),
         DeleteOutcome::Last => {
-            return Err(ApiError::Conflict(format!(
+            return Err(ApiError::conflict(format!(
                 "the account's last {} cannot be deleted",
                 keeper.as_str()
             )));

@@ -106,10 +106,10 @@ pub struct ValidationOut {
 /// Signs a response object: the signature covers its canonical form without `signature`.
 pub fn sign_response<T: Serialize>(signer: &KeyPair, out: &T) -> ApiResult<String> {
     let value = serde_json::to_value(out)
-        .map_err(|e| ApiError::Internal(format!("serializing a signed answer: {e}")))?;
+        .map_err(|e| ApiError::internal(format!("serializing a signed answer: {e}")))?;
     signer
         .sign_object(&value)
-        .map_err(|e| ApiError::Internal(format!("signing an answer: {e}")))
+        .map_err(|e| ApiError::internal(format!("signing an answer: {e}")))
 }
 
 /// Checks a text field of the licensed software's requests.

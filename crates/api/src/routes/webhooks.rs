@@ -231,13 +231,13 @@ pub async fn create_webhook_endpoint(
         .await
         .map_err(licentia_persistence::PersistenceError::from)?;
     if webhooks::count(&txn, account).await? >= MAX_ENDPOINTS {
-        return Err(ApiError::Conflict(format!(
+        return Err(ApiError::conflict(format!(
             "an account may register at most {MAX_ENDPOINTS} webhook endpoints; delete one first"
         )));
     }
     let secret = service::generate_secret();
     let secret_enc =
-        crypto::seal(&state.encryption_key, secret.as_bytes()).map_err(ApiError::Internal)?;
+        crypto::seal(&state.encryption_key, secret.as_bytes()).map_err(ApiError::internal)?;
     let stored = webhooks::insert(
         &txn,
         NewEndpoint {
@@ -315,7 +315,7 @@ pub async fn get_webhook_endpoint(
     principal.require(Scope::LicensesRead)?;
     let endpoint = webhooks::find(state.db.conn(), visible(&principal), id.into_inner())
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(ApiError::not_found())?;
     Ok(HttpResponse::Ok().json(WebhookEndpointOut::from(endpoint)))
 }
 
@@ -350,7 +350,7 @@ pub async fn update_webhook_endpoint(
     let scope = visible(&principal);
     webhooks::find(state.db.conn(), scope, id)
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(ApiError::not_found())?;
     let body = body.into_inner()?;
     let event_types = body.event_types.as_deref().map(event_types).transpose()?;
     let url = match &body.url {
@@ -364,7 +364,7 @@ pub async fn update_webhook_endpoint(
     };
     let updated = webhooks::update(state.db.conn(), scope, id, changes)
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(ApiError::not_found())?;
     Ok(HttpResponse::Ok().json(WebhookEndpointOut::from(updated)))
 }
 
@@ -391,7 +391,7 @@ pub async fn delete_webhook_endpoint(
 ) -> ApiResult<HttpResponse> {
     principal.require(Scope::AccountAdmin)?;
     if !webhooks::delete(state.db.conn(), visible(&principal), id.into_inner()).await? {
-        return Err(ApiError::NotFound);
+        return Err(ApiError::not_found());
     }
     Ok(HttpResponse::NoContent().finish())
 }
@@ -423,7 +423,7 @@ pub async fn list_webhook_deliveries(
     principal.require(Scope::LicensesRead)?;
     let endpoint = webhooks::find(state.db.conn(), visible(&principal), id.into_inner())
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(ApiError::not_found())?;
     let scope = format!(
         "{}|webhook-deliveries|{}",
         principal.account_id(),
@@ -455,7 +455,7 @@ async fn deliverable_endpoint(
     principal.require(Scope::AccountAdmin)?;
     let endpoint = webhooks::find(state.db.conn(), visible(principal), id)
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(ApiError::not_found())?;
     Ok(endpoint)
 }
 
@@ -463,7 +463,7 @@ fn require_enabled(endpoint: &Endpoint) -> ApiResult<()> {
     if endpoint.enabled {
         Ok(())
     } else {
-        Err(ApiError::Conflict(
+        Err(ApiError::conflict(
             "the endpoint is disabled; enable it (PATCH enabled: true) first".into(),
         ))
     }
@@ -508,7 +508,7 @@ pub async fn redeliver_webhook_delivery(
         .map_err(licentia_persistence::PersistenceError::from)?;
     let original = webhooks::find_delivery(&txn, endpoint.id, delivery_id)
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(ApiError::not_found())?;
     require_enabled(&endpoint)?;
     let queued = webhooks::queue_delivery(
         &txn,

@@ -201,7 +201,7 @@ pub struct StreamRequest {
 /// fixes its starting point, and answers `200 text/event-stream`.
 pub async fn open(hub: &Arc<EventHub>, request: StreamRequest) -> ApiResult<HttpResponse> {
     if hub.is_stopping() {
-        return Err(ApiError::Unavailable);
+        return Err(ApiError::unavailable());
     }
     let db = hub.db.clone();
     let lease = event_stream::open_lease(

@@ -1,11 +1,4 @@
-//! Transaction scripts: the orchestration of one business operation across repositories,
-//! always inside the caller's transaction.
-pub mod billing;
-pub mod bulk;
+//! The service's adapters that are not request handlers: webhook delivery (outbound HTTP) and
+//! live event streams (server-sent events).
 pub mod event_stream;
-pub mod lifecycle;
-pub mod provisioning;
-pub mod renewal;
-pub mod sweeps;
-pub mod transfers;
 pub mod webhooks;

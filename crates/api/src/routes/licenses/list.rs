@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::LicenseOut;
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult, FieldError};
+use crate::error::{ApiError, ApiResult, AppError, FieldError};
 use crate::state::AppState;
 
 /// Filters, sort and paging of the license list; every filter is optional, combined with AND.
@@ -399,7 +399,7 @@ pub async fn list_licenses(
         }
     };
     if csv
-        && let Err(ApiError::Validation { errors: paging, .. }) =
+        && let Err(ApiError::App(AppError::Validation { errors: paging, .. })) =
             crate::csv::no_paging(q.limit.is_some(), q.cursor.is_some())
     {
         errors.extend(paging);

@@ -8,13 +8,16 @@ use licentia_domain::auth::Scope;
 use licentia_domain::ids::LicenseId;
 use licentia_domain::license::{LicenseStatus, SuspensionReason};
 use licentia_domain::license_record::{Cause, License};
-use licentia_domain::pricing::PricingError;
 use licentia_domain::product::Product;
 use licentia_persistence::repo::licenses::{self, Scope as LicenseScope};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
+
+pub use licentia_app::error::pricing_error;
+pub use licentia_app::snapshot::license_snapshot;
+use licentia_app::{AppError, AppResult, Payment};
 
 use super::orders::OrderOut;
 use crate::auth::Principal;
@@ -132,39 +135,17 @@ impl LicenseOut {
     }
 }
 
-/// What events record of a license before and after a change.
-pub fn license_snapshot(l: &License) -> serde_json::Value {
-    serde_json::json!({
-        "status": l.lifecycle.status.as_str(),
-        "suspension_reason": l.lifecycle.suspension_reason.map(|r| r.as_str()),
-        "valid_until": l.lifecycle.valid_until.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
-        "name": l.name,
-        "ip": l.ip.to_string(),
-        "product_id": l.product_id,
-        "period_months": l.period.months(),
-        "options": l.options,
-        "auto_renew_months": l.auto_renew.map(|p| p.months()),
-        "account_id": l.account_id,
-        "version": l.version,
-        "trial": l.trial,
-        "suspension_cause": l.suspension.cause.map(Cause::as_str),
-        "suspension_note": l.suspension.note,
-        "deletion_cause": l.deletion.cause.map(Cause::as_str),
-        "deletion_note": l.deletion.note,
-    })
-}
-
 /// The strong ETag of a license version.
 pub fn etag(version: i64) -> String {
     format!("\"{version}\"")
 }
 
 /// 412 unless `If-Match` (when sent) names the current version.
-pub fn check_if_match(req: &HttpRequest, version: i64) -> ApiResult<()> {
+pub fn check_if_match(req: &HttpRequest, version: i64) -> AppResult<()> {
     let Some(value) = req.headers().get(header::IF_MATCH) else {
         return Ok(());
     };
-    let value = value.to_str().map_err(|_| ApiError::PreconditionFailed)?;
+    let value = value.to_str().map_err(|_| AppError::PreconditionFailed)?;
     let current = etag(version);
     let ok = value
         .split(',')
@@ -173,7 +154,7 @@ pub fn check_if_match(req: &HttpRequest, version: i64) -> ApiResult<()> {
     if ok {
         Ok(())
     } else {
-        Err(ApiError::PreconditionFailed)
+        Err(AppError::PreconditionFailed)
     }
 }
 
@@ -184,40 +165,20 @@ pub fn with_etag(mut res: HttpResponse, version: i64) -> HttpResponse {
     res
 }
 
-/// How an order or renewal is paid. Its schema (named variants with a discriminator) is
-/// written in `crate::openapi::payment`.
+/// How an order or renewal is paid: the use cases' [`Payment`] on the wire. Its schema (named
+/// variants with a discriminator) is written in `crate::openapi::payment`.
 #[derive(Clone, Debug, Deserialize)]
-#[serde(tag = "method", rename_all = "snake_case", deny_unknown_fields)]
-pub enum PaymentIn {
-    /// Charge the account now; 402 when balance + credit limit do not cover it.
-    // A struct variant, not a unit one: serde ignores unknown fields next to the tag of a
-    // unit variant even with `deny_unknown_fields`.
-    Balance {},
-    /// Add the item to an unpaid order of the account.
-    ExistingOrder {
-        order_id: Uuid,
-        /// Pay the whole order from the balance now.
-        #[serde(default)]
-        pay_now: bool,
-    },
-    /// Create a new unpaid order (an invoice).
-    NewOrder {
-        /// Pay the order from the balance now.
-        #[serde(default)]
-        pay_now: bool,
-    },
-}
+#[serde(transparent)]
+pub struct PaymentIn(pub Payment);
 
 impl PaymentIn {
     /// 403 unless the caller may pay with it: paying an existing order now pays every item of
     /// that order, so it needs `billing:write` like `POST /v1/orders/{id}/pay` (CONTRACT §5).
     pub fn authorize(&self, principal: &Principal) -> ApiResult<()> {
-        match self {
-            PaymentIn::ExistingOrder { pay_now: true, .. } => {
-                principal.require(Scope::BillingWrite)
-            }
-            _ => Ok(()),
+        if self.0.pays_existing_order() {
+            principal.require(Scope::BillingWrite)?;
         }
+        Ok(())
     }
 }
 
@@ -346,29 +307,9 @@ pub fn validate_metadata(metadata: &BTreeMap<String, String>, errors: &mut Vec<F
     }
 }
 
-pub fn pricing_error(err: PricingError) -> FieldError {
-    match err {
-        PricingError::PeriodNotOffered(p) => FieldError::new(
-            "period_months",
-            format!("the product does not offer {} months", p.months()),
-        ),
-        PricingError::UnknownOption(code) => {
-            FieldError::new(format!("options.{code}"), "the product has no such option")
-        }
-        PricingError::OptionOutOfBounds { code, min, max, .. } => FieldError::new(
-            format!("options.{code}"),
-            format!("must be from {min} to {max}"),
-        ),
-        // Too large to compute, or beyond the bound: 422 `amount_too_large`.
-        PricingError::Overflow | PricingError::AmountTooLarge => {
-            FieldError::amount_too_large("options")
-        }
-    }
-}
-
 /// Encrypts a secret for storage with AES-256-GCM (nonce ‖ ciphertext).
 pub fn seal(state: &AppState, plain: &str) -> ApiResult<Vec<u8>> {
-    crypto::seal(&state.encryption_key, plain.as_bytes()).map_err(ApiError::Internal)
+    crypto::seal(&state.encryption_key, plain.as_bytes()).map_err(ApiError::internal)
 }
 
 /// Loads a license the caller may see (404 otherwise) with its product.
@@ -384,5 +325,5 @@ pub async fn visible_license(
     };
     licenses::find_with_product(state.db.conn(), scope, LicenseId::from_uuid(id))
         .await?
-        .ok_or(ApiError::NotFound)
+        .ok_or(ApiError::not_found())
 }

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use actix_web::{HttpResponse, post, web};
 use licentia_domain::auth::Scope;
-use licentia_domain::ids::{AccountId, LicenseId, OrderId, ProductId};
+use licentia_domain::ids::{AccountId, LicenseId, ProductId};
 use licentia_domain::license::Lifecycle;
 use licentia_domain::license_record::{Annotation, License, canonical_ip};
 use licentia_domain::period::Period;
@@ -20,10 +20,11 @@ use super::{
 };
 use crate::auth::Principal;
 use crate::crypto;
-use crate::error::{ApiError, ApiResult, FieldError};
+use crate::error::{ApiError, ApiResult, AppError, FieldError};
 use crate::routes::orders::OrderOut;
-use crate::service::{billing, provisioning};
 use crate::state::AppState;
+use licentia_app::licenses::renew::{Checkout, PaymentPlan};
+use licentia_app::provisioning;
 
 /// Order a license
 ///
@@ -258,7 +259,7 @@ pub(crate) async fn order_license(
             // One trial per product and account, and per product and address: unique keys
             // written in this transaction, so a concurrent second request finds them taken.
             if !trials::claim(&txn, product.id, account_id, license.id, ip).await? {
-                return Err(ApiError::TrialUsed);
+                return Err(AppError::TrialUsed.into());
             }
             provisioning::enqueue(&txn, license.id, attempts).await?;
             record_ordered(&txn, &principal, &license).await?;
@@ -267,7 +268,7 @@ pub(crate) async fn order_license(
     };
     let license = licenses::find(&txn, LicenseScope::All, license.id)
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(ApiError::not_found())?;
     if dry_run {
         // Every check ran inside the transaction; dropping it rolls everything back.
         txn.rollback()
@@ -308,7 +309,7 @@ async fn record_ordered(
 }
 
 /// The order of a new (not trial) license: its `license_order` item in a new or an existing
-/// order, paid at once when the payment says so.
+/// order, paid at once when the payment says so (the renewal's [`PaymentPlan`]).
 async fn place_order(
     state: &AppState,
     principal: &Principal,
@@ -318,30 +319,7 @@ async fn place_order(
     cost: i64,
     attempts: i32,
 ) -> ApiResult<orders::Order> {
-    let account_id = license.account_id;
-    let (order_id, pay_now) = match payment {
-        PaymentIn::Balance {} => (
-            orders::create(txn, account_id, state.currency.as_str()).await?,
-            true,
-        ),
-        PaymentIn::NewOrder { pay_now } => (
-            orders::create(txn, account_id, state.currency.as_str()).await?,
-            *pay_now,
-        ),
-        PaymentIn::ExistingOrder { order_id, pay_now } => {
-            let id = OrderId::from_uuid(*order_id);
-            match orders::lock(txn, Some(account_id), id).await? {
-                Some(o) if o.status == "unpaid" => (id, *pay_now),
-                Some(o) => {
-                    return Err(ApiError::field(
-                        "payment.order_id",
-                        format!("the order is {}, not unpaid", o.status),
-                    ));
-                }
-                None => return Err(ApiError::field("payment.order_id", "no such order")),
-            }
-        }
-    };
+    let plan = PaymentPlan::resolve(txn, license.account_id, &payment.0).await?;
     let item = orders::NewItem::for_license(
         license,
         "license_order",
@@ -349,26 +327,13 @@ async fn place_order(
         cost,
         serde_json::json!({}),
     );
-    if !orders::add_item(txn, order_id, item).await? {
-        return Err(ApiError::field(
-            "payment.order_id",
-            "the order is no longer unpaid",
-        ));
-    }
     record_ordered(txn, principal, license).await?;
-    if pay_now {
-        billing::pay_order(
-            txn,
-            Some(account_id),
-            order_id,
-            principal.actor(),
-            attempts,
-            state.clock.now(),
-        )
-        .await
-    } else {
-        orders::find(txn, None, order_id)
-            .await?
-            .ok_or(ApiError::NotFound)
-    }
+    let checkout = Checkout {
+        account: license.account_id,
+        currency: state.currency.as_str(),
+        actor: principal.actor(),
+        provision_attempts: attempts,
+        now: state.clock.now(),
+    };
+    Ok(plan.place(txn, &checkout, item).await?)
 }

@@ -13,8 +13,8 @@ use uuid::Uuid;
 use super::{LicenseOut, check_if_match, visible_license, with_etag};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, FieldError};
-use crate::service::lifecycle::{self, Caller, Transition};
 use crate::state::AppState;
+use licentia_app::licenses::transition::{self as lifecycle, Transition};
 
 /// The optional body of `POST /v1/licenses/{id}/disable`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -76,7 +76,7 @@ fn annotation(cause: Option<&str>, note: Option<String>) -> ApiResult<Annotation
 }
 
 /// Applies a state transition under the row lock (shared with bulk operations:
-/// [`crate::service::lifecycle::transition`]) and answers the license (204 for a deletion).
+/// [`licentia_app::licenses::transition::transition`]) and answers the license (204 for a deletion).
 /// `annotation` (a disable's body, a delete's query) is checked after the license was found:
 /// 404 comes before 422.
 async fn transition(
@@ -99,7 +99,7 @@ async fn transition(
     let attempts = i32::try_from(state.config.provision_attempts).unwrap_or(10);
     let saved = lifecycle::transition(
         &txn,
-        &Caller::of(principal),
+        &principal.caller(),
         LicenseId::from_uuid(id),
         transition,
         annotation,

@@ -17,8 +17,8 @@ use super::{LicensePreview, TransferOut, transfer_out, viewer};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::routes::licenses::{LicenseOut, license_snapshot, with_etag};
-use crate::service::transfers as service;
 use crate::state::AppState;
+use licentia_app::transfers as service;
 
 /// The secret of the offer.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -82,9 +82,9 @@ pub async fn accept_transfer(
     }
     let found = transfers::find(state.db.conn(), viewer(&principal), id)
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(ApiError::not_found())?;
     if !principal.is_admin() && found.to_account_id != principal.account_id() {
-        return Err(ApiError::NotFound);
+        return Err(ApiError::not_found());
     }
     let secret = body.into_inner()?.secret;
     let now = state.clock.now();
@@ -98,10 +98,10 @@ pub async fn accept_transfer(
     // the transfer. Concurrent accepts (and a cancel) queue here; the first decides.
     let license = licenses::lock(&txn, LicenseScope::All, found.license_id)
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(ApiError::not_found())?;
     let t = transfers::lock(&txn, Viewer::All, id)
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(ApiError::not_found())?;
     let matches = secret_matches(&secret, &t.secret_hash);
     let next = match t.state.accept(matches, now) {
         Ok(next) => next,
@@ -120,21 +120,21 @@ pub async fn accept_transfer(
     };
     // The secret was right; the license itself must still be one that may change hands.
     if license.account_id != t.from_account_id {
-        return Err(ApiError::InvalidTransition(
+        return Err(ApiError::invalid_transition(
             "the license no longer belongs to the sender".into(),
         ));
     }
     license.lifecycle.can_transfer()?;
     if license.trial {
-        return Err(ApiError::TrialLicense(
+        return Err(ApiError::trial_license(
             "a trial cannot be transferred".into(),
         ));
     }
     let product = products::find(&txn, license.product_id)
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(ApiError::not_found())?;
     if !product.transferable {
-        return Err(ApiError::InvalidTransition(format!(
+        return Err(ApiError::invalid_transition(format!(
             "licenses of the product {} are no longer transferable",
             product.code
         )));
@@ -155,7 +155,7 @@ pub async fn accept_transfer(
     let accepted = service::settle(&txn, &t, next, principal.actor(), now)
         .await?
         .ok_or_else(|| {
-            ApiError::InvalidTransition("the transfer changed meanwhile; read it again".into())
+            ApiError::invalid_transition("the transfer changed meanwhile; read it again".into())
         })?;
     let preview = serde_json::to_value(LicensePreview::of(&moved, &product)).unwrap_or_default();
     transfers::set_preview(&txn, accepted.id, preview.clone()).await?;

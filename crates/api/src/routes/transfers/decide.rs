@@ -11,8 +11,8 @@ use uuid::Uuid;
 use super::{TransferOut, transfer_out, viewer};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::service::transfers as service;
 use crate::state::AppState;
+use licentia_app::transfers as service;
 
 /// Which party may take a decision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,13 +35,13 @@ async fn decide(
     let id = TransferId::from_uuid(id);
     let found = transfers::find(state.db.conn(), viewer(principal), id)
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(ApiError::not_found())?;
     let side = match party {
         Party::Sender => found.from_account_id,
         Party::Receiver => found.to_account_id,
     };
     if !principal.is_admin() && side != principal.account_id() {
-        return Err(ApiError::NotFound);
+        return Err(ApiError::not_found());
     }
     let now = state.clock.now();
     let txn = state
@@ -52,7 +52,7 @@ async fn decide(
         .map_err(PersistenceError::from)?;
     let t = transfers::lock(&txn, Viewer::All, id)
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(ApiError::not_found())?;
     if let Ok(expired) = t.state.expire(now) {
         service::settle(&txn, &t, expired, Actor::SYSTEM, now).await?;
         txn.commit().await.map_err(PersistenceError::from)?;
@@ -62,7 +62,7 @@ async fn decide(
     let after = service::settle(&txn, &t, next, principal.actor(), now)
         .await?
         .ok_or_else(|| {
-            ApiError::InvalidTransition("the transfer changed meanwhile; read it again".into())
+            ApiError::invalid_transition("the transfer changed meanwhile; read it again".into())
         })?;
     // Settled, so no longer pending: building the answer reads nothing more.
     let out = transfer_out(state, after).await?;

@@ -9,9 +9,10 @@ use licentia_persistence::repo::licenses::{self, Scope};
 use licentia_persistence::repo::{accounts, orders};
 use time::OffsetDateTime;
 
-use super::{provisioning, renewal};
-use crate::error::{ApiError, ApiResult};
-use crate::routes::licenses::license_snapshot;
+use crate::error::{AppError, AppResult};
+use crate::licenses::renew as renewal;
+use crate::provisioning;
+use crate::snapshot::license_snapshot;
 
 /// Charges `amount` to the account or reports 402 with what is available. A charge that
 /// leaves the account unable to pay the same amount again (balance + credit limit below it,
@@ -22,7 +23,7 @@ pub async fn charge(
     amount: i64,
     reference: &str,
     order: Option<OrderId>,
-) -> ApiResult<()> {
+) -> AppResult<()> {
     if amount <= 0 {
         return Ok(());
     }
@@ -53,7 +54,7 @@ pub async fn charge(
         }
         ChargeOutcome::InsufficientFunds => {
             let available = accounts::get(txn, account).await?.available();
-            Err(ApiError::InsufficientFunds {
+            Err(AppError::InsufficientFunds {
                 needed: amount,
                 available,
             })
@@ -75,14 +76,14 @@ pub async fn pay_order(
     actor: Actor,
     provision_attempts: i32,
     now: OffsetDateTime,
-) -> ApiResult<orders::Order> {
+) -> AppResult<orders::Order> {
     // Lock order: the account (inside `orders::lock`), the order, then its licenses in id
     // order — the order every money path takes, so none of them deadlock.
     let order = orders::lock(txn, account, id)
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(AppError::NotFound)?;
     if order.status != "unpaid" {
-        return Err(ApiError::InvalidTransition(format!(
+        return Err(AppError::InvalidTransition(format!(
             "the order is {}",
             order.status
         )));
@@ -103,7 +104,7 @@ pub async fn pay_order(
         // Re-read: applying an earlier item may have cancelled this one as stale.
         let current = orders::find(txn, None, id)
             .await?
-            .ok_or(ApiError::NotFound)?;
+            .ok_or(AppError::NotFound)?;
         let Some(item) = current
             .items
             .into_iter()
@@ -125,7 +126,7 @@ pub async fn pay_order(
         orders::fulfil_item(txn, item.id).await?;
         charged = charged
             .checked_add(item.amount)
-            .ok_or_else(|| ApiError::AmountTooLarge {
+            .ok_or_else(|| AppError::AmountTooLarge {
                 detail: "the order's total is too large".into(),
                 errors: Vec::new(),
             })?;
@@ -142,7 +143,7 @@ pub async fn pay_order(
         }
     }
     if !orders::mark_paid(txn, id).await? {
-        return Err(ApiError::InvalidTransition(
+        return Err(AppError::InvalidTransition(
             "nothing in the order can still be applied: its items went stale and were cancelled"
                 .into(),
         ));
@@ -167,7 +168,7 @@ pub async fn pay_order(
         },
     )
     .await?;
-    orders::find(txn, None, id).await?.ok_or(ApiError::NotFound)
+    orders::find(txn, None, id).await?.ok_or(AppError::NotFound)
 }
 
 /// `order.item_cancelled` for an item that pay found stale.
@@ -176,7 +177,7 @@ async fn stale_event(
     account: AccountId,
     item: &orders::OrderItem,
     order_cancelled: bool,
-) -> ApiResult<()> {
+) -> AppResult<()> {
     events::record(
         txn,
         NewEvent {
@@ -207,7 +208,7 @@ async fn activate(
     actor: Actor,
     provision_attempts: i32,
     now: OffsetDateTime,
-) -> ApiResult<()> {
+) -> AppResult<()> {
     let before = license_snapshot(&license);
     let mut next = license.clone();
     next.lifecycle = license.lifecycle.clone().pay(item.period, now)?;
@@ -235,12 +236,12 @@ pub async fn cancel_order(
     account: Option<AccountId>,
     id: OrderId,
     actor: Actor,
-) -> ApiResult<orders::Order> {
+) -> AppResult<orders::Order> {
     let order = orders::lock(txn, account, id)
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(AppError::NotFound)?;
     if order.status != "unpaid" || !orders::cancel(txn, id).await? {
-        return Err(ApiError::InvalidTransition(format!(
+        return Err(AppError::InvalidTransition(format!(
             "the order is {}",
             order.status
         )));
@@ -273,5 +274,5 @@ pub async fn cancel_order(
         )
         .await?;
     }
-    orders::find(txn, None, id).await?.ok_or(ApiError::NotFound)
+    orders::find(txn, None, id).await?.ok_or(AppError::NotFound)
 }

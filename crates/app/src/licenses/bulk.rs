@@ -27,12 +27,12 @@ use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::billing;
-use super::lifecycle::{self, Caller, Transition};
-use super::renewal::{Checkout, PaymentPlan, RENEWAL, renewal_cost};
-use crate::error::{ApiError, ApiResult};
-use crate::routes::licenses::license_snapshot;
-use crate::state::AppState;
+use super::renew::{Checkout, PaymentPlan, RENEWAL, renewal_cost};
+use super::transition::{self as lifecycle, Caller, Transition};
+use crate::Ctx;
+use crate::error::{AppError, AppResult};
+use crate::orders as billing;
+use crate::snapshot::license_snapshot;
 
 pub const JOB_KIND: &str = "bulk_operation";
 
@@ -82,15 +82,15 @@ impl Action {
         }
     }
 
-    fn from_stored(name: &str, params: &serde_json::Value) -> ApiResult<Self> {
-        let period = |key: &str| -> ApiResult<Option<Period>> {
+    fn from_stored(name: &str, params: &serde_json::Value) -> AppResult<Self> {
+        let period = |key: &str| -> AppResult<Option<Period>> {
             match params.get(key) {
                 None | Some(serde_json::Value::Null) => Ok(None),
                 Some(v) => v
                     .as_i64()
                     .and_then(|n| Period::new(n).ok())
                     .map(Some)
-                    .ok_or_else(|| ApiError::Internal(format!("bulk operation: bad {key}"))),
+                    .ok_or_else(|| AppError::Internal(format!("bulk operation: bad {key}"))),
             }
         };
         Ok(match name {
@@ -99,14 +99,14 @@ impl Action {
             "delete" => Self::Delete,
             "renew" => Self::Renew {
                 period: period("period_months")?.ok_or_else(|| {
-                    ApiError::Internal("bulk operation: renew without a period".into())
+                    AppError::Internal("bulk operation: renew without a period".into())
                 })?,
             },
             "set_auto_renew" => Self::SetAutoRenew {
                 period: period("auto_renew_months")?,
             },
             other => {
-                return Err(ApiError::Internal(format!(
+                return Err(AppError::Internal(format!(
                     "bulk operation: unknown action {other}"
                 )));
             }
@@ -118,15 +118,15 @@ impl Action {
 /// `too_many_matches` beyond `bulk_max_matches`) and queues its job. An operation that
 /// matched nothing is completed at once.
 pub async fn create(
-    state: &AppState,
+    ctx: &Ctx,
     caller: &Caller,
     account: AccountId,
     action: Action,
     filter: &Filter,
     dry_run: bool,
-) -> ApiResult<(bulk::Operation, licentia_persistence::DatabaseTransaction)> {
-    let db = state.db.conn();
-    let max = state.config.bulk_max_matches;
+) -> AppResult<(bulk::Operation, licentia_persistence::DatabaseTransaction)> {
+    let db = ctx.db.conn();
+    let max = ctx.policy.bulk_max_matches;
     let matched = licenses::list(
         db,
         caller.scope,
@@ -137,7 +137,7 @@ pub async fn create(
     )
     .await?;
     if u64::try_from(matched.len()).unwrap_or(u64::MAX) > max {
-        return Err(ApiError::TooManyMatches { limit: max });
+        return Err(AppError::TooManyMatches { limit: max });
     }
     let id = Uuid::now_v7();
     let txn = db.begin().await.map_err(PersistenceError::from)?;
@@ -163,7 +163,7 @@ pub async fn create(
     Ok((op, txn))
 }
 
-async fn enqueue(db: &impl licentia_persistence::ConnectionTrait, id: Uuid) -> ApiResult<()> {
+async fn enqueue(db: &impl licentia_persistence::ConnectionTrait, id: Uuid) -> AppResult<()> {
     jobs::enqueue(
         db,
         JOB_KIND,
@@ -178,15 +178,15 @@ async fn enqueue(db: &impl licentia_persistence::ConnectionTrait, id: Uuid) -> A
 
 /// Runs one batch of an operation's job; the operation becomes `failed` when the job's last
 /// attempt fails.
-pub async fn run(state: &AppState, job: &Job) -> ApiResult<()> {
+pub async fn run(ctx: &Ctx, job: &Job) -> AppResult<()> {
     let id: Uuid = serde_json::from_value(job.payload["operation_id"].clone())
-        .map_err(|e| ApiError::Internal(format!("bad bulk operation payload: {e}")))?;
-    let outcome = run_batch(state, id).await;
+        .map_err(|e| AppError::Internal(format!("bad bulk operation payload: {e}")))?;
+    let outcome = run_batch(ctx, id).await;
     if let Err(e) = &outcome
         && job.retry_at(licentia_persistence::now()).is_none()
     {
         bulk::set_status(
-            state.db.conn(),
+            ctx.db.conn(),
             id,
             &[bulk::PENDING, bulk::RUNNING],
             bulk::FAILED,
@@ -197,8 +197,8 @@ pub async fn run(state: &AppState, job: &Job) -> ApiResult<()> {
     outcome
 }
 
-async fn run_batch(state: &AppState, id: Uuid) -> ApiResult<()> {
-    let db = state.db.conn();
+async fn run_batch(ctx: &Ctx, id: Uuid) -> AppResult<()> {
+    let db = ctx.db.conn();
     let Some(op) = bulk::find(db, None, id).await? else {
         return Ok(());
     };
@@ -224,9 +224,9 @@ async fn run_batch(state: &AppState, id: Uuid) -> ApiResult<()> {
         serde_json::from_value(op.simulated_spend.clone()).unwrap_or_default();
     for license in bulk::pending_items(db, id, BATCH).await? {
         if op.dry_run {
-            evaluate(state, id, &caller, action, license, &mut spend).await?;
+            evaluate(ctx, id, &caller, action, license, &mut spend).await?;
         } else {
-            apply(state, id, &caller, action, license).await?;
+            apply(ctx, id, &caller, action, license).await?;
         }
     }
     if bulk::remaining(db, id).await? == 0 {
@@ -239,38 +239,33 @@ async fn run_batch(state: &AppState, id: Uuid) -> ApiResult<()> {
 
 /// The problem code an item answers with, or the error itself when the whole run should be
 /// retried (the database is unavailable or aborted the transaction).
-fn item_code(e: ApiError) -> ApiResult<&'static str> {
+fn item_code(e: AppError) -> AppResult<&'static str> {
     match e {
-        ApiError::Unavailable => Err(e),
+        AppError::Unavailable => Err(e),
         e => {
-            if let ApiError::Internal(cause) = &e {
+            if let AppError::Internal(cause) = &e {
                 tracing::error!(cause = %cause, "bulk operation item failed");
             }
-            Ok(e.describe().1)
+            Ok(e.code().0)
         }
     }
 }
 
 /// A real run of one item (see the module documentation).
 async fn apply(
-    state: &AppState,
+    ctx: &Ctx,
     id: Uuid,
     caller: &Caller,
     action: Action,
     license: LicenseId,
-) -> ApiResult<()> {
-    let txn = state
-        .db
-        .conn()
-        .begin()
-        .await
-        .map_err(PersistenceError::from)?;
+) -> AppResult<()> {
+    let txn = ctx.begin().await?;
     if !bulk::record_result(&txn, id, license, "ok").await? {
         // Another worker has applied it.
         return Ok(());
     }
     let savepoint = txn.begin().await.map_err(PersistenceError::from)?;
-    match perform(&savepoint, state, caller, action, license).await {
+    match perform(&savepoint, ctx, caller, action, license).await {
         Ok(_) => savepoint.commit().await.map_err(PersistenceError::from)?,
         Err(e) => {
             let code = item_code(e)?;
@@ -284,28 +279,28 @@ async fn apply(
 
 /// A dry run of one item (see the module documentation).
 async fn evaluate(
-    state: &AppState,
+    ctx: &Ctx,
     id: Uuid,
     caller: &Caller,
     action: Action,
     license: LicenseId,
     spend: &mut BTreeMap<Uuid, i64>,
-) -> ApiResult<()> {
-    let db = state.db.conn();
+) -> AppResult<()> {
+    let db = ctx.db.conn();
     let txn = db.begin().await.map_err(PersistenceError::from)?;
     let outcome = async {
         if matches!(action, Action::Renew { .. }) {
             // The license first, then its account: the lock order of every money path.
             let locked = licenses::lock(&txn, caller.scope, license)
                 .await?
-                .ok_or(ApiError::NotFound)?;
+                .ok_or(AppError::NotFound)?;
             let spent = spend
                 .get(&locked.account_id.as_uuid())
                 .copied()
                 .unwrap_or(0);
             billing::charge(&txn, locked.account_id, spent, "bulk dry run", None).await?;
         }
-        perform(&txn, state, caller, action, license).await
+        perform(&txn, ctx, caller, action, license).await
     }
     .await;
     txn.rollback().await.map_err(PersistenceError::from)?;
@@ -329,18 +324,18 @@ async fn evaluate(
 /// license's account and what it was charged.
 async fn perform(
     txn: &DatabaseTransaction,
-    state: &AppState,
+    ctx: &Ctx,
     caller: &Caller,
     action: Action,
     license: LicenseId,
-) -> ApiResult<(AccountId, i64)> {
-    let now = state.clock.now();
-    let attempts = i32::try_from(state.config.provision_attempts).unwrap_or(10);
+) -> AppResult<(AccountId, i64)> {
+    let now = ctx.clock.now();
+    let attempts = ctx.policy.provision_attempts;
     let transition = match action {
         Action::Disable => Transition::Disable,
         Action::Enable => Transition::Enable,
         Action::Delete => Transition::Delete,
-        Action::Renew { period } => return renew(txn, state, caller, license, period, now).await,
+        Action::Renew { period } => return renew(txn, ctx, caller, license, period, now).await,
         Action::SetAutoRenew { period } => {
             return set_auto_renew(txn, caller, license, period).await;
         }
@@ -362,25 +357,25 @@ async fn perform(
 /// `POST /v1/licenses/{id}/renewals` with `{"method":"balance"}`.
 async fn renew(
     txn: &DatabaseTransaction,
-    state: &AppState,
+    ctx: &Ctx,
     caller: &Caller,
     license: LicenseId,
     period: Period,
     now: OffsetDateTime,
-) -> ApiResult<(AccountId, i64)> {
+) -> AppResult<(AccountId, i64)> {
     let license = licenses::lock(txn, caller.scope, license)
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(AppError::NotFound)?;
     let product = products::find(txn, license.product_id)
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(AppError::NotFound)?;
     let amount = renewal_cost(&product, &license, period)?;
     license.lifecycle.can_renew()?;
     let checkout = Checkout {
         account: license.account_id,
-        currency: state.currency.as_str(),
+        currency: ctx.currency.as_str(),
         actor: caller.actor,
-        provision_attempts: i32::try_from(state.config.provision_attempts).unwrap_or(10),
+        provision_attempts: ctx.policy.provision_attempts,
         now,
     };
     let item = NewItem::for_license(
@@ -404,13 +399,13 @@ async fn set_auto_renew(
     caller: &Caller,
     license: LicenseId,
     period: Option<Period>,
-) -> ApiResult<(AccountId, i64)> {
+) -> AppResult<(AccountId, i64)> {
     let license = licenses::lock(txn, caller.scope, license)
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(AppError::NotFound)?;
     license.lifecycle.can_edit_unprovisioned()?;
     if period.is_some() && license.trial {
-        return Err(ApiError::field(
+        return Err(AppError::field(
             "auto_renew_months",
             "cannot be set on a trial; a paid renewal converts it first",
         ));
@@ -418,9 +413,9 @@ async fn set_auto_renew(
     if let Some(p) = period {
         let product = products::find(txn, license.product_id)
             .await?
-            .ok_or(ApiError::NotFound)?;
+            .ok_or(AppError::NotFound)?;
         if product.pricing.price_for(p).is_none() {
-            return Err(ApiError::field(
+            return Err(AppError::field(
                 "auto_renew_months",
                 "the product does not offer this period",
             ));

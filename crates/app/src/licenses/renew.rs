@@ -1,6 +1,6 @@
 //! Renewals and configuration changes: their prices, how their order items are placed and
 //! paid, and what happens to the license when such an item is paid ([`fulfil_renewal`],
-//! [`fulfil_configuration`], called by [`super::billing::pay_order`]).
+//! [`fulfil_configuration`], called by [`crate::orders::pay_order`]).
 //!
 //! Lock order, kept by every money path so that concurrent requests never deadlock: an existing
 //! order first, then the license(s), then the account (the charge).
@@ -21,9 +21,12 @@ use licentia_persistence::repo::licenses;
 use licentia_persistence::repo::orders::{self, NewItem, Order, OrderItem};
 use time::OffsetDateTime;
 
-use super::{billing, provisioning};
-use crate::error::{ApiError, ApiResult};
-use crate::routes::licenses::{PaymentIn, license_snapshot, pricing_error};
+use crate::Payment;
+use crate::error::pricing_error;
+use crate::error::{AppError, AppResult};
+use crate::orders as billing;
+use crate::provisioning;
+use crate::snapshot::license_snapshot;
 
 /// Order item kind of a renewal; its payload is `{period_months}` (plus `auto_renew_for`, the
 /// `valid_until` of the term an automatic renewal was created for).
@@ -47,18 +50,18 @@ impl PaymentPlan {
     pub async fn resolve(
         txn: &DatabaseTransaction,
         account: AccountId,
-        payment: &PaymentIn,
-    ) -> ApiResult<PaymentPlan> {
+        payment: &Payment,
+    ) -> AppResult<PaymentPlan> {
         Ok(match payment {
-            PaymentIn::Balance {} => PaymentPlan {
+            Payment::Balance {} => PaymentPlan {
                 existing: None,
                 pay_now: true,
             },
-            PaymentIn::NewOrder { pay_now } => PaymentPlan {
+            Payment::NewOrder { pay_now } => PaymentPlan {
                 existing: None,
                 pay_now: *pay_now,
             },
-            PaymentIn::ExistingOrder { order_id, pay_now } => {
+            Payment::ExistingOrder { order_id, pay_now } => {
                 let id = OrderId::from_uuid(*order_id);
                 match orders::lock(txn, Some(account), id).await? {
                     Some(o) if o.status == "unpaid" => PaymentPlan {
@@ -66,12 +69,12 @@ impl PaymentPlan {
                         pay_now: *pay_now,
                     },
                     Some(o) => {
-                        return Err(ApiError::field(
+                        return Err(AppError::field(
                             "payment.order_id",
                             format!("the order is {}, not unpaid", o.status),
                         ));
                     }
-                    None => return Err(ApiError::field("payment.order_id", "no such order")),
+                    None => return Err(AppError::field("payment.order_id", "no such order")),
                 }
             }
         })
@@ -84,13 +87,13 @@ impl PaymentPlan {
         txn: &DatabaseTransaction,
         checkout: &Checkout<'_>,
         item: NewItem,
-    ) -> ApiResult<Order> {
+    ) -> AppResult<Order> {
         let order_id = match self.existing {
             Some(id) => id,
             None => orders::create(txn, checkout.account, checkout.currency).await?,
         };
         if !orders::add_item(txn, order_id, item).await? {
-            return Err(ApiError::field(
+            return Err(AppError::field(
                 "payment.order_id",
                 "the order is no longer unpaid",
             ));
@@ -108,7 +111,7 @@ impl PaymentPlan {
         } else {
             orders::find(txn, None, order_id)
                 .await?
-                .ok_or(ApiError::NotFound)
+                .ok_or(AppError::NotFound)
         }
     }
 }
@@ -128,11 +131,11 @@ pub struct Checkout<'a> {
 /// The price of renewing `license` for `period`: the product's price for the period plus each
 /// option's quantity × its unit price for the period. 422 when the product does not offer the
 /// period (`period_months`) or no longer accepts the license's options (`options.<code>`).
-pub fn renewal_cost(product: &Product, license: &License, period: Period) -> ApiResult<i64> {
+pub fn renewal_cost(product: &Product, license: &License, period: Period) -> AppResult<i64> {
     product
         .pricing
         .cost(period, &license.options)
-        .map_err(|e| ApiError::validation(vec![pricing_error(e)]))
+        .map_err(|e| AppError::validation(vec![pricing_error(e)]))
 }
 
 /// `valid_until` after a renewal for `period` paid at `now`: calendar months from
@@ -157,28 +160,28 @@ pub fn configuration_delta(
     license: &License,
     new_options: &BTreeMap<String, u32>,
     now: OffsetDateTime,
-) -> ApiResult<i64> {
+) -> AppResult<i64> {
     let old = product
         .pricing
         .cost(license.period, &license.options)
         .map_err(|_| {
-            ApiError::Conflict(
+            AppError::Conflict(
                 "the license's current options are no longer offered by its product".into(),
             )
         })?;
     let new = product
         .pricing
         .cost(license.period, new_options)
-        .map_err(|e| ApiError::validation(vec![pricing_error(e)]))?;
+        .map_err(|e| AppError::validation(vec![pricing_error(e)]))?;
     let diff = new
         .checked_sub(old)
-        .ok_or_else(|| ApiError::field("options", "the price overflows"))?;
+        .ok_or_else(|| AppError::field("options", "the price overflows"))?;
     let Some(until) = license.lifecycle.valid_until else {
         return Ok(diff);
     };
     // A term that cannot be computed (year −9999) has no meaningful time left: charge nothing.
     let start = sub_months(until, license.period.months()).unwrap_or(until);
-    prorate(diff, start, until, now).map_err(|_| ApiError::field("options", "the price overflows"))
+    prorate(diff, start, until, now).map_err(|_| AppError::field("options", "the price overflows"))
 }
 
 /// A paid renewal of a license that is `in_progress`: the term is extended now (the money is
@@ -205,7 +208,7 @@ pub async fn fulfil_renewal(
     actor: Actor,
     provision_attempts: i32,
     now: OffsetDateTime,
-) -> ApiResult<()> {
+) -> AppResult<()> {
     let before = license_snapshot(&license);
     let mut next = license.clone();
     next.lifecycle = match license.lifecycle.status {
@@ -247,12 +250,12 @@ pub async fn fulfil_configuration(
     item: &OrderItem,
     actor: Actor,
     provision_attempts: i32,
-) -> ApiResult<()> {
+) -> AppResult<()> {
     let Some(options) = item.payload.get("options") else {
         return Ok(());
     };
     let options: BTreeMap<String, u32> = serde_json::from_value(options.clone())
-        .map_err(|e| ApiError::Internal(format!("order item {}: bad options: {e}", item.id)))?;
+        .map_err(|e| AppError::Internal(format!("order item {}: bad options: {e}", item.id)))?;
     apply_options(txn, license, options, actor, provision_attempts).await?;
     Ok(())
 }
@@ -266,7 +269,7 @@ pub async fn apply_options(
     options: BTreeMap<String, u32>,
     actor: Actor,
     provision_attempts: i32,
-) -> ApiResult<License> {
+) -> AppResult<License> {
     let before = license_snapshot(&license);
     let mut next = license.clone();
     next.options = options;

@@ -1,6 +1,6 @@
 //! The service's notion of "now" for business rules: terms, renewals, proration, expiry.
 //!
-//! Handlers and sweeps read the time from [`AppState::clock`](crate::state::AppState) rather
+//! Use cases and sweeps read the time from [`Ctx::clock`](crate::Ctx) rather
 //! than from the system, so tests can put the service on any date (Jan 31 of a leap year, a
 //! day past the grace period) and step it forward. Bookkeeping timestamps (`created_at` of
 //! rows, job leases) keep using the real time.

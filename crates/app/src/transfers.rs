@@ -3,23 +3,17 @@
 //! cancelling a deleted license's offer.
 use licentia_domain::ids::{LicenseId, TransferId};
 use licentia_domain::transfer::{TransferState, TransferStatus};
+use licentia_persistence::ConnectionTrait;
 use licentia_persistence::repo::events::{self, Actor, NewEvent};
 use licentia_persistence::repo::transfers::{self, Transfer, Viewer};
-use licentia_persistence::{ConnectionTrait, PersistenceError, TransactionTrait};
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
-use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::Ctx;
+use crate::error::{AppError, AppResult};
+use crate::tx::commit;
 
 /// Lapsed transfers handled per query by [`expire_lapsed`].
 const BATCH: u64 = 200;
-
-/// The configured offer lifetime (`LICENTIA_TRANSFER_TTL_HOURS`), capped at a century so the
-/// arithmetic cannot overflow.
-pub fn ttl(state: &AppState) -> Duration {
-    const MAX_HOURS: u64 = 100 * 366 * 24;
-    Duration::hours(i64::try_from(state.config.transfer_ttl_hours.min(MAX_HOURS)).unwrap_or(0))
-}
 
 fn rfc3339(t: OffsetDateTime) -> Option<String> {
     t.format(&time::format_description::well_known::Rfc3339)
@@ -59,7 +53,7 @@ pub async fn record_for_both(
     before: Option<&Transfer>,
     after: &Transfer,
     actor: Actor,
-) -> ApiResult<()> {
+) -> AppResult<()> {
     for account_id in [after.from_account_id, after.to_account_id] {
         events::record(
             db,
@@ -85,7 +79,7 @@ pub async fn settle(
     next: TransferState,
     actor: Actor,
     now: OffsetDateTime,
-) -> ApiResult<Option<Transfer>> {
+) -> AppResult<Option<Transfer>> {
     let Some(after) = transfers::update_state(db, current, next, now).await? else {
         return Ok(None);
     };
@@ -97,56 +91,42 @@ pub async fn settle(
 
 /// A pending transfer whose offer lapsed is `expired` from then on: readers see it so, and the
 /// first one to notice persists it. Returns the transfer as it now stands.
-pub async fn expire_if_lapsed(state: &AppState, t: Transfer) -> ApiResult<Transfer> {
-    let now = state.clock.now();
+pub async fn expire_if_lapsed(ctx: &Ctx, t: Transfer) -> AppResult<Transfer> {
+    let now = ctx.clock.now();
     let Ok(next) = t.state.expire(now) else {
         return Ok(t);
     };
-    let txn = state
-        .db
-        .conn()
-        .begin()
-        .await
-        .map_err(PersistenceError::from)?;
+    let txn = ctx.begin().await?;
     let settled = settle(&txn, &t, next, Actor::SYSTEM, now).await?;
-    txn.commit().await.map_err(PersistenceError::from)?;
+    commit(txn).await?;
     match settled {
         Some(after) => Ok(after),
         // Decided by someone else meanwhile: answer what it is now.
-        None => transfers::find(state.db.conn(), Viewer::All, t.id)
+        None => transfers::find(ctx.db.conn(), Viewer::All, t.id)
             .await?
-            .ok_or(ApiError::NotFound),
+            .ok_or(AppError::NotFound),
     }
 }
 
 /// Expires every pending transfer (of `viewer`'s two sides, or all) that lapsed at `now`,
 /// each in its own transaction with its events. Returns how many it expired. Safe to run
 /// concurrently with itself and with the handshake: the conditional update picks one winner.
-pub async fn expire_lapsed(
-    state: &AppState,
-    viewer: Viewer,
-    now: OffsetDateTime,
-) -> ApiResult<u32> {
+pub async fn expire_lapsed(ctx: &Ctx, viewer: Viewer, now: OffsetDateTime) -> AppResult<u32> {
     let mut expired = 0;
     let mut after: Option<TransferId> = None;
     loop {
-        let batch = transfers::lapsed(state.db.conn(), viewer, now, after, BATCH).await?;
+        let batch = transfers::lapsed(ctx.db.conn(), viewer, now, after, BATCH).await?;
         let full = batch.len() as u64 == BATCH;
         after = batch.last().map(|t| t.id);
         for t in batch {
             let Ok(next) = t.state.expire(now) else {
                 continue;
             };
-            let txn = state
-                .db
-                .conn()
-                .begin()
-                .await
-                .map_err(PersistenceError::from)?;
+            let txn = ctx.begin().await?;
             if settle(&txn, &t, next, Actor::SYSTEM, now).await?.is_some() {
                 expired += 1;
             }
-            txn.commit().await.map_err(PersistenceError::from)?;
+            commit(txn).await?;
         }
         if !full {
             return Ok(expired);
@@ -161,7 +141,7 @@ pub async fn cancel_pending_of_license(
     license: LicenseId,
     actor: Actor,
     now: OffsetDateTime,
-) -> ApiResult<()> {
+) -> AppResult<()> {
     if let Some((before, after)) = transfers::cancel_pending_of_license(db, license, now).await? {
         record_for_both(db, "transfer.cancelled", Some(&before), &after, actor).await?;
     }

@@ -1,25 +1,22 @@
 //! Provisioning: applying a license's state to the licensed software, as jobs. The built-in
 //! provisioner issues licenses locally and always succeeds; a failing one is retried with
 //! backoff while the license stays `in_progress` with `provisioning_error` set.
-use std::time::Duration;
 
 use licentia_domain::ids::LicenseId;
 use licentia_domain::license::{LicenseStatus, Settled};
 use licentia_domain::license_record::License;
 use licentia_persistence::ConnectionTrait;
-use licentia_persistence::TransactionTrait;
 use licentia_persistence::repo::events::{self, Actor, NewEvent};
 use licentia_persistence::repo::jobs::{self, Job};
 use licentia_persistence::repo::licenses::{self, Scope};
 
-use super::sweeps;
-use crate::error::{ApiError, ApiResult};
-use crate::routes::licenses::license_snapshot;
-use crate::state::AppState;
+use crate::Ctx;
+use crate::error::{AppError, AppResult};
+use crate::snapshot::license_snapshot;
 
 pub const JOB_KIND: &str = "provision";
 
-/// Applies a license to the licensed software. `AppState::provisioner` holds the one in use
+/// Applies a license to the licensed software. `Ctx::provisioner` holds the one in use
 /// (the local one unless a deployment or a test plugs in another).
 pub trait Provisioner: Send + Sync {
     /// Provisions `job.license` as it now is (an activation, a modification, a re-enable).
@@ -80,18 +77,18 @@ impl Provisioner for LocalProvisioner {
 
 /// The license's administrator password, decrypted; `None` when it has none.
 async fn admin_password(
-    state: &AppState,
+    ctx: &Ctx,
     db: &impl ConnectionTrait,
     id: LicenseId,
-) -> ApiResult<Option<AdminPassword>> {
+) -> AppResult<Option<AdminPassword>> {
     let Some(sealed) = licenses::admin_password_enc(db, id).await? else {
         return Ok(None);
     };
-    crate::crypto::open(&state.encryption_key, &sealed)
+    crate::crypto::open(&ctx.encryption_key, &sealed)
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .map(|p| Some(AdminPassword::new(p)))
         .ok_or_else(|| {
-            ApiError::Internal(format!(
+            AppError::Internal(format!(
                 "the administrator password of license {id} cannot be decrypted"
             ))
         })
@@ -102,7 +99,7 @@ pub async fn enqueue(
     db: &impl ConnectionTrait,
     license: LicenseId,
     attempts: i32,
-) -> ApiResult<()> {
+) -> AppResult<()> {
     jobs::enqueue(
         db,
         JOB_KIND,
@@ -116,15 +113,10 @@ pub async fn enqueue(
 }
 
 /// Runs one provisioning job: in one transaction, the license leaves `in_progress`.
-async fn run(state: &AppState, provisioner: &dyn Provisioner, job: &Job) -> ApiResult<()> {
+pub async fn run(ctx: &Ctx, provisioner: &dyn Provisioner, job: &Job) -> AppResult<()> {
     let id: LicenseId = serde_json::from_value(job.payload["license_id"].clone())
-        .map_err(|e| ApiError::Internal(format!("bad provisioning payload: {e}")))?;
-    let txn = state
-        .db
-        .conn()
-        .begin()
-        .await
-        .map_err(licentia_persistence::PersistenceError::from)?;
+        .map_err(|e| AppError::Internal(format!("bad provisioning payload: {e}")))?;
+    let txn = ctx.begin().await?;
     let Some(license) = licenses::lock(&txn, Scope::All, id).await? else {
         return Ok(());
     };
@@ -133,7 +125,7 @@ async fn run(state: &AppState, provisioner: &dyn Provisioner, job: &Job) -> ApiR
     }
     let before = license_snapshot(&license);
     let mut next = license.clone();
-    let password = admin_password(state, &txn, id).await?;
+    let password = admin_password(ctx, &txn, id).await?;
     let request = ProvisionJob {
         license: &license,
         admin_password: password.as_ref(),
@@ -165,7 +157,7 @@ async fn run(state: &AppState, provisioner: &dyn Provisioner, job: &Job) -> ApiR
         txn.commit()
             .await
             .map_err(licentia_persistence::PersistenceError::from)?;
-        return Err(ApiError::Internal(why));
+        return Err(AppError::Internal(why));
     }
     next.lifecycle = license.lifecycle.clone().provisioning_succeeded()?;
     next.provisioning_error = None;
@@ -195,127 +187,4 @@ async fn run(state: &AppState, provisioner: &dyn Provisioner, job: &Job) -> ApiR
         .await
         .map_err(licentia_persistence::PersistenceError::from)?;
     Ok(())
-}
-
-/// One pass of the worker: claims due jobs (provisioning and sweeps) and runs each by its
-/// kind. Returns how many ran.
-pub async fn tick(
-    state: &AppState,
-    provisioner: &dyn Provisioner,
-    worker_id: &str,
-) -> ApiResult<usize> {
-    let claimed = jobs::claim_kinds(
-        &state.db,
-        worker_id,
-        Duration::from_secs(60),
-        16,
-        &[
-            JOB_KIND,
-            sweeps::JOB_KIND,
-            super::bulk::JOB_KIND,
-            super::webhooks::JOB_KIND,
-        ],
-    )
-    .await?;
-    let count = claimed.len();
-    for job in claimed {
-        let db = state.db.conn();
-        let outcome = match job.kind.as_str() {
-            JOB_KIND => run(state, provisioner, &job).await,
-            sweeps::JOB_KIND => sweeps::run(state).await.map(|report| {
-                tracing::info!(job = %job.id, ?report, "sweep done");
-            }),
-            super::bulk::JOB_KIND => super::bulk::run(state, &job).await,
-            // Sent in the background (a bounded number at once); the delivery records its
-            // own outcome and retry schedule.
-            super::webhooks::JOB_KIND => {
-                super::webhooks::start(state, job).await;
-                continue;
-            }
-            other => {
-                jobs::fail(db, job.id, &format!("unknown job kind {other}"), None).await?;
-                continue;
-            }
-        };
-        match outcome {
-            Ok(()) => {
-                jobs::complete(db, job.id).await?;
-            }
-            Err(e) => {
-                let retry = job.retry_at(licentia_persistence::now());
-                tracing::warn!(job = %job.id, kind = %job.kind, error = %e, retry = retry.is_some(), "job failed");
-                jobs::fail(db, job.id, &e.to_string(), retry).await?;
-            }
-        }
-    }
-    Ok(count)
-}
-
-/// A running job worker. Dropping the handle leaves it running until the process ends;
-/// [`Worker::shutdown`] stops it and hands its jobs back.
-pub struct Worker {
-    id: String,
-    stop: tokio::sync::watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-    db: licentia_persistence::Db,
-}
-
-impl Worker {
-    /// The id its leases carry (`jobs.locked_by`).
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// Stops the loop and puts every job this worker leased back in the queue, due now, so
-    /// that another worker takes them at once instead of after the lease. A job in flight is
-    /// abandoned: its transaction rolls back, and a job's effect is committed together with
-    /// its check of the license's state, so running it again elsewhere is safe. Returns how
-    /// many jobs were released.
-    pub async fn shutdown(self) -> ApiResult<u64> {
-        let _ = self.stop.send(true);
-        if let Err(e) = self.task.await {
-            tracing::warn!(error = %e, "the job worker ended abnormally");
-        }
-        Ok(jobs::release_all(self.db.conn(), &self.id).await?)
-    }
-}
-
-/// Resolves once a stop is asked for; never when the [`Worker`] handle was dropped.
-async fn stop_requested(stop: &mut tokio::sync::watch::Receiver<bool>) {
-    if stop.wait_for(|stop| *stop).await.is_err() {
-        std::future::pending::<()>().await;
-    }
-}
-
-/// The worker loop: queues the sweep of each new time slot and polls the queue every
-/// `job_poll_ms` until the process ends or [`Worker::shutdown`].
-pub fn spawn_worker(state: AppState) -> Worker {
-    let worker_id = format!("worker-{}", uuid::Uuid::now_v7());
-    let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    let db = state.db.clone();
-    let id = worker_id.clone();
-    let task = tokio::spawn(async move {
-        let poll = Duration::from_millis(state.config.job_poll_ms);
-        let provisioner = state.provisioner.clone();
-        let mut sweep_slot = None;
-        loop {
-            if let Err(e) = sweeps::schedule(&state, &mut sweep_slot).await {
-                tracing::warn!(error = %e, "could not schedule the sweep");
-            }
-            let pass = tokio::select! {
-                () = stop_requested(&mut stopped) => break,
-                pass = tick(&state, provisioner.as_ref(), &worker_id) => pass,
-            };
-            match pass {
-                Ok(n) if n > 0 => continue,
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "job worker pass failed"),
-            }
-            tokio::select! {
-                () = stop_requested(&mut stopped) => break,
-                () = tokio::time::sleep(poll) => {}
-            }
-        }
-    });
-    Worker { id, stop, task, db }
 }

@@ -10,10 +10,9 @@ use licentia_persistence::repo::events::{self, Actor, NewEvent};
 use licentia_persistence::repo::licenses::{self, Scope as LicenseScope};
 use time::OffsetDateTime;
 
-use super::{provisioning, transfers};
-use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult};
-use crate::routes::licenses::license_snapshot;
+use crate::error::{AppError, AppResult};
+use crate::snapshot::license_snapshot;
+use crate::{provisioning, transfers};
 
 /// A state change a caller asks for by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,19 +59,21 @@ pub struct Caller {
 }
 
 impl Caller {
-    pub fn of(principal: &Principal) -> Self {
-        if principal.is_admin() {
-            Self {
-                scope: LicenseScope::All,
-                role: LifecycleActor::Admin,
-                actor: principal.actor(),
-            }
-        } else {
-            Self {
-                scope: LicenseScope::Tenant(principal.account_id()),
-                role: LifecycleActor::Partner,
-                actor: principal.actor(),
-            }
+    /// A provider's administrator: every license, the administrator's transitions.
+    pub fn admin(actor: Actor) -> Self {
+        Self {
+            scope: LicenseScope::All,
+            role: LifecycleActor::Admin,
+            actor,
+        }
+    }
+
+    /// A partner: the account's own licenses, the partner's transitions.
+    pub fn partner(account: licentia_domain::ids::AccountId, actor: Actor) -> Self {
+        Self {
+            scope: LicenseScope::Tenant(account),
+            role: LifecycleActor::Partner,
+            actor,
         }
     }
 }
@@ -92,11 +93,11 @@ pub async fn transition(
     annotation: Annotation,
     now: OffsetDateTime,
     provision_attempts: i32,
-    precondition: impl FnOnce(&License) -> ApiResult<()>,
-) -> ApiResult<License> {
+    precondition: impl FnOnce(&License) -> AppResult<()>,
+) -> AppResult<License> {
     let license = licenses::lock(txn, caller.scope, id)
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(AppError::NotFound)?;
     precondition(&license)?;
     let before = license_snapshot(&license);
     let mut next = license.clone();

@@ -19,11 +19,12 @@ use licentia_persistence::repo::transfers::Viewer;
 use licentia_persistence::{DatabaseTransaction, PersistenceError, TransactionTrait};
 use time::{Duration, OffsetDateTime, PrimitiveDateTime};
 
-use super::billing;
-use super::renewal::{RENEWAL, renewal_cost};
-use crate::error::{ApiError, ApiResult};
-use crate::routes::licenses::license_snapshot;
-use crate::state::AppState;
+use crate::Ctx;
+use crate::error::{AppError, AppResult};
+use crate::licenses::renew::{RENEWAL, renewal_cost};
+use crate::orders as billing;
+use crate::snapshot::license_snapshot;
+use crate::tx::commit;
 
 /// Job kind of a sweep.
 pub const JOB_KIND: &str = "sweep";
@@ -51,23 +52,23 @@ pub struct SweepReport {
 }
 
 /// The slot of `now` for sweeps every `interval_secs`.
-fn slot(state: &AppState) -> (i64, i64) {
-    let interval = i64::try_from(state.config.sweep_interval_secs.max(1)).unwrap_or(i64::MAX);
+fn slot(ctx: &Ctx) -> (i64, i64) {
+    let interval = ctx.policy.sweep_interval.whole_seconds().max(1);
     (
         interval,
-        state.clock.now().unix_timestamp().div_euclid(interval),
+        ctx.clock.now().unix_timestamp().div_euclid(interval),
     )
 }
 
 /// Queues the sweep of the current slot unless it is queued already (by any process).
 /// `last` remembers the slot this process queued, so the insert is tried once per slot.
-pub async fn schedule(state: &AppState, last: &mut Option<i64>) -> ApiResult<()> {
-    let (interval, slot) = slot(state);
+pub async fn schedule(ctx: &Ctx, last: &mut Option<i64>) -> AppResult<()> {
+    let (interval, slot) = slot(ctx);
     if *last == Some(slot) {
         return Ok(());
     }
     jobs::enqueue(
-        state.db.conn(),
+        ctx.db.conn(),
         JOB_KIND,
         serde_json::json!({"slot": slot, "interval_secs": interval}),
         licentia_persistence::now(),
@@ -77,11 +78,6 @@ pub async fn schedule(state: &AppState, last: &mut Option<i64>) -> ApiResult<()>
     .await?;
     *last = Some(slot);
     Ok(())
-}
-
-fn days(n: u64) -> Duration {
-    // Capped at ~10,000 years so the multiplication cannot overflow.
-    Duration::seconds(i64::try_from(n.min(3_652_500)).unwrap_or(0) * 86_400)
 }
 
 fn plus(t: OffsetDateTime, d: Duration) -> OffsetDateTime {
@@ -101,34 +97,30 @@ fn rfc3339(t: OffsetDateTime) -> String {
 
 /// One sweep at the state's clock: auto-renewal first (so that a license renewed in time is
 /// not expired), then expiry, deletion after the grace period, and the expiring-soon notices.
-pub async fn run(state: &AppState) -> ApiResult<SweepReport> {
-    let now = state.clock.now();
-    let config = &state.config;
+pub async fn run(ctx: &Ctx) -> AppResult<SweepReport> {
+    let now = ctx.clock.now();
     let mut report = SweepReport::default();
-    let until = plus(now, days(config.renew_lead_days));
-    for_each_due(state, Due::AutoRenewal { until }, &mut report, |l| {
-        auto_renew(state, l, now, until)
+    let until = plus(now, ctx.policy.renew_lead);
+    for_each_due(ctx, Due::AutoRenewal { until }, &mut report, |l| {
+        auto_renew(ctx, l, now, until)
     })
     .await?;
-    for_each_due(state, Due::Expiry { now }, &mut report, |l| {
-        expire(state, l, now)
+    for_each_due(ctx, Due::Expiry { now }, &mut report, |l| {
+        expire(ctx, l, now)
     })
     .await?;
-    let grace = days(config.grace_days);
+    let grace = ctx.policy.grace;
     let cutoff = minus(now, grace);
-    for_each_due(state, Due::GraceDeletion { cutoff }, &mut report, |l| {
-        delete_after_grace(state, l, now, grace)
+    for_each_due(ctx, Due::GraceDeletion { cutoff }, &mut report, |l| {
+        delete_after_grace(ctx, l, now, grace)
     })
     .await?;
-    let until = plus(now, days(config.expiring_soon_days));
-    for_each_due(
-        state,
-        Due::ExpiringNotice { now, until },
-        &mut report,
-        |l| notify_expiring(state, l),
-    )
+    let until = plus(now, ctx.policy.expiring_soon);
+    for_each_due(ctx, Due::ExpiringNotice { now, until }, &mut report, |l| {
+        notify_expiring(ctx, l)
+    })
     .await?;
-    report.transfers_expired = super::transfers::expire_lapsed(state, Viewer::All, now).await?;
+    report.transfers_expired = crate::transfers::expire_lapsed(ctx, Viewer::All, now).await?;
     Ok(report)
 }
 
@@ -143,18 +135,18 @@ enum Outcome {
 }
 
 async fn for_each_due<'a, F, Fut>(
-    state: &'a AppState,
+    ctx: &'a Ctx,
     due: Due,
     report: &mut SweepReport,
     mut handle: F,
-) -> ApiResult<()>
+) -> AppResult<()>
 where
     F: FnMut(License) -> Fut,
-    Fut: std::future::Future<Output = ApiResult<Outcome>> + 'a,
+    Fut: std::future::Future<Output = AppResult<Outcome>> + 'a,
 {
     let mut after = None;
     loop {
-        let batch = licenses::due(state.db.conn(), due, after, BATCH).await?;
+        let batch = licenses::due(ctx.db.conn(), due, after, BATCH).await?;
         let full = batch.len() as u64 == BATCH;
         after = batch.last().map(|l| l.id);
         for license in batch {
@@ -166,7 +158,7 @@ where
                 Ok(Outcome::Expired) => report.expired += 1,
                 Ok(Outcome::Deleted) => report.deleted += 1,
                 Ok(Outcome::Notified) => report.notified += 1,
-                Err(ApiError::Unavailable) => return Err(ApiError::Unavailable),
+                Err(AppError::Unavailable) => return Err(AppError::Unavailable),
                 Err(e) => {
                     report.errors += 1;
                     tracing::warn!(license = %id, ?due, error = %e, "sweep could not handle a license");
@@ -179,22 +171,8 @@ where
     }
 }
 
-async fn begin(state: &AppState) -> ApiResult<DatabaseTransaction> {
-    Ok(state
-        .db
-        .conn()
-        .begin()
-        .await
-        .map_err(PersistenceError::from)?)
-}
-
-async fn commit(txn: DatabaseTransaction) -> ApiResult<()> {
-    txn.commit().await.map_err(PersistenceError::from)?;
-    Ok(())
-}
-
-fn attempts(state: &AppState) -> i32 {
-    i32::try_from(state.config.provision_attempts).unwrap_or(10)
+fn attempts(ctx: &Ctx) -> i32 {
+    ctx.policy.provision_attempts
 }
 
 /// Renews from the balance a license whose term ends within the lead time. When funds are
@@ -202,16 +180,16 @@ fn attempts(state: &AppState) -> i32 {
 /// `auto_renew_for`) with an event `license.auto_renew_failed`; later sweeps try to pay that
 /// order again while it is unpaid and holds nothing else, and never create another.
 async fn auto_renew(
-    state: &AppState,
+    ctx: &Ctx,
     candidate: License,
     now: OffsetDateTime,
     until: OffsetDateTime,
-) -> ApiResult<Outcome> {
+) -> AppResult<Outcome> {
     let Some(term_end) = candidate.lifecycle.valid_until else {
         return Ok(Outcome::Skipped);
     };
     let term = rfc3339(term_end);
-    let txn = begin(state).await?;
+    let txn = ctx.begin().await?;
     let earlier = auto_renew_item(&txn, candidate.id, &term).await?;
     // Lock order: the earlier order before the license.
     let earlier_order = match &earlier {
@@ -266,7 +244,7 @@ async fn auto_renew(
                 return Ok(Outcome::Skipped);
             };
             let amount = renewal_cost(&product, &license, period)?;
-            let order = orders::create(&txn, account, state.currency.as_str()).await?;
+            let order = orders::create(&txn, account, ctx.currency.as_str()).await?;
             orders::add_item(
                 &txn,
                 order,
@@ -282,7 +260,7 @@ async fn auto_renew(
                 ),
             )
             .await?;
-            if !pay_within(&txn, state, account, order, now).await? {
+            if !pay_within(&txn, ctx, account, order, now).await? {
                 events::record(
                     &txn,
                     NewEvent {
@@ -307,7 +285,7 @@ async fn auto_renew(
             return Ok(Outcome::Renewed);
         }
     };
-    if pay_within(&txn, state, account, order_id, now).await? {
+    if pay_within(&txn, ctx, account, order_id, now).await? {
         commit(txn).await?;
         Ok(Outcome::Renewed)
     } else {
@@ -320,7 +298,7 @@ async fn auto_renew_item(
     txn: &DatabaseTransaction,
     license: licentia_domain::ids::LicenseId,
     term: &str,
-) -> ApiResult<Option<orders::OrderItem>> {
+) -> AppResult<Option<orders::OrderItem>> {
     Ok(orders::items_of_license(txn, license, Some(RENEWAL))
         .await?
         .into_iter()
@@ -331,18 +309,18 @@ async fn auto_renew_item(
 /// the attempt left) when funds are short.
 async fn pay_within(
     txn: &DatabaseTransaction,
-    state: &AppState,
+    ctx: &Ctx,
     account: licentia_domain::ids::AccountId,
     order: OrderId,
     now: OffsetDateTime,
-) -> ApiResult<bool> {
+) -> AppResult<bool> {
     let savepoint = txn.begin().await.map_err(PersistenceError::from)?;
     match billing::pay_order(
         &savepoint,
         Some(account),
         order,
         Actor::SYSTEM,
-        attempts(state),
+        attempts(ctx),
         now,
     )
     .await
@@ -351,7 +329,7 @@ async fn pay_within(
             savepoint.commit().await.map_err(PersistenceError::from)?;
             Ok(true)
         }
-        Err(ApiError::InsufficientFunds { .. }) => {
+        Err(AppError::InsufficientFunds { .. }) => {
             savepoint.rollback().await.map_err(PersistenceError::from)?;
             Ok(false)
         }
@@ -360,8 +338,8 @@ async fn pay_within(
 }
 
 /// `active` or `suspended` (`manual`) past `valid_until` → `suspended` (`expired`).
-async fn expire(state: &AppState, candidate: License, now: OffsetDateTime) -> ApiResult<Outcome> {
-    let txn = begin(state).await?;
+async fn expire(ctx: &Ctx, candidate: License, now: OffsetDateTime) -> AppResult<Outcome> {
+    let txn = ctx.begin().await?;
     let Some(license) = licenses::lock(&txn, Scope::All, candidate.id).await? else {
         return Ok(Outcome::Skipped);
     };
@@ -391,12 +369,12 @@ async fn expire(state: &AppState, candidate: License, now: OffsetDateTime) -> Ap
 /// `suspended` (`expired`) for longer than the grace period → `deleted`, cancelling its
 /// unpaid order items.
 async fn delete_after_grace(
-    state: &AppState,
+    ctx: &Ctx,
     candidate: License,
     now: OffsetDateTime,
     grace: Duration,
-) -> ApiResult<Outcome> {
-    let txn = begin(state).await?;
+) -> AppResult<Outcome> {
+    let txn = ctx.begin().await?;
     let Some(license) = licenses::lock(&txn, Scope::All, candidate.id).await? else {
         return Ok(Outcome::Skipped);
     };
@@ -407,7 +385,7 @@ async fn delete_after_grace(
     let mut next = license;
     next.lifecycle = lifecycle;
     let saved = licenses::save(&txn, &next, None).await?;
-    super::transfers::cancel_pending_of_license(&txn, saved.id, Actor::SYSTEM, now).await?;
+    crate::transfers::cancel_pending_of_license(&txn, saved.id, Actor::SYSTEM, now).await?;
     events::record(
         &txn,
         NewEvent {
@@ -426,11 +404,11 @@ async fn delete_after_grace(
 
 /// `license.expiring_soon`, once per term: the conditional update of `expiring_notice_for`
 /// decides which sweep sends it.
-async fn notify_expiring(state: &AppState, candidate: License) -> ApiResult<Outcome> {
+async fn notify_expiring(ctx: &Ctx, candidate: License) -> AppResult<Outcome> {
     let Some(valid_until) = candidate.lifecycle.valid_until else {
         return Ok(Outcome::Skipped);
     };
-    let txn = begin(state).await?;
+    let txn = ctx.begin().await?;
     if !licenses::mark_expiring_notice(&txn, candidate.id, valid_until).await? {
         return Ok(Outcome::Skipped);
     }
