@@ -47,6 +47,64 @@ pub struct Problem {
     pub request_id: Option<String>,
 }
 
+/// The invalid fields of a request, collected while its body is parsed into a command, so that
+/// one answer names them all.
+#[derive(Debug, Default)]
+pub struct Errors(Vec<FieldError>);
+
+impl Errors {
+    pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError::new(field, message));
+    }
+
+    /// Records `message` on `field`; `None`, for the value that could not be read.
+    pub fn fail<T>(&mut self, field: &str, message: &str) -> Option<T> {
+        self.push(field, message);
+        None
+    }
+
+    /// The value, or `None` with its message recorded on `field`.
+    pub fn check<T>(&mut self, field: &str, parsed: Result<T, &'static str>) -> Option<T> {
+        parsed.map_err(|message| self.push(field, message)).ok()
+    }
+
+    /// The value, or `None` with each `(field, message)` recorded.
+    pub fn check_all<T>(&mut self, parsed: Result<T, Vec<(String, &'static str)>>) -> Option<T> {
+        match parsed {
+            Ok(value) => Some(value),
+            Err(errors) => {
+                for (field, message) in errors {
+                    self.push(field, message);
+                }
+                None
+            }
+        }
+    }
+
+    /// Adds an error found elsewhere.
+    pub fn add(&mut self, error: FieldError) {
+        self.0.push(error);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// 422 naming every field.
+    pub fn into_error(self) -> ApiError {
+        ApiError::validation(self.0)
+    }
+
+    /// `Ok` when nothing was recorded, else 422 naming every field.
+    pub fn finish(self) -> ApiResult<()> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(self.into_error())
+        }
+    }
+}
+
 /// Every failure a handler can answer with: a use case's [`AppError`], or a failure of the
 /// request itself (its form, credentials, headers, size, pace).
 #[derive(Debug, thiserror::Error)]

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod calendar;
 pub mod ids;
 pub mod license;
+pub mod license_fields;
 pub mod license_file;
 pub mod license_record;
 pub mod money;

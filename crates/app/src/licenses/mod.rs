@@ -1,4 +1,6 @@
 //! Use cases of the license aggregate.
 pub mod bulk;
+pub mod edit;
+pub mod order;
 pub mod renew;
 pub mod transition;

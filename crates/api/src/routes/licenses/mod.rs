@@ -21,8 +21,7 @@ use licentia_app::{AppError, AppResult, Payment};
 
 use super::orders::OrderOut;
 use crate::auth::Principal;
-use crate::crypto;
-use crate::error::{ApiError, ApiResult, FieldError};
+use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 mod list;
@@ -285,31 +284,6 @@ impl DryRunQuery {
             Some(_) => Err(ApiError::field("dry_run", "must be true or false")),
         }
     }
-}
-
-pub fn validate_metadata(metadata: &BTreeMap<String, String>, errors: &mut Vec<FieldError>) {
-    if metadata.len() > 16 {
-        errors.push(FieldError::new("metadata", "at most 16 keys"));
-    }
-    for (k, v) in metadata {
-        if k.is_empty() || k.chars().count() > 64 {
-            errors.push(FieldError::new(
-                format!("metadata.{k}"),
-                "keys are 1..64 characters",
-            ));
-        }
-        if v.chars().count() > 512 {
-            errors.push(FieldError::new(
-                format!("metadata.{k}"),
-                "values are at most 512 characters",
-            ));
-        }
-    }
-}
-
-/// Encrypts a secret for storage with AES-256-GCM (nonce ‖ ciphertext).
-pub fn seal(state: &AppState, plain: &str) -> ApiResult<Vec<u8>> {
-    crypto::seal(&state.encryption_key, plain.as_bytes()).map_err(ApiError::internal)
 }
 
 /// Loads a license the caller may see (404 otherwise) with its product.
