@@ -296,11 +296,7 @@ fn request_hash(method: &str, path: &str, query: &str, body: &[u8]) -> String {
     // Method, path and query hold no newline, so the separators keep the parts apart.
     hasher.update(format!("{method}\n{path}\n{query}\n").as_bytes());
     hasher.update(body);
-    hex(&hasher.finalize())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(hasher.finalize())
 }
 
 fn stored_headers(res: &HttpResponse<()>) -> Vec<(String, String)> {

@@ -41,12 +41,7 @@ pub fn random_token(bytes: usize) -> String {
 
 /// Lower-case hex SHA-256: how opaque tokens are stored.
 pub fn sha256_hex(value: &str) -> String {
-    let digest = Sha256::digest(value.as_bytes());
-    let mut out = String::with_capacity(64);
-    for byte in digest {
-        out.push_str(&format!("{byte:02x}"));
-    }
-    out
+    hex::encode(Sha256::digest(value.as_bytes()))
 }
 
 /// Decodes a 32-byte key given as standard base64.

@@ -141,11 +141,7 @@ fn write_string(s: &str, out: &mut String) {
 
 /// The id of a public key: the first 16 hex digits of its SHA-256.
 pub fn key_id(public_key: &[u8; 32]) -> String {
-    Sha256::digest(public_key)
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(&Sha256::digest(public_key)[..8])
 }
 
 /// An Ed25519 signing key with its id. `Debug` never shows the secret.

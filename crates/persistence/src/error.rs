@@ -1,4 +1,4 @@
-use sea_orm::{DbErr, SqlErr};
+use sea_orm::{DbErr, RuntimeErr, SqlErr};
 
 pub type Result<T, E = PersistenceError> = std::result::Result<T, E>;
 
@@ -46,33 +46,47 @@ impl From<DbErr> for PersistenceError {
     }
 }
 
-/// A query that failed because the server went away reports as unavailable, not as a bug.
-fn is_io_failure(err: &DbErr) -> bool {
-    let text = err.to_string();
-    [
-        "Connection refused",
-        "connection reset",
-        "broken pipe",
-        "PoolTimedOut",
-        "pool timed out",
-        "error communicating with database",
-        "terminating connection",
-    ]
-    .iter()
-    .any(|needle| text.contains(needle))
+/// The driver's error under sea-orm's, when there is one.
+fn driver_error(err: &DbErr) -> Option<&sea_orm::sqlx::Error> {
+    match err {
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => Some(e),
+        _ => None,
+    }
 }
 
-/// PostgreSQL's deadlock (40P01) and serialization (40001) aborts.
+/// A query that failed because the server went away, or is shutting down, reports as
+/// unavailable, not as a bug: the socket failed, the pool gave up, or PostgreSQL answered a
+/// connection exception (SQLSTATE class 08) or an operator intervention (57P01 admin
+/// shutdown, 57P02 crash shutdown, 57P03 cannot connect now).
+fn is_io_failure(err: &DbErr) -> bool {
+    use sea_orm::sqlx::Error;
+    match driver_error(err) {
+        Some(Error::Io(_) | Error::Tls(_) | Error::PoolTimedOut | Error::PoolClosed) => true,
+        Some(Error::WorkerCrashed) => true,
+        Some(Error::Database(db)) => db.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
+    }
+}
+
+/// The database aborted the transaction to resolve a conflict: PostgreSQL's deadlock (40P01)
+/// and serialization (40001) failures; SQLite's busy (5, and its extended codes) and locked
+/// (6) answers, past the busy timeout.
 fn is_transient(err: &DbErr) -> bool {
-    let text = err.to_string();
-    [
-        "deadlock detected",
-        "could not serialize access",
-        "40P01",
-        "40001",
-    ]
-    .iter()
-    .any(|n| text.contains(n))
+    let Some(sea_orm::sqlx::Error::Database(db)) = driver_error(err) else {
+        return false;
+    };
+    let Some(code) = db.code() else {
+        return false;
+    };
+    match db.try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>() {
+        // SQLite's primary result code is the low byte of the extended one.
+        Some(_) => code.parse::<i32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6)),
+        None => matches!(&*code, "40P01" | "40001"),
+    }
 }
 
 impl From<sea_orm::TransactionError<PersistenceError>> for PersistenceError {
