@@ -3,27 +3,21 @@
 use std::collections::BTreeMap;
 
 use actix_web::{HttpRequest, HttpResponse, put, web};
+use licentia_app::licenses::configure::{self, Configure, Configured};
+use licentia_app::tx::finish;
 use licentia_domain::auth::Scope;
-use licentia_persistence::repo::ledger;
-use licentia_persistence::repo::licenses::{self, Scope as LicenseScope};
-use licentia_persistence::repo::orders::NewItem;
-use licentia_persistence::repo::products;
-use licentia_persistence::{PersistenceError, TransactionTrait};
+use licentia_domain::license_fields::parse_quantities;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::licenses::{
-    DryRunOut, DryRunQuery, LicenseOut, PaymentIn, check_if_match, pricing_error, visible_license,
-    with_etag,
+    DryRunOut, DryRunQuery, LicenseOut, PaymentIn, check_if_match, visible_license, with_etag,
 };
 use super::orders::OrderOut;
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult, FieldError};
+use crate::error::{ApiResult, Errors};
 use crate::state::AppState;
-use licentia_app::licenses::renew::{
-    CONFIGURATION_CHANGE, Checkout, PaymentPlan, apply_options, configuration_delta,
-};
 
 /// The new configuration of a license.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -115,123 +109,33 @@ pub(crate) async fn change_configuration(
     principal.require(Scope::LicensesWrite)?;
     let (visible, product) = visible_license(&state, &principal, id).await?;
     let body = body.into_inner()?;
-    let mut errors = Vec::new();
-    let mut requested = BTreeMap::new();
-    for (code, qty) in &body.options {
-        match u32::try_from(*qty) {
-            Ok(q) => {
-                requested.insert(code.clone(), q);
-            }
-            Err(_) => errors.push(FieldError::new(
-                format!("options.{code}"),
-                "must be a non-negative integer",
-            )),
-        }
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::validation(errors));
-    }
-    let options = product
-        .pricing
-        .normalize_options(&requested)
-        .map_err(|e| ApiError::validation(vec![pricing_error(e)]))?;
+    let mut errors = Errors::default();
+    let options = errors.check_all(parse_quantities(&body.options));
+    errors.finish()?;
     let payment = body
         .payment
         .unwrap_or(PaymentIn(licentia_app::Payment::Balance {}));
     payment.authorize(&principal)?;
-
-    let txn = state
-        .db
-        .conn()
-        .begin()
-        .await
-        .map_err(PersistenceError::from)?;
-    // Lock order: an existing order first, then the license (licentia_app::licenses::renew).
-    let plan = PaymentPlan::resolve(&txn, visible.account_id, &payment.0).await?;
-    let scope = if principal.is_admin() {
-        LicenseScope::All
-    } else {
-        LicenseScope::Tenant(principal.account_id())
+    let command = Configure {
+        license: visible.id,
+        owner: visible.account_id,
+        product,
+        options: options.unwrap_or_default(),
+        payment: payment.0,
     };
-    let license = licenses::lock(&txn, scope, visible.id)
-        .await?
-        .ok_or(ApiError::not_found())?;
-    check_if_match(&req, license.version)?;
-    if license.account_id != visible.account_id {
-        return Err(ApiError::conflict(
-            "the license changed owner during the request; retry".into(),
-        ));
-    }
-    // A product switch committed between the read and the lock: price with the product the
-    // license has now (serialized, not refused).
-    let (product, options) = if license.product_id == product.id {
-        (product, options)
-    } else {
-        let product = products::find(&txn, license.product_id)
-            .await?
-            .ok_or(ApiError::not_found())?;
-        let options = product
-            .pricing
-            .normalize_options(&requested)
-            .map_err(|e| ApiError::validation(vec![pricing_error(e)]))?;
-        (product, options)
-    };
-    license.lifecycle.can_change_configuration()?;
-    if license.trial {
-        return Err(ApiError::trial_license(
-            "a trial's configuration cannot change; renew it to convert it first".into(),
-        ));
-    }
-    let now = state.clock.now();
-    let delta = configuration_delta(&product, &license, &options, now)?;
-    let checkout = Checkout {
-        account: license.account_id,
-        currency: state.currency.as_str(),
-        actor: principal.actor(),
-        provision_attempts: i32::try_from(state.config.provision_attempts).unwrap_or(10),
-        now,
-    };
-    let (license, order) = if options == license.options {
-        (license, None)
-    } else if delta > 0 {
-        let item = NewItem::for_license(
-            &license,
-            CONFIGURATION_CHANGE,
-            license.period,
-            delta,
-            serde_json::json!({ "options": options }),
-        );
-        let order = plan.place(&txn, &checkout, item).await?;
-        let license = licenses::find(&txn, LicenseScope::All, license.id)
-            .await?
-            .ok_or(ApiError::not_found())?;
-        (license, Some(order))
-    } else {
-        let account = license.account_id;
-        let saved = apply_options(
-            &txn,
-            license,
-            options,
-            checkout.actor,
-            checkout.provision_attempts,
-        )
-        .await?;
-        if delta < 0 {
-            ledger::refund(
-                &txn,
-                account,
-                -delta,
-                &format!("configuration change of license {}", saved.id),
-                saved.id,
-                saved.product_id,
-            )
-            .await?;
-        }
-        (saved, None)
-    };
+    let txn = state.begin().await?;
+    let Configured {
+        license,
+        product,
+        order,
+        delta,
+    } = configure::configure(&state, &txn, &principal.caller(), command, |license| {
+        check_if_match(&req, license.version)
+    })
+    .await?;
     if dry_run {
         // Every check ran inside the transaction; rolling back changes nothing.
-        txn.rollback().await.map_err(PersistenceError::from)?;
+        finish(txn, true).await?;
         return Ok(
             HttpResponse::Ok().json(ConfigurationResult::DryRun(DryRunOut {
                 amount: delta,

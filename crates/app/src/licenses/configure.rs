@@ -1,0 +1,140 @@
+//! Changing a license's option quantities (CONTRACT §5): an upgrade is an order item paid
+//! like the payment says; a downgrade applies at once and credits the prorated difference.
+use std::collections::BTreeMap;
+
+use licentia_domain::ids::{AccountId, LicenseId};
+use licentia_domain::license_record::License;
+use licentia_domain::product::Product;
+use licentia_persistence::DatabaseTransaction;
+use licentia_persistence::repo::orders::{NewItem, Order};
+use licentia_persistence::repo::{ledger, licenses, products};
+
+use super::renew::{
+    CONFIGURATION_CHANGE, Checkout, PaymentPlan, apply_options, configuration_delta,
+};
+use super::transition::Caller;
+use crate::error::{AppError, AppResult, pricing_error};
+use crate::{Ctx, Payment};
+
+/// A new configuration for a license the caller has read.
+#[derive(Clone, Debug)]
+pub struct Configure {
+    pub license: LicenseId,
+    /// The license's owner as read: an owner change before the lock is a conflict.
+    pub owner: AccountId,
+    /// The license's product as read.
+    pub product: Product,
+    /// Quantity per option code; options left out get their minimum.
+    pub options: BTreeMap<String, u32>,
+    /// How an upgrade is paid.
+    pub payment: Payment,
+}
+
+/// The license after the change (or, for an unpaid upgrade, as it still is), its product, the
+/// order of an upgrade, and the price difference (negative: credited).
+#[derive(Debug)]
+pub struct Configured {
+    pub license: License,
+    pub product: Product,
+    pub order: Option<Order>,
+    pub delta: i64,
+}
+
+/// Changes the configuration inside `txn` (the caller commits it, or rolls it back for a
+/// preview); `precondition` (e.g. `If-Match`) runs on the locked license.
+pub async fn configure(
+    ctx: &Ctx,
+    txn: &DatabaseTransaction,
+    caller: &Caller,
+    cmd: Configure,
+    precondition: impl FnOnce(&License) -> AppResult<()>,
+) -> AppResult<Configured> {
+    let normalize = |product: &Product| {
+        product
+            .pricing
+            .normalize_options(&cmd.options)
+            .map_err(|e| AppError::validation(vec![pricing_error(e)]))
+    };
+    let options = normalize(&cmd.product)?;
+    // Lock order: an existing order first, then the license (see `renew`).
+    let plan = PaymentPlan::resolve(txn, cmd.owner, &cmd.payment).await?;
+    let license = licenses::lock(txn, caller.scope, cmd.license)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    precondition(&license)?;
+    if license.account_id != cmd.owner {
+        return Err(AppError::Conflict(
+            "the license changed owner during the request; retry".into(),
+        ));
+    }
+    // A product switch committed between the read and the lock: price with the product the
+    // license has now (serialized, not refused).
+    let (product, options) = if license.product_id == cmd.product.id {
+        (cmd.product, options)
+    } else {
+        let product = products::find(txn, license.product_id)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        let options = normalize(&product)?;
+        (product, options)
+    };
+    license.lifecycle.can_change_configuration()?;
+    if license.trial {
+        return Err(AppError::TrialLicense(
+            "a trial's configuration cannot change; renew it to convert it first".into(),
+        ));
+    }
+    let now = ctx.clock.now();
+    let delta = configuration_delta(&product, &license, &options, now)?;
+    let checkout = Checkout {
+        account: license.account_id,
+        currency: ctx.currency.as_str(),
+        actor: caller.actor,
+        provision_attempts: ctx.policy.provision_attempts,
+        now,
+    };
+    let (license, order) = if options == license.options {
+        (license, None)
+    } else if delta > 0 {
+        let item = NewItem::for_license(
+            &license,
+            CONFIGURATION_CHANGE,
+            license.period,
+            delta,
+            serde_json::json!({ "options": options }),
+        );
+        let order = plan.place(txn, &checkout, item).await?;
+        let license = licenses::find(txn, licenses::Scope::All, license.id)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        (license, Some(order))
+    } else {
+        let account = license.account_id;
+        let saved = apply_options(
+            txn,
+            license,
+            options,
+            caller.actor,
+            checkout.provision_attempts,
+        )
+        .await?;
+        if delta < 0 {
+            ledger::refund(
+                txn,
+                account,
+                -delta,
+                &format!("configuration change of license {}", saved.id),
+                saved.id,
+                saved.product_id,
+            )
+            .await?;
+        }
+        (saved, None)
+    };
+    Ok(Configured {
+        license,
+        product,
+        order,
+        delta,
+    })
+}
