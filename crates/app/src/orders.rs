@@ -2,6 +2,7 @@
 use licentia_domain::ids::{AccountId, OrderId};
 use licentia_domain::license::LicenseStatus;
 use licentia_domain::license_record::License;
+use licentia_domain::order::{ItemKind, ItemStatus, OrderStatus};
 use licentia_persistence::DatabaseTransaction;
 use licentia_persistence::repo::events::{self, Actor, NewEvent};
 use licentia_persistence::repo::ledger::{self, ChargeOutcome};
@@ -82,7 +83,7 @@ pub async fn pay_order(
     let order = orders::lock(txn, account, id)
         .await?
         .ok_or(AppError::NotFound)?;
-    if order.status != "unpaid" {
+    if order.status != OrderStatus::Unpaid {
         return Err(AppError::InvalidTransition(format!(
             "the order is {}",
             order.status
@@ -91,7 +92,7 @@ pub async fn pay_order(
     let mut touched: Vec<_> = order
         .items
         .iter()
-        .filter(|i| i.status == "pending")
+        .filter(|i| i.status == ItemStatus::Pending)
         .map(|i| i.license_id)
         .collect();
     touched.sort();
@@ -108,7 +109,7 @@ pub async fn pay_order(
         let Some(item) = current
             .items
             .into_iter()
-            .find(|i| i.id == item_id && i.status == "pending")
+            .find(|i| i.id == item_id && i.status == ItemStatus::Pending)
         else {
             continue;
         };
@@ -116,7 +117,8 @@ pub async fn pay_order(
             continue;
         };
         if orders::is_stale(&item, &license)
-            || (item.kind == "license_order" && license.lifecycle.status != LicenseStatus::Ordered)
+            || (item.kind == ItemKind::LicenseOrder
+                && license.lifecycle.status != LicenseStatus::Ordered)
         {
             if let Some(done) = orders::cancel_item(txn, &item).await? {
                 stale_event(txn, order.account_id, &item, done.order_cancelled).await?;
@@ -130,16 +132,18 @@ pub async fn pay_order(
                 detail: "the order's total is too large".into(),
                 errors: Vec::new(),
             })?;
-        match item.kind.as_str() {
-            renewal::RENEWAL => {
+        match item.kind {
+            ItemKind::Renewal => {
                 renewal::fulfil_renewal(txn, license, &item, actor, provision_attempts, now)
                     .await?;
             }
-            renewal::CONFIGURATION_CHANGE => {
+            ItemKind::ConfigurationChange => {
                 renewal::fulfil_configuration(txn, license, &item, actor, provision_attempts)
                     .await?;
             }
-            _ => activate(txn, license, &item, actor, provision_attempts, now).await?,
+            ItemKind::LicenseOrder => {
+                activate(txn, license, &item, actor, provision_attempts, now).await?;
+            }
         }
     }
     if !orders::mark_paid(txn, id).await? {
@@ -240,7 +244,7 @@ pub async fn cancel_order(
     let order = orders::lock(txn, account, id)
         .await?
         .ok_or(AppError::NotFound)?;
-    if order.status != "unpaid" || !orders::cancel(txn, id).await? {
+    if order.status != OrderStatus::Unpaid || !orders::cancel(txn, id).await? {
         return Err(AppError::InvalidTransition(format!(
             "the order is {}",
             order.status
@@ -249,7 +253,7 @@ pub async fn cancel_order(
     for item in order
         .items
         .iter()
-        .filter(|i| i.status == "pending" && i.kind == "license_order")
+        .filter(|i| i.status == ItemStatus::Pending && i.kind == ItemKind::LicenseOrder)
     {
         let Some(license) = licenses::lock(txn, Scope::All, item.license_id).await? else {
             continue;

@@ -10,6 +10,7 @@
 use licentia_domain::ids::OrderId;
 use licentia_domain::license::{LicenseStatus, Settled, SuspensionReason};
 use licentia_domain::license_record::License;
+use licentia_domain::order::{ItemStatus, OrderStatus};
 use licentia_persistence::repo::events::{self, Actor, NewEvent};
 use licentia_persistence::repo::jobs;
 use licentia_persistence::repo::licenses::{self, Due, Scope};
@@ -193,7 +194,9 @@ async fn auto_renew(
     let earlier = auto_renew_item(&txn, candidate.id, &term).await?;
     // Lock order: the earlier order before the license.
     let earlier_order = match &earlier {
-        Some(item) if item.status == "pending" => orders::lock(&txn, None, item.order_id).await?,
+        Some(item) if item.status == ItemStatus::Pending => {
+            orders::lock(&txn, None, item.order_id).await?
+        }
         _ => None,
     };
     let Some(license) = licenses::lock(&txn, Scope::All, candidate.id).await? else {
@@ -231,8 +234,12 @@ async fn auto_renew(
     let account = license.account_id;
     let order_id = match (earlier, earlier_order) {
         (Some(_), Some(order)) => {
-            let pending = order.items.iter().filter(|i| i.status == "pending").count();
-            if order.status != "unpaid" || pending != 1 {
+            let pending = order
+                .items
+                .iter()
+                .filter(|i| i.status == ItemStatus::Pending)
+                .count();
+            if order.status != OrderStatus::Unpaid || pending != 1 {
                 return Ok(Outcome::Skipped);
             }
             order.id

@@ -184,7 +184,10 @@ async fn an_order_paid_from_the_balance_charges_it_once() {
         .unwrap();
     assert_eq!(ordered.cost, 6_000);
     assert_eq!(ordered.license.lifecycle.status, LicenseStatus::InProgress);
-    assert_eq!(ordered.order.unwrap().status, "paid");
+    assert_eq!(
+        ordered.order.unwrap().status,
+        licentia_domain::order::OrderStatus::Paid
+    );
     assert_eq!(balance(&ctx, account).await, 4_000);
     // The second one is refused whole: nothing is charged, no license is written.
     let err = place(&ctx, command(account, &product, "192.0.2.2", paid()))

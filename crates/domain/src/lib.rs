@@ -16,6 +16,7 @@ pub mod license_fields;
 pub mod license_file;
 pub mod license_record;
 pub mod money;
+pub mod order;
 pub mod period;
 pub mod pricing;
 pub mod product;

@@ -280,14 +280,15 @@ string_enums! {
         `abuse` or `other`.",
         licentia_domain::license_record::Cause::VARIANTS.iter().map(|v| v.as_str());
     /// Where an order stands.
-    OrderStatus => "Where an order stands.", ["unpaid", "paid", "cancelled"];
+    OrderStatus => "Where an order stands.",
+        licentia_domain::order::OrderStatus::VARIANTS.iter().map(|v| v.as_str());
     /// Where an order item stands.
     OrderItemStatus => "`pending` until its order is paid, then `fulfilled`; `cancelled` when \
         its order was cancelled or its license changed (stale).",
-        ["pending", "fulfilled", "cancelled"];
+        licentia_domain::order::ItemStatus::VARIANTS.iter().map(|v| v.as_str());
     /// What an order item pays for.
     OrderItemKind => "What an order item pays for.",
-        ["license_order", "renewal", "configuration_change"];
+        licentia_domain::order::ItemKind::VARIANTS.iter().map(|v| v.as_str());
     /// What moved an account's balance.
     LedgerEntryKind => "What moved the balance: `credit` (by the provider), `charge` or `refund`.",
         ["credit", "charge", "refund"];

@@ -14,6 +14,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::pagination::{CursorKey, Page, page_of, parse_limit};
 use crate::state::AppState;
 use licentia_app::orders as billing;
+use licentia_domain::order::{ItemKind, ItemStatus, OrderStatus};
 
 /// One line of an order.
 #[derive(Debug, Serialize, ToSchema)]
@@ -21,7 +22,7 @@ pub struct OrderItemOut {
     pub id: Uuid,
     /// `license_order`, `renewal` or `configuration_change`.
     #[schema(value_type = crate::openapi::types::OrderItemKind)]
-    pub kind: String,
+    pub kind: ItemKind,
     pub license_id: Uuid,
     #[schema(value_type = crate::openapi::types::PeriodMonths)]
     pub period_months: u32,
@@ -29,7 +30,7 @@ pub struct OrderItemOut {
     pub amount: i64,
     /// `pending`, `fulfilled` or `cancelled`.
     #[schema(value_type = crate::openapi::types::OrderItemStatus)]
-    pub status: String,
+    pub status: ItemStatus,
 }
 
 /// An order (invoice).
@@ -39,7 +40,7 @@ pub struct OrderOut {
     pub account_id: Uuid,
     /// `unpaid`, `paid` or `cancelled`.
     #[schema(value_type = crate::openapi::types::OrderStatus)]
-    pub status: String,
+    pub status: OrderStatus,
     pub items: Vec<OrderItemOut>,
     /// Sum of the items not cancelled, in minor units.
     pub total: i64,
@@ -119,7 +120,7 @@ pub async fn list_orders(
     principal.require(Scope::BillingRead)?;
     let limit = parse_limit(query.limit.as_deref()).map_err(|e| ApiError::validation(vec![e]))?;
     if let Some(s) = query.status.as_deref()
-        && !matches!(s, "unpaid" | "paid" | "cancelled")
+        && s.parse::<OrderStatus>().is_err()
     {
         return Err(ApiError::field(
             "status",

@@ -2,6 +2,7 @@
 //! provisioned ones (`ip`, `product_id`, `registration_key`) pass an `active` or `suspended`
 //! license through `in_progress` while the provisioner applies them. A product switch charges
 //! (upgrade) or credits (downgrade) the prorated difference for the rest of the term.
+use licentia_domain::order::ItemKind;
 use std::net::IpAddr;
 
 use licentia_domain::calendar::sub_months;
@@ -313,7 +314,7 @@ async fn settle_price(
             order,
             orders::NewItem::for_license(
                 saved,
-                "configuration_change",
+                ItemKind::ConfigurationChange,
                 saved.period,
                 price_change,
                 serde_json::json!({"product_id": saved.product_id}),

@@ -1,5 +1,6 @@
 //! Ordering a license (CONTRACT §4–§5): the license, its `license_order` item in a new or an
 //! existing order, paid at once when the payment says so; or a free trial of the product.
+use licentia_domain::order::ItemKind;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -181,7 +182,7 @@ pub async fn order(
             let plan = PaymentPlan::resolve(txn, license.account_id, payment).await?;
             let item = orders::NewItem::for_license(
                 &license,
-                "license_order",
+                ItemKind::LicenseOrder,
                 license.period,
                 cost,
                 serde_json::json!({}),

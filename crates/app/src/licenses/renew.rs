@@ -27,12 +27,13 @@ use crate::error::{AppError, AppResult};
 use crate::orders as billing;
 use crate::provisioning;
 use crate::snapshot::license_snapshot;
+use licentia_domain::order::{ItemKind, OrderStatus};
 
 /// Order item kind of a renewal; its payload is `{period_months}` (plus `auto_renew_for`, the
 /// `valid_until` of the term an automatic renewal was created for).
-pub const RENEWAL: &str = "renewal";
+pub const RENEWAL: ItemKind = ItemKind::Renewal;
 /// Order item kind of a configuration change; its payload is `{options}`, the new quantities.
-pub const CONFIGURATION_CHANGE: &str = "configuration_change";
+pub const CONFIGURATION_CHANGE: ItemKind = ItemKind::ConfigurationChange;
 
 /// Where a new order item goes and whether its order is paid at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,7 +65,7 @@ impl PaymentPlan {
             Payment::ExistingOrder { order_id, pay_now } => {
                 let id = OrderId::from_uuid(*order_id);
                 match orders::lock(txn, Some(account), id).await? {
-                    Some(o) if o.status == "unpaid" => PaymentPlan {
+                    Some(o) if o.status == OrderStatus::Unpaid => PaymentPlan {
                         existing: Some(id),
                         pay_now: *pay_now,
                     },

@@ -297,7 +297,10 @@ async fn allocate_order(
         .and_where(
             Expr::col((order_items::Entity, order_items::Column::OrderId)).eq(order.as_uuid()),
         )
-        .and_where(Expr::col((order_items::Entity, order_items::Column::Status)).eq("fulfilled"))
+        .and_where(
+            Expr::col((order_items::Entity, order_items::Column::Status))
+                .eq(licentia_domain::order::ItemStatus::Fulfilled.as_str()),
+        )
         .and_where(Expr::col((order_items::Entity, order_items::Column::Amount)).gt(0));
     let mut shares: BTreeMap<Uuid, (Uuid, i64)> = BTreeMap::new();
     for row in db.query_all(&q).await? {

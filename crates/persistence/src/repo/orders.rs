@@ -2,6 +2,7 @@
 //! concurrent payments of one order cannot both win.
 use licentia_domain::ids::{AccountId, LicenseId, OrderId, OrderItemId};
 use licentia_domain::license_record::License;
+use licentia_domain::order::{ItemKind, ItemStatus, OrderStatus};
 use licentia_domain::period::Period;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
@@ -20,12 +21,10 @@ pub struct OrderItem {
     pub id: OrderItemId,
     pub order_id: OrderId,
     pub license_id: LicenseId,
-    /// `license_order`, `renewal` or `configuration_change`.
-    pub kind: String,
+    pub kind: ItemKind,
     pub period: Period,
     pub amount: i64,
-    /// `pending`, `fulfilled` or `cancelled`.
-    pub status: String,
+    pub status: ItemStatus,
     pub payload: serde_json::Value,
     pub created_at: OffsetDateTime,
 }
@@ -35,8 +34,7 @@ pub struct OrderItem {
 pub struct Order {
     pub id: OrderId,
     pub account_id: AccountId,
-    /// `unpaid`, `paid` or `cancelled`.
-    pub status: String,
+    pub status: OrderStatus,
     pub total: i64,
     pub currency: String,
     pub created_at: OffsetDateTime,
@@ -49,11 +47,11 @@ fn item(m: order_items::Model) -> Result<OrderItem> {
         id: OrderItemId::from_uuid(m.id),
         order_id: OrderId::from_uuid(m.order_id),
         license_id: LicenseId::from_uuid(m.license_id),
-        kind: m.kind,
+        kind: crate::error::parse("order_item.kind", &m.kind)?,
         period: Period::new(i64::from(m.period_months))
             .map_err(|_| PersistenceError::Corrupt(format!("order item {} period", m.id)))?,
         amount: m.amount,
-        status: m.status,
+        status: crate::error::parse("order_item.status", &m.status)?,
         payload: m.payload,
         created_at: m.created_at,
     })
@@ -71,7 +69,7 @@ async fn with_items(db: &impl ConnectionTrait, m: orders::Model) -> Result<Order
     Ok(Order {
         id: OrderId::from_uuid(m.id),
         account_id: AccountId::from_uuid(m.account_id),
-        status: m.status,
+        status: crate::error::parse("order.status", &m.status)?,
         total: m.total,
         currency: m.currency,
         created_at: m.created_at,
@@ -90,7 +88,7 @@ pub async fn create(
     let row = orders::ActiveModel {
         id: Set(id.as_uuid()),
         account_id: Set(account_id.as_uuid()),
-        status: Set("unpaid".into()),
+        status: Set(OrderStatus::Unpaid.as_str().to_owned()),
         total: Set(0),
         currency: Set(currency.to_owned()),
         created_at: Set(crate::now()),
@@ -107,7 +105,7 @@ pub async fn create(
 #[derive(Clone, Debug)]
 pub struct NewItem {
     pub license_id: LicenseId,
-    pub kind: &'static str,
+    pub kind: ItemKind,
     pub period: Period,
     pub amount: i64,
     /// The item's own data (e.g. the new options of a configuration change); the license's
@@ -121,7 +119,7 @@ impl NewItem {
     /// An item for `license` as it is now: the price is for this state of the license.
     pub fn for_license(
         license: &License,
-        kind: &'static str,
+        kind: ItemKind,
         period: Period,
         amount: i64,
         payload: serde_json::Value,
@@ -164,7 +162,7 @@ pub fn is_stale(item: &OrderItem, license: &License) -> bool {
     }
     match item.payload.get("basis") {
         Some(b) => *b != basis(license),
-        None => item.kind != "license_order",
+        None => item.kind != ItemKind::LicenseOrder,
     }
 }
 
@@ -182,13 +180,13 @@ pub async fn add_item(db: &impl ConnectionTrait, order_id: OrderId, new: NewItem
             Expr::col(orders::Column::Total).add(new.amount),
         )
         .filter(orders::Column::Id.eq(order_id.as_uuid()))
-        .filter(orders::Column::Status.eq("unpaid"))
+        .filter(orders::Column::Status.eq(OrderStatus::Unpaid.as_str()))
         .filter(Expr::col(orders::Column::Total).lte(MAX_TOTAL - new.amount))
         .exec(db)
         .await?;
     if res.rows_affected != 1 {
         let total = orders::Entity::find_by_id(order_id.as_uuid())
-            .filter(orders::Column::Status.eq("unpaid"))
+            .filter(orders::Column::Status.eq(OrderStatus::Unpaid.as_str()))
             .select_only()
             .column(orders::Column::Total)
             .into_tuple::<i64>()
@@ -209,10 +207,10 @@ pub async fn add_item(db: &impl ConnectionTrait, order_id: OrderId, new: NewItem
         id: Set(OrderItemId::new().as_uuid()),
         order_id: Set(order_id.as_uuid()),
         license_id: Set(new.license_id.as_uuid()),
-        kind: Set(new.kind.to_owned()),
+        kind: Set(new.kind.as_str().to_owned()),
         period_months: Set(new.period.months() as i32),
         amount: Set(new.amount),
-        status: Set("pending".into()),
+        status: Set(ItemStatus::Pending.as_str().to_owned()),
         payload: Set(payload),
         created_at: Set(crate::now()),
     };
@@ -271,9 +269,12 @@ pub async fn lock(
 /// when it was no longer pending.
 pub async fn fulfil_item(db: &impl ConnectionTrait, item: OrderItemId) -> Result<bool> {
     let res = order_items::Entity::update_many()
-        .col_expr(order_items::Column::Status, Expr::value("fulfilled"))
+        .col_expr(
+            order_items::Column::Status,
+            Expr::value(ItemStatus::Fulfilled.as_str()),
+        )
         .filter(order_items::Column::Id.eq(item.as_uuid()))
-        .filter(order_items::Column::Status.eq("pending"))
+        .filter(order_items::Column::Status.eq(ItemStatus::Pending.as_str()))
         .exec(db)
         .await?;
     Ok(res.rows_affected == 1)
@@ -282,19 +283,25 @@ pub async fn fulfil_item(db: &impl ConnectionTrait, item: OrderItemId) -> Result
 /// Moves an unpaid order to paid and its pending items to fulfilled; false when it was not unpaid.
 pub async fn mark_paid(db: &impl ConnectionTrait, id: OrderId) -> Result<bool> {
     let res = orders::Entity::update_many()
-        .col_expr(orders::Column::Status, Expr::value("paid"))
+        .col_expr(
+            orders::Column::Status,
+            Expr::value(OrderStatus::Paid.as_str()),
+        )
         .col_expr(orders::Column::PaidAt, Expr::value(crate::now()))
         .filter(orders::Column::Id.eq(id.as_uuid()))
-        .filter(orders::Column::Status.eq("unpaid"))
+        .filter(orders::Column::Status.eq(OrderStatus::Unpaid.as_str()))
         .exec(db)
         .await?;
     if res.rows_affected != 1 {
         return Ok(false);
     }
     order_items::Entity::update_many()
-        .col_expr(order_items::Column::Status, Expr::value("fulfilled"))
+        .col_expr(
+            order_items::Column::Status,
+            Expr::value(ItemStatus::Fulfilled.as_str()),
+        )
         .filter(order_items::Column::OrderId.eq(id.as_uuid()))
-        .filter(order_items::Column::Status.eq("pending"))
+        .filter(order_items::Column::Status.eq(ItemStatus::Pending.as_str()))
         .exec(db)
         .await?;
     Ok(true)
@@ -303,19 +310,25 @@ pub async fn mark_paid(db: &impl ConnectionTrait, id: OrderId) -> Result<bool> {
 /// Cancels an unpaid order and its pending items; false when it was not unpaid.
 pub async fn cancel(db: &impl ConnectionTrait, id: OrderId) -> Result<bool> {
     let res = orders::Entity::update_many()
-        .col_expr(orders::Column::Status, Expr::value("cancelled"))
+        .col_expr(
+            orders::Column::Status,
+            Expr::value(OrderStatus::Cancelled.as_str()),
+        )
         .col_expr(orders::Column::CancelledAt, Expr::value(crate::now()))
         .filter(orders::Column::Id.eq(id.as_uuid()))
-        .filter(orders::Column::Status.eq("unpaid"))
+        .filter(orders::Column::Status.eq(OrderStatus::Unpaid.as_str()))
         .exec(db)
         .await?;
     if res.rows_affected != 1 {
         return Ok(false);
     }
     order_items::Entity::update_many()
-        .col_expr(order_items::Column::Status, Expr::value("cancelled"))
+        .col_expr(
+            order_items::Column::Status,
+            Expr::value(ItemStatus::Cancelled.as_str()),
+        )
         .filter(order_items::Column::OrderId.eq(id.as_uuid()))
-        .filter(order_items::Column::Status.eq("pending"))
+        .filter(order_items::Column::Status.eq(ItemStatus::Pending.as_str()))
         .exec(db)
         .await?;
     Ok(true)
@@ -338,9 +351,12 @@ pub async fn cancel_item(
     item: &OrderItem,
 ) -> Result<Option<CancelledItem>> {
     let res = order_items::Entity::update_many()
-        .col_expr(order_items::Column::Status, Expr::value("cancelled"))
+        .col_expr(
+            order_items::Column::Status,
+            Expr::value(ItemStatus::Cancelled.as_str()),
+        )
         .filter(order_items::Column::Id.eq(item.id.as_uuid()))
-        .filter(order_items::Column::Status.eq("pending"))
+        .filter(order_items::Column::Status.eq(ItemStatus::Pending.as_str()))
         .exec(db)
         .await?;
     if res.rows_affected != 1 {
@@ -352,12 +368,15 @@ pub async fn cancel_item(
             Expr::col(orders::Column::Total).sub(item.amount),
         )
         .filter(orders::Column::Id.eq(item.order_id.as_uuid()))
-        .filter(orders::Column::Status.eq("unpaid"))
+        .filter(orders::Column::Status.eq(OrderStatus::Unpaid.as_str()))
         .exec(db)
         .await?;
     let left = order_items::Entity::find()
         .filter(order_items::Column::OrderId.eq(item.order_id.as_uuid()))
-        .filter(order_items::Column::Status.is_in(["pending", "fulfilled"]))
+        .filter(
+            order_items::Column::Status
+                .is_in([ItemStatus::Pending.as_str(), ItemStatus::Fulfilled.as_str()]),
+        )
         .one(db)
         .await?;
     let order_cancelled = left.is_none() && cancel(db, item.order_id).await?;
@@ -378,7 +397,7 @@ pub async fn cancel_stale_items(
 ) -> Result<Vec<CancelledItem>> {
     let pending = order_items::Entity::find()
         .filter(order_items::Column::LicenseId.eq(license.id.as_uuid()))
-        .filter(order_items::Column::Status.eq("pending"))
+        .filter(order_items::Column::Status.eq(ItemStatus::Pending.as_str()))
         .order_by_asc(order_items::Column::Id)
         .all(db)
         .await?;
@@ -455,12 +474,12 @@ pub async fn list(
 pub async fn items_of_license(
     db: &impl ConnectionTrait,
     license: LicenseId,
-    kind: Option<&str>,
+    kind: Option<ItemKind>,
 ) -> Result<Vec<OrderItem>> {
     let mut q =
         order_items::Entity::find().filter(order_items::Column::LicenseId.eq(license.as_uuid()));
     if let Some(kind) = kind {
-        q = q.filter(order_items::Column::Kind.eq(kind));
+        q = q.filter(order_items::Column::Kind.eq(kind.as_str()));
     }
     q.order_by_asc(order_items::Column::Id)
         .all(db)
