@@ -9,17 +9,13 @@ pub use accept::accept_transfer;
 pub use decide::{cancel_transfer, reject_transfer};
 
 use actix_web::{HttpResponse, get, post, web};
-use licentia_domain::account::Account;
-use licentia_domain::auth::{AccountKind, Scope};
+use licentia_domain::auth::Scope;
 use licentia_domain::ids::{AccountId, LicenseId, TransferId};
-use licentia_domain::license_record::License;
-use licentia_domain::product::Product;
-use licentia_domain::transfer::{TransferState, TransferStatus, hash_secret};
-use licentia_persistence::repo::events::Actor;
+use licentia_domain::transfer::TransferStatus;
+use licentia_persistence::PersistenceError;
 use licentia_persistence::repo::licenses::{self, Scope as LicenseScope};
-use licentia_persistence::repo::transfers::{self, Direction, NewTransfer, Transfer, Viewer};
-use licentia_persistence::repo::{accounts, products};
-use licentia_persistence::{PersistenceError, TransactionTrait};
+use licentia_persistence::repo::products;
+use licentia_persistence::repo::transfers::{self, Direction, Transfer, Viewer};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -30,46 +26,31 @@ use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::pagination::{CursorKey, Page, page_of, parse_limit};
 use crate::state::AppState;
-use licentia_app::transfers as service;
+use licentia_app::transfers::{self as service, Preview};
 
 mod offer;
 pub use offer::*;
 
+// The schema of the use cases' [`Preview`].
 /// What the receiver is offered: the license as the receiver will get it.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[derive(ToSchema)]
+#[allow(dead_code)]
 pub struct LicensePreview {
     /// The license's name.
-    pub name: String,
+    name: String,
     /// Canonical text of the licensed IPv4 or IPv6 address.
     #[schema(value_type = crate::openapi::types::IpAddress)]
-    pub ip: String,
+    ip: String,
     /// Code of the licensed product.
-    pub product_code: String,
+    product_code: String,
     /// Name of the licensed product.
-    pub product_name: String,
+    product_name: String,
     /// Length of the current term in months.
     #[schema(value_type = crate::openapi::types::PeriodMonths)]
-    pub period_months: u32,
+    period_months: u32,
     /// End of the paid term.
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub valid_until: Option<OffsetDateTime>,
-}
-
-impl LicensePreview {
-    pub fn of(license: &License, product: &Product) -> Self {
-        Self {
-            name: license.name.clone(),
-            ip: license.ip.to_string(),
-            product_code: product.code.clone(),
-            product_name: product.name.clone(),
-            period_months: license.period.months(),
-            valid_until: license.lifecycle.valid_until,
-        }
-    }
-
-    fn to_json(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or_default()
-    }
+    #[schema(format = DateTime)]
+    valid_until: Option<String>,
 }
 
 /// A transfer offer, as both parties see it. The secret is never part of it.
@@ -93,7 +74,8 @@ pub struct TransferOut {
     pub expires_at: OffsetDateTime,
     /// The license on offer: as it is now while pending; as it was offered (or, once
     /// accepted, handed over) afterwards.
-    pub license: LicensePreview,
+    #[schema(value_type = LicensePreview)]
+    pub license: Preview,
     /// When the offer was made.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -125,7 +107,8 @@ pub struct CreatedTransfer {
     /// The secret the receiver accepts with. Shown only here; stored only as a hash.
     pub secret: String,
     /// The license on offer, as the receiver sees it.
-    pub license: LicensePreview,
+    #[schema(value_type = LicensePreview)]
+    pub license: Preview,
     /// When the offer was made.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -148,7 +131,8 @@ pub struct TransferPreview {
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
     /// The license as the receiver would see it.
-    pub license: LicensePreview,
+    #[schema(value_type = LicensePreview)]
+    pub license: Preview,
 }
 
 /// An offer of a license to another account.
@@ -199,13 +183,13 @@ pub(crate) async fn transfer_out(state: &AppState, t: Transfer) -> ApiResult<Tra
     })
 }
 
-async fn live_preview(state: &AppState, id: LicenseId) -> ApiResult<Option<LicensePreview>> {
+async fn live_preview(state: &AppState, id: LicenseId) -> ApiResult<Option<Preview>> {
     let db = state.db.conn();
     let Some(license) = licenses::find(db, LicenseScope::All, id).await? else {
         return Ok(None);
     };
     let product = products::find(db, license.product_id).await?;
-    Ok(product.map(|p| LicensePreview::of(&license, &p)))
+    Ok(product.map(|p| Preview::of(&license, &p)))
 }
 
 /// Transfer list filters.

@@ -1,31 +1,10 @@
 //! Offering a license to another partner (the first step of the handshake).
+use licentia_app::transfers::offer::{self, Offer};
+use licentia_app::tx::finish;
+
 #[allow(clippy::wildcard_imports)]
 use super::*;
-
-/// The receiving account: a partner that is not the license's owner, else 422.
-async fn receiver(
-    state: &AppState,
-    owner: AccountId,
-    to: Uuid,
-    errors: &mut Vec<FieldError>,
-) -> ApiResult<()> {
-    let to = AccountId::from_uuid(to);
-    if to == owner {
-        errors.push(FieldError::new(
-            "to_account_id",
-            "is the account that owns the license; offer it to another partner",
-        ));
-        return Ok(());
-    }
-    match accounts::find(state.db.conn(), to).await? {
-        Some(Account {
-            kind: AccountKind::Partner,
-            ..
-        }) => {}
-        _ => errors.push(FieldError::new("to_account_id", "no such partner account")),
-    }
-    Ok(())
-}
+use crate::error::Errors;
 
 /// Offer a license to another partner
 ///
@@ -76,105 +55,32 @@ pub(crate) async fn offer_transfer(
     principal.require(Scope::TransfersWrite)?;
     let (license, _) = visible_license(&state, &principal, id).await?;
     let body = body.into_inner()?;
-    let mut errors = Vec::new();
-    receiver(&state, license.account_id, body.to_account_id, &mut errors).await?;
+    let mut errors = Errors::default();
     if let Some(secret) = &body.secret
         && let Err(message) = licentia_domain::transfer::validate_given_secret(secret)
     {
-        errors.push(FieldError::new("secret", message));
+        errors.push("secret", message);
     }
-    if !errors.is_empty() {
-        return Err(ApiError::validation(errors));
-    }
-    let to = AccountId::from_uuid(body.to_account_id);
-    let now = state.clock.now();
-    let scope = if principal.is_admin() {
-        LicenseScope::All
-    } else {
-        LicenseScope::Tenant(principal.account_id())
+    errors.finish()?;
+    let command = Offer {
+        license: license.id,
+        owner: license.account_id,
+        to: AccountId::from_uuid(body.to_account_id),
+        secret: body.secret,
     };
-    let txn = state
-        .db
-        .conn()
-        .begin()
-        .await
-        .map_err(PersistenceError::from)?;
-    // The license lock serializes the offer with a delete, an edit or a concurrent offer.
-    let license = licenses::lock(&txn, scope, license.id)
-        .await?
-        .ok_or(ApiError::not_found())?;
-    if license.account_id == to {
-        return Err(ApiError::field(
-            "to_account_id",
-            "is the account that owns the license; offer it to another partner",
-        ));
-    }
-    license.lifecycle.can_transfer()?;
-    if license.trial {
-        return Err(ApiError::trial_license(
-            "a trial cannot be transferred; renew it to convert it first".into(),
-        ));
-    }
-    let product = products::find(&txn, license.product_id)
-        .await?
-        .ok_or(ApiError::not_found())?;
-    if !product.transferable {
-        return Err(ApiError::invalid_transition(format!(
-            "licenses of the product {} are not transferable",
-            product.code
-        )));
-    }
-    if let Some(pending) = transfers::lock_pending_of_license(&txn, license.id).await? {
-        match pending.state.expire(now) {
-            // A lapsed offer no longer blocks a new one.
-            Ok(next) => {
-                service::settle(&txn, &pending, next, Actor::SYSTEM, now).await?;
-            }
-            Err(_) => {
-                return Err(ApiError::already_exists(format!(
-                    "the license already has a pending transfer ({}); cancel it first",
-                    pending.id
-                )));
-            }
-        }
-    }
-    let preview = LicensePreview::of(&license, &product);
-    let offer = TransferState::offer(now, state.policy.transfer_ttl);
-    if dry_run {
-        txn.rollback().await.map_err(PersistenceError::from)?;
+    let txn = state.begin().await?;
+    let offered = offer::offer(&state, &txn, &principal.caller(), command, dry_run).await?;
+    let Some((created, secret)) = offered.created else {
+        finish(txn, true).await?;
         return Ok(HttpResponse::Ok().json(TransferPreview {
-            license_id: license.id.as_uuid(),
-            from_account_id: license.account_id.as_uuid(),
-            to_account_id: to.as_uuid(),
-            status: offer.status.as_str().to_owned(),
-            expires_at: offer.expires_at,
-            license: preview,
+            license_id: offered.license.id.as_uuid(),
+            from_account_id: offered.license.account_id.as_uuid(),
+            to_account_id: body.to_account_id,
+            status: offered.state.status.as_str().to_owned(),
+            expires_at: offered.state.expires_at,
+            license: offered.preview,
         }));
-    }
-    let secret = body
-        .secret
-        .unwrap_or_else(|| crate::crypto::random_token(32));
-    let created = transfers::insert(
-        &txn,
-        NewTransfer {
-            id: TransferId::new(),
-            license_id: license.id,
-            from_account_id: license.account_id,
-            to_account_id: to,
-            state: offer,
-            secret_hash: hash_secret(&secret),
-            license_preview: preview.to_json(),
-            now,
-        },
-    )
-    .await
-    .map_err(|e| match e {
-        PersistenceError::Unique(_) => {
-            ApiError::already_exists("the license already has a pending transfer".into())
-        }
-        other => other.into(),
-    })?;
-    service::record_for_both(&txn, "transfer.created", None, &created, principal.actor()).await?;
+    };
     let res = HttpResponse::Created().json(CreatedTransfer {
         id: created.id.as_uuid(),
         license_id: created.license_id.as_uuid(),
@@ -183,7 +89,7 @@ pub(crate) async fn offer_transfer(
         status: created.state.status.as_str().to_owned(),
         expires_at: created.state.expires_at,
         secret,
-        license: preview,
+        license: offered.preview,
         created_at: created.created_at,
     });
     crate::idempotency::commit(txn, res).await

@@ -1,16 +1,55 @@
-//! Transaction scripts of the transfer handshake that more than one caller needs: settling a
-//! transfer with its events, expiring lapsed offers (on read and from the sweep), and
-//! cancelling a deleted license's offer.
+//! The transfer handshake (CONTRACT §6): offering a license ([`offer`]), accepting it with the
+//! secret ([`accept`]), and what more than one caller needs: settling a transfer with its
+//! events, expiring lapsed offers (on read and from the sweep), and cancelling a deleted
+//! license's offer.
 use licentia_domain::ids::{LicenseId, TransferId};
+use licentia_domain::license_record::License;
+use licentia_domain::product::Product;
 use licentia_domain::transfer::{TransferState, TransferStatus};
 use licentia_persistence::ConnectionTrait;
 use licentia_persistence::repo::events::{self, Actor, NewEvent};
 use licentia_persistence::repo::transfers::{self, Transfer, Viewer};
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::Ctx;
 use crate::error::{AppError, AppResult};
 use crate::tx::commit;
+
+pub mod accept;
+pub mod offer;
+
+/// What the receiver is offered: the license as the receiver will get it. Stored with the
+/// transfer (as offered, then as handed over) and shown to both parties.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preview {
+    pub name: String,
+    /// Canonical text of the licensed address.
+    pub ip: String,
+    pub product_code: String,
+    pub product_name: String,
+    pub period_months: u32,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub valid_until: Option<OffsetDateTime>,
+}
+
+impl Preview {
+    pub fn of(license: &License, product: &Product) -> Self {
+        Self {
+            name: license.name.clone(),
+            ip: license.ip.to_string(),
+            product_code: product.code.clone(),
+            product_name: product.name.clone(),
+            period_months: license.period.months(),
+            valid_until: license.lifecycle.valid_until,
+        }
+    }
+
+    /// As stored with the transfer.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
 
 /// Lapsed transfers handled per query by [`expire_lapsed`].
 const BATCH: u64 = 200;
