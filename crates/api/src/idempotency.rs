@@ -141,6 +141,19 @@ pub async fn middleware(
         Ok(Begin::InProgress) => return Ok(req.error_response(ApiError::RequestInProgress)),
         Err(e) => return Ok(req.error_response(ApiError::from(e))),
     };
+    run_claimed(req, next, &state, claim, body).await
+}
+
+/// Runs the request under its claim and stores its response: with the effect, in the
+/// handler's transaction ([`commit`]), or here when the handler stored nothing (a failure, a
+/// read).
+async fn run_claimed(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+    state: &AppState,
+    claim: Claim,
+    body: Bytes,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let in_txn = Arc::new(InTransaction {
         claim: claim.clone(),
         encryption_key: *state.encryption_key,

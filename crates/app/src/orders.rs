@@ -102,49 +102,13 @@ pub async fn pay_order(
     }
     let mut charged: i64 = 0;
     for item_id in order.items.iter().map(|i| i.id) {
-        // Re-read: applying an earlier item may have cancelled this one as stale.
-        let current = orders::find(txn, None, id)
-            .await?
-            .ok_or(AppError::NotFound)?;
-        let Some(item) = current
-            .items
-            .into_iter()
-            .find(|i| i.id == item_id && i.status == ItemStatus::Pending)
-        else {
-            continue;
-        };
-        let Some(license) = licenses::find(txn, Scope::All, item.license_id).await? else {
-            continue;
-        };
-        if orders::is_stale(&item, &license)
-            || (item.kind == ItemKind::LicenseOrder
-                && license.lifecycle.status != LicenseStatus::Ordered)
-        {
-            if let Some(done) = orders::cancel_item(txn, &item).await? {
-                stale_event(txn, order.account_id, &item, done.order_cancelled).await?;
-            }
-            continue;
-        }
-        orders::fulfil_item(txn, item.id).await?;
+        let applied = apply_item(txn, &order, item_id, actor, provision_attempts, now).await?;
         charged = charged
-            .checked_add(item.amount)
+            .checked_add(applied)
             .ok_or_else(|| AppError::AmountTooLarge {
                 detail: "the order's total is too large".into(),
                 errors: Vec::new(),
             })?;
-        match item.kind {
-            ItemKind::Renewal => {
-                renewal::fulfil_renewal(txn, license, &item, actor, provision_attempts, now)
-                    .await?;
-            }
-            ItemKind::ConfigurationChange => {
-                renewal::fulfil_configuration(txn, license, &item, actor, provision_attempts)
-                    .await?;
-            }
-            ItemKind::LicenseOrder => {
-                activate(txn, license, &item, actor, provision_attempts, now).await?;
-            }
-        }
     }
     if !orders::mark_paid(txn, id).await? {
         return Err(AppError::InvalidTransition(
@@ -173,6 +137,54 @@ pub async fn pay_order(
     )
     .await?;
     orders::find(txn, None, id).await?.ok_or(AppError::NotFound)
+}
+
+/// Applies one item of the order being paid, or cancels it when it went stale (an earlier
+/// item of the same order may have made it so). Returns the amount to charge for it.
+async fn apply_item(
+    txn: &DatabaseTransaction,
+    order: &orders::Order,
+    item_id: licentia_domain::ids::OrderItemId,
+    actor: Actor,
+    provision_attempts: i32,
+    now: OffsetDateTime,
+) -> AppResult<i64> {
+    // Re-read: applying an earlier item may have cancelled this one as stale.
+    let current = orders::find(txn, None, order.id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let Some(item) = current
+        .items
+        .into_iter()
+        .find(|i| i.id == item_id && i.status == ItemStatus::Pending)
+    else {
+        return Ok(0);
+    };
+    let Some(license) = licenses::find(txn, Scope::All, item.license_id).await? else {
+        return Ok(0);
+    };
+    if orders::is_stale(&item, &license)
+        || (item.kind == ItemKind::LicenseOrder
+            && license.lifecycle.status != LicenseStatus::Ordered)
+    {
+        if let Some(done) = orders::cancel_item(txn, &item).await? {
+            stale_event(txn, order.account_id, &item, done.order_cancelled).await?;
+        }
+        return Ok(0);
+    }
+    orders::fulfil_item(txn, item.id).await?;
+    match item.kind {
+        ItemKind::Renewal => {
+            renewal::fulfil_renewal(txn, license, &item, actor, provision_attempts, now).await?;
+        }
+        ItemKind::ConfigurationChange => {
+            renewal::fulfil_configuration(txn, license, &item, actor, provision_attempts).await?;
+        }
+        ItemKind::LicenseOrder => {
+            activate(txn, license, &item, actor, provision_attempts, now).await?;
+        }
+    }
+    Ok(item.amount)
 }
 
 /// `order.item_cancelled` for an item that pay found stale.

@@ -11,6 +11,7 @@ use licentia_domain::ids::OrderId;
 use licentia_domain::license::{LicenseStatus, Settled, SuspensionReason};
 use licentia_domain::license_record::License;
 use licentia_domain::order::{ItemStatus, OrderStatus};
+use licentia_domain::period::Period;
 use licentia_persistence::repo::events::{self, Actor, NewEvent};
 use licentia_persistence::repo::jobs;
 use licentia_persistence::repo::licenses::{self, Due, Scope};
@@ -211,19 +212,9 @@ async fn auto_renew(
     if seen != now_seen {
         return Ok(Outcome::Skipped);
     }
-    let renewable = matches!(
-        license.lifecycle.settled(),
-        Some(Settled {
-            status: LicenseStatus::Active,
-            ..
-        }) | Some(Settled {
-            status: LicenseStatus::Suspended,
-            reason: Some(SuspensionReason::Manual | SuspensionReason::Admin)
-        })
-    );
     let (Some(period), true, Some(true)) = (
         license.auto_renew,
-        renewable,
+        renewable(&license),
         license
             .lifecycle
             .valid_until
@@ -246,51 +237,7 @@ async fn auto_renew(
         }
         // Paid, cancelled (the partner declined it) or changed meanwhile: nothing more to do.
         (Some(_), None) => return Ok(Outcome::Skipped),
-        (None, _) => {
-            let Some(product) = products::find(&txn, license.product_id).await? else {
-                return Ok(Outcome::Skipped);
-            };
-            let amount = renewal_cost(&product, &license, period)?;
-            let order = orders::create(&txn, account, ctx.currency.as_str()).await?;
-            orders::add_item(
-                &txn,
-                order,
-                NewItem::for_license(
-                    &license,
-                    RENEWAL,
-                    period,
-                    amount,
-                    serde_json::json!({
-                        "period_months": period.months(),
-                        "auto_renew_for": term,
-                    }),
-                ),
-            )
-            .await?;
-            if !pay_within(&txn, ctx, account, order, now).await? {
-                events::record(
-                    &txn,
-                    NewEvent {
-                        event_type: "license.auto_renew_failed",
-                        account_id: account,
-                        license_id: Some(license.id),
-                        actor: Actor::SYSTEM,
-                        before: None,
-                        after: Some(serde_json::json!({
-                            "license": license_snapshot(&license),
-                            "order_id": order,
-                            "amount": amount,
-                            "reason": "insufficient_funds",
-                        })),
-                    },
-                )
-                .await?;
-                commit(txn).await?;
-                return Ok(Outcome::RenewalOrdered);
-            }
-            commit(txn).await?;
-            return Ok(Outcome::Renewed);
-        }
+        (None, _) => return first_auto_renewal(ctx, txn, &license, period, &term, now).await,
     };
     if pay_within(&txn, ctx, account, order_id, now).await? {
         commit(txn).await?;
@@ -298,6 +245,77 @@ async fn auto_renew(
     } else {
         Ok(Outcome::Skipped)
     }
+}
+
+/// Active, or suspended by its partner or an administrator (not for expiry): a license the
+/// sweep renews.
+fn renewable(license: &License) -> bool {
+    matches!(
+        license.lifecycle.settled(),
+        Some(Settled {
+            status: LicenseStatus::Active,
+            ..
+        }) | Some(Settled {
+            status: LicenseStatus::Suspended,
+            reason: Some(SuspensionReason::Manual | SuspensionReason::Admin)
+        })
+    )
+}
+
+/// The first automatic renewal of the term ending at `term`: a renewal order, paid from the
+/// balance when it covers it; otherwise left unpaid with `license.auto_renew_failed`.
+async fn first_auto_renewal(
+    ctx: &Ctx,
+    txn: DatabaseTransaction,
+    license: &License,
+    period: Period,
+    term: &str,
+    now: OffsetDateTime,
+) -> AppResult<Outcome> {
+    let account = license.account_id;
+    let Some(product) = products::find(&txn, license.product_id).await? else {
+        return Ok(Outcome::Skipped);
+    };
+    let amount = renewal_cost(&product, license, period)?;
+    let order = orders::create(&txn, account, ctx.currency.as_str()).await?;
+    orders::add_item(
+        &txn,
+        order,
+        NewItem::for_license(
+            license,
+            RENEWAL,
+            period,
+            amount,
+            serde_json::json!({
+                "period_months": period.months(),
+                "auto_renew_for": term,
+            }),
+        ),
+    )
+    .await?;
+    if !pay_within(&txn, ctx, account, order, now).await? {
+        events::record(
+            &txn,
+            NewEvent {
+                event_type: "license.auto_renew_failed",
+                account_id: account,
+                license_id: Some(license.id),
+                actor: Actor::SYSTEM,
+                before: None,
+                after: Some(serde_json::json!({
+                    "license": license_snapshot(license),
+                    "order_id": order,
+                    "amount": amount,
+                    "reason": "insufficient_funds",
+                })),
+            },
+        )
+        .await?;
+        commit(txn).await?;
+        return Ok(Outcome::RenewalOrdered);
+    }
+    commit(txn).await?;
+    Ok(Outcome::Renewed)
 }
 
 /// The renewal item an automatic renewal created for the term ending at `term`, if any.

@@ -10,7 +10,7 @@ use licentia_domain::license_record::License;
 use licentia_domain::period::Period;
 use licentia_domain::product::Product;
 use licentia_persistence::PersistenceError;
-use licentia_persistence::repo::licenses::{self, Scope as LicenseScope};
+use licentia_persistence::repo::licenses::{self, After, Scope as LicenseScope, Sort};
 use licentia_persistence::repo::products;
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -54,7 +54,6 @@ pub async fn list_licenses(
     principal: Principal,
     req: HttpRequest,
 ) -> ApiResult<HttpResponse> {
-    use licentia_persistence::repo::licenses::{After, Sort};
     principal.require(Scope::LicensesRead)?;
     let (q, filter, filter_key, mut errors) =
         parse_request::<LicenseQuery>(&principal, &req, LicenseQuery::filters)?;
@@ -63,23 +62,13 @@ pub async fn list_licenses(
         .map_err(|e| errors.push(e))
         .unwrap_or(1);
     let sort_text = q.sort.clone().unwrap_or_else(|| "-created_at".into());
-    let sort = match sort_text.as_str() {
-        "created_at" => Sort::CreatedAt { desc: false },
-        "-created_at" => Sort::CreatedAt { desc: true },
-        "valid_until" => Sort::ValidUntil { desc: false },
-        "-valid_until" => Sort::ValidUntil { desc: true },
-        "name" => Sort::Name { desc: false },
-        "-name" => Sort::Name { desc: true },
-        "last_validated_at" => Sort::LastValidatedAt { desc: false },
-        "-last_validated_at" => Sort::LastValidatedAt { desc: true },
-        _ => {
-            errors.push(FieldError::new(
-                "sort",
-                "must be one of created_at, valid_until, name, last_validated_at, optionally prefixed by -",
-            ));
-            Sort::CreatedAt { desc: true }
-        }
-    };
+    let sort = parse_sort(&sort_text).unwrap_or_else(|| {
+        errors.push(FieldError::new(
+            "sort",
+            "must be one of created_at, valid_until, name, last_validated_at, optionally prefixed by -",
+        ));
+        Sort::CreatedAt { desc: true }
+    });
     if csv
         && let Err(ApiError::App(AppError::Validation { errors: paging, .. })) =
             crate::csv::no_paging(q.limit.is_some(), q.cursor.is_some())
@@ -105,66 +94,12 @@ pub async fn list_licenses(
     );
     let after = match &q.cursor {
         None => None,
-        Some(c) => {
-            let key = state.cursors.decode(&scope_key, c)?;
-            let time_value = || {
-                key.value.as_deref().and_then(|v| {
-                    OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339).ok()
-                })
-            };
-            Some(match sort {
-                Sort::CreatedAt { .. } => After::Id(key.id),
-                Sort::ValidUntil { .. } => After::ValidUntil(time_value(), key.id),
-                Sort::Name { .. } => After::Name(key.value.clone().unwrap_or_default(), key.id),
-                Sort::LastValidatedAt { .. } => After::LastValidatedAt(time_value(), key.id),
-            })
-        }
+        Some(c) => Some(after_of(sort, state.cursors.decode(&scope_key, c)?)),
     };
-    // The search pool does not ping its connections: a page that failed on one that had died
-    // is read again on the pinged pool.
-    let search = state.db.search();
-    let rows = match licenses::list(search, scope, &filter, sort, after.clone(), limit + 1).await {
-        Err(PersistenceError::Unavailable(_)) => {
-            let txn = state.db.begin_search().await?;
-            let rows = licenses::list(&txn, scope, &filter, sort, after, limit + 1).await?;
-            txn.commit().await.map_err(PersistenceError::from)?;
-            rows
-        }
-        rows => rows?,
-    };
-    // One statement for the page's products, however many licenses refer to them.
-    let product_ids: Vec<ProductId> = rows
-        .iter()
-        .map(|l| l.product_id)
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let catalog: BTreeMap<ProductId, Product> =
-        match products::find_many(search, &product_ids).await {
-            Err(PersistenceError::Unavailable(_)) => {
-                products::find_many(state.db.conn(), &product_ids).await?
-            }
-            found => found?,
-        }
-        .into_iter()
-        .map(|p| (p.id, p))
-        .collect();
-    let rfc3339 = |t: Option<OffsetDateTime>| {
-        t.and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-    };
-    let key_of = |l: &License| crate::pagination::CursorKey {
-        id: l.id.as_uuid(),
-        value: match sort {
-            Sort::CreatedAt { .. } => None,
-            Sort::ValidUntil { .. } => rfc3339(l.lifecycle.valid_until),
-            Sort::Name { .. } => Some(l.name.to_lowercase()),
-            Sort::LastValidatedAt { .. } => rfc3339(l.last_validated_at),
-        },
-    };
+    let rows = read_page(&state, scope, &filter, sort, after, limit + 1).await?;
+    let catalog = catalog_of(&state, &rows).await?;
     let mut items = Vec::new();
+    let key_of = |l: &License| cursor_key(sort, l);
     let page = crate::pagination::page_of(rows, limit, &state.cursors, &scope_key, key_of, |l| l);
     for l in page.items {
         if let Some(p) = catalog.get(&l.product_id) {
@@ -175,6 +110,93 @@ pub async fn list_licenses(
         items,
         next_cursor: page.next_cursor,
     }))
+}
+
+fn parse_sort(text: &str) -> Option<Sort> {
+    Some(match text {
+        "created_at" => Sort::CreatedAt { desc: false },
+        "-created_at" => Sort::CreatedAt { desc: true },
+        "valid_until" => Sort::ValidUntil { desc: false },
+        "-valid_until" => Sort::ValidUntil { desc: true },
+        "name" => Sort::Name { desc: false },
+        "-name" => Sort::Name { desc: true },
+        "last_validated_at" => Sort::LastValidatedAt { desc: false },
+        "-last_validated_at" => Sort::LastValidatedAt { desc: true },
+        _ => return None,
+    })
+}
+
+fn rfc3339(t: Option<OffsetDateTime>) -> Option<String> {
+    t.and_then(|t| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    })
+}
+
+/// Where the page after `key` (a cursor of `sort`) starts.
+fn after_of(sort: Sort, key: crate::pagination::CursorKey) -> After {
+    let time_value = || {
+        key.value.as_deref().and_then(|v| {
+            OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339).ok()
+        })
+    };
+    match sort {
+        Sort::CreatedAt { .. } => After::Id(key.id),
+        Sort::ValidUntil { .. } => After::ValidUntil(time_value(), key.id),
+        Sort::Name { .. } => After::Name(key.value.clone().unwrap_or_default(), key.id),
+        Sort::LastValidatedAt { .. } => After::LastValidatedAt(time_value(), key.id),
+    }
+}
+
+/// The cursor of a license in a list of `sort`.
+fn cursor_key(sort: Sort, l: &License) -> crate::pagination::CursorKey {
+    crate::pagination::CursorKey {
+        id: l.id.as_uuid(),
+        value: match sort {
+            Sort::CreatedAt { .. } => None,
+            Sort::ValidUntil { .. } => rfc3339(l.lifecycle.valid_until),
+            Sort::Name { .. } => Some(l.name.to_lowercase()),
+            Sort::LastValidatedAt { .. } => rfc3339(l.last_validated_at),
+        },
+    }
+}
+
+/// One page of rows on the search pool. It does not ping its connections: a page that
+/// failed on one that had died is read again on the pinged pool.
+async fn read_page(
+    state: &AppState,
+    scope: LicenseScope,
+    filter: &licenses::Filter,
+    sort: Sort,
+    after: Option<After>,
+    limit: u64,
+) -> ApiResult<Vec<License>> {
+    match licenses::list(state.db.search(), scope, filter, sort, after.clone(), limit).await {
+        Err(PersistenceError::Unavailable(_)) => {
+            let txn = state.db.begin_search().await?;
+            let rows = licenses::list(&txn, scope, filter, sort, after, limit).await?;
+            txn.commit().await.map_err(PersistenceError::from)?;
+            Ok(rows)
+        }
+        rows => Ok(rows?),
+    }
+}
+
+/// The products of a page's licenses, in one statement however many licenses refer to them.
+async fn catalog_of(state: &AppState, rows: &[License]) -> ApiResult<BTreeMap<ProductId, Product>> {
+    let product_ids: Vec<ProductId> = rows
+        .iter()
+        .map(|l| l.product_id)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let found = match products::find_many(state.db.search(), &product_ids).await {
+        Err(PersistenceError::Unavailable(_)) => {
+            products::find_many(state.db.conn(), &product_ids).await?
+        }
+        found => found?,
+    };
+    Ok(found.into_iter().map(|p| (p.id, p)).collect())
 }
 
 /// How many licenses match.

@@ -106,6 +106,7 @@ pub fn split_metadata_filters(query: &str) -> (String, Vec<(String, String)>) {
     }
     (rest.finish(), metadata)
 }
+
 /// Parses the license list's filters; every bad value adds an error naming
 /// `<prefix><parameter>`, and `account_id` is refused to everyone but admins.
 pub fn parse_filter(
@@ -182,41 +183,65 @@ pub fn parse_filter(
             "must be true or false",
         )),
     }
-    if f.metadata.len() > MAX_METADATA_FILTERS {
+    filter.metadata = metadata_filters(f.metadata, prefix, errors);
+    if let Some(a) = f.account_id {
+        filter.account_id = account_filter(principal, a, prefix, errors);
+    }
+    filter
+}
+
+/// `metadata.<key>=<value>` filters: at most [`MAX_METADATA_FILTERS`], each key once.
+fn metadata_filters(
+    metadata: &[(String, String)],
+    prefix: &str,
+    errors: &mut Vec<FieldError>,
+) -> Vec<(String, String)> {
+    if metadata.len() > MAX_METADATA_FILTERS {
         errors.push(FieldError::new(
             format!("{prefix}metadata"),
             format!("at most {MAX_METADATA_FILTERS} metadata filters"),
         ));
     }
-    for (i, (key, value)) in f.metadata.iter().enumerate() {
+    let mut kept = Vec::new();
+    for (i, (key, value)) in metadata.iter().enumerate() {
         let field = format!("{prefix}metadata.{key}");
         if key.is_empty() || key.chars().count() > 64 {
             errors.push(FieldError::new(field, "keys are 1..64 characters"));
         } else if value.chars().count() > 512 {
             errors.push(FieldError::new(field, "values are at most 512 characters"));
-        } else if f.metadata[..i].iter().any(|(k, _)| k == key) {
+        } else if metadata[..i].iter().any(|(k, _)| k == key) {
             errors.push(FieldError::new(field, "given more than once"));
         } else {
-            filter.metadata.push((key.clone(), value.clone()));
+            kept.push((key.clone(), value.clone()));
         }
     }
-    if let Some(a) = f.account_id {
-        if !principal.is_admin() {
+    kept
+}
+
+/// `account_id`: administrators only.
+fn account_filter(
+    principal: &Principal,
+    raw: &str,
+    prefix: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<AccountId> {
+    if !principal.is_admin() {
+        errors.push(FieldError::new(
+            format!("{prefix}account_id"),
+            "only the provider's administrators may filter by account",
+        ));
+        return None;
+    }
+    match raw.parse::<Uuid>() {
+        Ok(id) => Some(AccountId::from_uuid(id)),
+        Err(_) => {
             errors.push(FieldError::new(
                 format!("{prefix}account_id"),
-                "only the provider's administrators may filter by account",
+                "must be a UUID",
             ));
-        } else {
-            match a.parse::<Uuid>() {
-                Ok(id) => filter.account_id = Some(AccountId::from_uuid(id)),
-                Err(_) => errors.push(FieldError::new(
-                    format!("{prefix}account_id"),
-                    "must be a UUID",
-                )),
-            }
+            None
         }
     }
-    filter
 }
 
 /// The license scope of the caller: every license for admins, the own account's otherwise.
