@@ -278,35 +278,11 @@ fn registered_machines(n: u64, status: LicenseStatus) -> u32 {
     }
 }
 
-/// Loads the data set into an empty PostgreSQL database and returns its manifest.
-pub async fn seed(state: &AppState, size: SeedSize) -> Result<Manifest, String> {
+/// The partner accounts, each with its starting balance and an API key of every scope but
+/// `account:admin`.
+async fn seed_accounts(state: &AppState, size: SeedSize) -> Result<Vec<ManifestAccount>, String> {
     let db = state.db.conn();
-    if state.db.backend() != DbBackend::Postgres {
-        return Err(
-            "seed loads PostgreSQL only (set LICENTIA_DATABASE_URL to a postgres:// URL)".into(),
-        );
-    }
-    let existing = licentia_persistence::entities::licenses::Entity::find()
-        .count(db)
-        .await
-        .map_err(|e| e.to_string())?;
-    if existing > 0 {
-        return Err(format!(
-            "the database already holds {existing} licenses; seed an empty database"
-        ));
-    }
-    if size.accounts == 0 || size.licenses == 0 {
-        return Err("--accounts and --licenses must be at least 1".into());
-    }
-    let started = Instant::now();
-    let now = licentia_persistence::now();
-
-    let product_list = catalog(now);
-    for p in &product_list {
-        products::insert(db, p).await.map_err(|e| e.to_string())?;
-    }
-
-    let accounts_list: Vec<ManifestAccount> = stream::iter(0..size.accounts)
+    stream::iter(0..size.accounts)
         .map(|i| async move {
             let account = accounts::create(
                 db,
@@ -352,25 +328,21 @@ pub async fn seed(state: &AppState, size: SeedSize) -> Result<Manifest, String> 
         .buffered(PARALLEL)
         .try_collect()
         .await
-        .map_err(|e| e.to_string())?;
-    tracing::info!(
-        accounts = accounts_list.len(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "accounts seeded"
-    );
+        .map_err(|e| e.to_string())
+}
 
-    let history_ms = HISTORY_DAYS * 86_400_000;
-    let manifest = Manifest {
-        licenses: size.licenses,
-        base_ms: (now.unix_timestamp_nanos() / 1_000_000) as i64 - history_ms,
-        step_ms: (history_ms / size.licenses as i64).max(1),
-        accounts: accounts_list,
-        products: product_list.iter().map(|p| p.code.clone()).collect(),
-    };
-
+/// The licenses and their registrations, in batches written in parallel.
+async fn seed_licenses(
+    db: &licentia_persistence::sea_orm::DatabaseConnection,
+    size: SeedSize,
+    manifest: &Manifest,
+    product_list: &[Product],
+    now: OffsetDateTime,
+    started: Instant,
+) -> Result<(), String> {
     let batches = size.licenses.div_ceil(LICENSE_BATCH as u64);
-    let manifest_ref = &manifest;
-    let product_ref = &product_list;
+    let manifest_ref = manifest;
+    let product_ref = product_list;
     stream::iter(0..batches)
         .map(|b| async move {
             let from = b * LICENSE_BATCH as u64;
@@ -413,6 +385,54 @@ pub async fn seed(state: &AppState, size: SeedSize) -> Result<Manifest, String> 
         })
         .await
         .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Loads the data set into an empty PostgreSQL database and returns its manifest.
+pub async fn seed(state: &AppState, size: SeedSize) -> Result<Manifest, String> {
+    let db = state.db.conn();
+    if state.db.backend() != DbBackend::Postgres {
+        return Err(
+            "seed loads PostgreSQL only (set LICENTIA_DATABASE_URL to a postgres:// URL)".into(),
+        );
+    }
+    let existing = licentia_persistence::entities::licenses::Entity::find()
+        .count(db)
+        .await
+        .map_err(|e| e.to_string())?;
+    if existing > 0 {
+        return Err(format!(
+            "the database already holds {existing} licenses; seed an empty database"
+        ));
+    }
+    if size.accounts == 0 || size.licenses == 0 {
+        return Err("--accounts and --licenses must be at least 1".into());
+    }
+    let started = Instant::now();
+    let now = licentia_persistence::now();
+
+    let product_list = catalog(now);
+    for p in &product_list {
+        products::insert(db, p).await.map_err(|e| e.to_string())?;
+    }
+
+    let accounts_list = seed_accounts(state, size).await?;
+    tracing::info!(
+        accounts = accounts_list.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "accounts seeded"
+    );
+
+    let history_ms = HISTORY_DAYS * 86_400_000;
+    let manifest = Manifest {
+        licenses: size.licenses,
+        base_ms: (now.unix_timestamp_nanos() / 1_000_000) as i64 - history_ms,
+        step_ms: (history_ms / size.licenses as i64).max(1),
+        accounts: accounts_list,
+        products: product_list.iter().map(|p| p.code.clone()).collect(),
+    };
+
+    seed_licenses(db, size, &manifest, &product_list, now, started).await?;
     // Fresh statistics, so that the first queries are planned on the real distribution, and
     // the visibility map set, as autovacuum leaves a table some time after a bulk load: without
     // it, counts and reports read the heap instead of answering from an index (a partner's
