@@ -6,6 +6,7 @@ pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod csv;
+pub mod dto;
 pub mod error;
 pub mod extract;
 pub mod fallback;

@@ -9,7 +9,6 @@ use utoipa_actix_web::AppExt;
 
 use crate::error::Problem;
 
-pub mod payment;
 pub mod sdk;
 pub mod text;
 pub mod types;

@@ -1,6 +1,6 @@
-//! Authentication: access tokens, refresh tokens, the principal extractor and the routes.
+//! Authentication: access tokens, refresh tokens and the principal extractor (the routes that
+//! log in, refresh and log out are `routes::auth`).
 pub mod api_key;
-pub mod handlers;
 pub mod jwt;
 pub mod principal;
 

@@ -2,6 +2,7 @@
 //! OpenAPI document, so the two cannot drift.
 pub mod accounts;
 pub mod api_keys;
+pub mod auth;
 pub mod bulk;
 pub mod configuration;
 pub mod events;
@@ -26,8 +27,6 @@ pub mod validate;
 pub mod webhooks;
 
 use utoipa_actix_web::service_config::ServiceConfig;
-
-use crate::auth::handlers as auth;
 
 pub fn configure(cfg: &mut ServiceConfig<'_>) {
     // actix tries routes in registration order (a regex per templated route on the way), and

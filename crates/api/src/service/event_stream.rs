@@ -30,8 +30,8 @@ use licentia_persistence::repo::event_stream::{self, Position, StreamFilter};
 use tokio::sync::{broadcast, mpsc, watch};
 use uuid::Uuid;
 
+use crate::dto::EventOut;
 use crate::error::{ApiError, ApiResult};
-use crate::routes::events::EventOut;
 
 /// Open streams per account (whatever `LICENTIA_RATE_LIMIT` says).
 pub const MAX_STREAMS_PER_ACCOUNT: u64 = 10;

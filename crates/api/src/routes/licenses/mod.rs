@@ -26,6 +26,7 @@ use crate::state::AppState;
 
 mod list;
 mod order;
+mod payment;
 mod read;
 mod transition;
 
@@ -165,7 +166,7 @@ pub fn with_etag(mut res: HttpResponse, version: i64) -> HttpResponse {
 }
 
 /// How an order or renewal is paid: the use cases' [`Payment`] on the wire. Its schema (named
-/// variants with a discriminator) is written in `crate::openapi::payment`.
+/// variants with a discriminator) is written in `payment.rs`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(transparent)]
 pub struct PaymentIn(pub Payment);

@@ -15,7 +15,7 @@ use utoipa::openapi::schema::{Discriminator, ObjectBuilder, OneOfBuilder, Schema
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::routes::licenses::PaymentIn;
+use super::PaymentIn;
 
 /// (schema name, `method` value, description).
 const VARIANTS: [(&str, &str, &str); 3] = [

@@ -6,11 +6,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::principal::{Caller, Principal};
+use super::accounts::AccountOut;
+use crate::auth::{Caller, Principal};
 use crate::crypto;
 use crate::error::{ApiError, ApiResult};
 use crate::rate_limit::LOGIN_FAILURES;
-use crate::routes::accounts::AccountOut;
 use crate::state::AppState;
 
 /// Credentials for a password login.
@@ -354,7 +354,7 @@ pub async fn change_my_password(
     };
     let body = body.into_inner()?;
     let length = body.new_password.chars().count();
-    if !(super::MIN_PASSWORD_CHARS..=1024).contains(&length) {
+    if !(crate::auth::MIN_PASSWORD_CHARS..=1024).contains(&length) {
         return Err(ApiError::field(
             "new_password",
             "must be 12 to 1024 characters",
