@@ -41,14 +41,14 @@ macro_rules! db_test {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let app = $crate::TestApp::spawn($crate::Backend::Sqlite).await;
+                let app = $crate::TestApp::builder($crate::Backend::Sqlite).spawn().await;
                 super::$name(&app).await;
                 app.finish().await;
             }
             #[cfg_attr(not(licentia_pg), ignore = "skipped: PostgreSQL (set LICENTIA_TEST_DATABASE_URL)")]
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                let Some(app) = $crate::TestApp::spawn_postgres().await else { return };
+                let Some(app) = $crate::TestApp::builder($crate::Backend::Postgres).start().await else { return };
                 super::$name(&app).await;
                 app.finish().await;
             }
@@ -65,7 +65,7 @@ macro_rules! clock_test {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
                 let clock = ::licentia_api::clock::ManualClock::at_system_time();
-                let app = $crate::TestApp::spawn_with_clock($crate::Backend::Sqlite, clock).await.unwrap();
+                let app = $crate::TestApp::builder($crate::Backend::Sqlite).clock(clock).spawn().await;
                 super::$name(&app).await;
                 app.finish().await;
             }
@@ -73,7 +73,7 @@ macro_rules! clock_test {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 let clock = ::licentia_api::clock::ManualClock::at_system_time();
-                let Some(app) = $crate::TestApp::spawn_with_clock($crate::Backend::Postgres, clock).await else { return };
+                let Some(app) = $crate::TestApp::builder($crate::Backend::Postgres).clock(clock).start().await else { return };
                 super::$name(&app).await;
                 app.finish().await;
             }
@@ -103,11 +103,6 @@ pub struct TestApp {
     /// The service's state, for scenarios that drive it directly (e.g. [`TestApp::sweep`]).
     pub state: licentia_api::AppState,
     clock: Option<Arc<ManualClock>>,
-}
-
-thread_local! {
-    /// The provisioner the next server started on this thread uses instead of the local one.
-    static PROVISIONER: std::cell::RefCell<Option<Arc<dyn Provisioner>>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Settings for test servers: one worker, no rate limits, quiet logs.
@@ -147,64 +142,96 @@ pub fn pg_url_with_db(admin_url: &str, db: &str) -> String {
     url
 }
 
-impl TestApp {
-    /// A service on a fresh database of `backend`; panics if PostgreSQL is asked for and not configured.
-    pub async fn spawn(backend: Backend) -> TestApp {
-        match backend {
+/// How to start a [`TestApp`]: the database it gets (a fresh one of `backend`), its
+/// settings, its business clock and its provisioner.
+#[must_use]
+pub struct TestAppBuilder {
+    backend: Backend,
+    configure: fn(&str) -> Config,
+    clock: Option<Arc<ManualClock>>,
+    provisioner: Option<Arc<dyn Provisioner>>,
+}
+
+impl TestAppBuilder {
+    /// Settings from `configure` (given the database URL) instead of [`test_config`].
+    pub fn config(mut self, configure: fn(&str) -> Config) -> Self {
+        self.configure = configure;
+        self
+    }
+
+    /// The service's business clock (terms, renewals, proration, sweeps): `app.clock()`.
+    pub fn clock(mut self, clock: Arc<ManualClock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// A provisioner instead of the local one (e.g. one that fails).
+    pub fn provisioner(mut self, provisioner: Arc<dyn Provisioner>) -> Self {
+        self.provisioner = Some(provisioner);
+        self
+    }
+
+    /// The running service; `None` when PostgreSQL is asked for and the suite has none (the
+    /// test is then skipped; `.ci/run` always sets it).
+    pub async fn start(self) -> Option<TestApp> {
+        let (url, store) = match self.backend {
             Backend::Sqlite => {
                 let path = std::env::temp_dir().join(format!(
                     "licentia-test-{}.db",
                     uuid::Uuid::new_v4().simple()
                 ));
                 let url = format!("sqlite://{}?mode=rwc", path.display());
-                Self::start(backend, url, Store::Sqlite(path), test_config).await
+                (url, Store::Sqlite(path))
             }
-            Backend::Postgres => Self::spawn_postgres()
-                .await
-                .expect("PostgreSQL is not configured"),
-        }
-    }
-
-    /// A service on a fresh PostgreSQL database, or `None` when the suite has no PostgreSQL
-    /// (then the test is skipped; `.ci/run` always sets it).
-    pub async fn spawn_postgres() -> Option<TestApp> {
-        Self::spawn_postgres_with(test_config).await
-    }
-
-    pub async fn spawn_postgres_with(configure: fn(&str) -> Config) -> Option<TestApp> {
-        let Ok(admin_url) = std::env::var(PG_URL_VAR) else {
-            eprintln!("{PG_URL_VAR} is not set: skipping the PostgreSQL run of this test");
-            return None;
+            Backend::Postgres => {
+                let Ok(admin_url) = std::env::var(PG_URL_VAR) else {
+                    eprintln!("{PG_URL_VAR} is not set: skipping the PostgreSQL run of this test");
+                    return None;
+                };
+                let name = format!("licentia_test_{}", uuid::Uuid::new_v4().simple());
+                let admin = Database::connect(admin_url.as_str())
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("{PG_URL_VAR} is set but PostgreSQL is unreachable: {e}")
+                    });
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                    .await
+                    .unwrap();
+                admin.close().await.ok();
+                let url = pg_url_with_db(&admin_url, &name);
+                (url, Store::Postgres { admin_url, name })
+            }
         };
-        let name = format!("licentia_test_{}", uuid::Uuid::new_v4().simple());
-        let admin = Database::connect(admin_url.as_str())
-            .await
-            .unwrap_or_else(|e| panic!("{PG_URL_VAR} is set but PostgreSQL is unreachable: {e}"));
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-            .await
-            .unwrap();
-        admin.close().await.ok();
-        let url = pg_url_with_db(&admin_url, &name);
         Some(
-            Self::start(
-                Backend::Postgres,
+            TestApp::start(
+                self.backend,
                 url,
-                Store::Postgres { admin_url, name },
-                configure,
+                store,
+                self.configure,
+                self.clock,
+                self.provisioner,
             )
             .await,
         )
     }
 
-    /// Same as [`TestApp::spawn`] with a custom configuration.
-    pub async fn spawn_sqlite_with(configure: fn(&str) -> Config) -> TestApp {
-        let path = std::env::temp_dir().join(format!(
-            "licentia-test-{}.db",
-            uuid::Uuid::new_v4().simple()
-        ));
-        let url = format!("sqlite://{}?mode=rwc", path.display());
-        Self::start(Backend::Sqlite, url, Store::Sqlite(path), configure).await
+    /// The running service; panics when PostgreSQL is asked for and not configured.
+    pub async fn spawn(self) -> TestApp {
+        self.start().await.expect("PostgreSQL is not configured")
+    }
+}
+
+impl TestApp {
+    /// A service on a fresh database of `backend`, with [`test_config`]'s settings, the system
+    /// clock and the local provisioner unless the builder says otherwise.
+    pub fn builder(backend: Backend) -> TestAppBuilder {
+        TestAppBuilder {
+            backend,
+            configure: test_config,
+            clock: None,
+            provisioner: None,
+        }
     }
 
     async fn start(
@@ -212,16 +239,8 @@ impl TestApp {
         url: String,
         store: Store,
         configure: fn(&str) -> Config,
-    ) -> TestApp {
-        Self::start_with_clock(backend, url, store, configure, None).await
-    }
-
-    async fn start_with_clock(
-        backend: Backend,
-        url: String,
-        store: Store,
-        configure: fn(&str) -> Config,
         clock: Option<Arc<ManualClock>>,
+        provisioner: Option<Arc<dyn Provisioner>>,
     ) -> TestApp {
         let mut state = licentia_api::prepare(configure(&url), true)
             .await
@@ -229,7 +248,7 @@ impl TestApp {
         if let Some(clock) = &clock {
             state.ctx.clock = clock.clone();
         }
-        if let Some(provisioner) = PROVISIONER.with(|p| p.borrow_mut().take()) {
+        if let Some(provisioner) = provisioner {
             state.ctx.provisioner = provisioner;
         }
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -254,74 +273,12 @@ impl TestApp {
         }
     }
 
-    /// A service whose business clock is `clock` (terms, renewals, proration, sweeps), on a
-    /// fresh database of `backend`; `None` when PostgreSQL is asked for and not configured.
-    pub async fn spawn_with_clock(backend: Backend, clock: Arc<ManualClock>) -> Option<TestApp> {
-        Self::spawn_with_clock_and(backend, clock, test_config).await
-    }
-
-    /// [`TestApp::spawn_with_clock`] with `configure`'s settings.
-    pub async fn spawn_with_clock_and(
-        backend: Backend,
-        clock: Arc<ManualClock>,
-        configure: fn(&str) -> Config,
-    ) -> Option<TestApp> {
-        let (url, store) = match backend {
-            Backend::Sqlite => {
-                let path = std::env::temp_dir().join(format!(
-                    "licentia-test-{}.db",
-                    uuid::Uuid::new_v4().simple()
-                ));
-                let url = format!("sqlite://{}?mode=rwc", path.display());
-                (url, Store::Sqlite(path))
-            }
-            Backend::Postgres => {
-                let Ok(admin_url) = std::env::var(PG_URL_VAR) else {
-                    eprintln!("{PG_URL_VAR} is not set: skipping the PostgreSQL run of this test");
-                    return None;
-                };
-                let name = format!("licentia_test_{}", uuid::Uuid::new_v4().simple());
-                let admin = Database::connect(admin_url.as_str()).await.unwrap();
-                admin
-                    .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-                    .await
-                    .unwrap();
-                admin.close().await.ok();
-                let url = pg_url_with_db(&admin_url, &name);
-                (url, Store::Postgres { admin_url, name })
-            }
-        };
-        Some(Self::start_with_clock(backend, url, store, configure, Some(clock)).await)
-    }
-
-    /// A service on SQLite whose provisioner is `provisioner` (e.g. one that fails), with
-    /// `configure`'s settings.
-    pub async fn spawn_sqlite_with_provisioner(
-        configure: fn(&str) -> Config,
-        provisioner: Arc<dyn Provisioner>,
-    ) -> TestApp {
-        PROVISIONER.with(|p| *p.borrow_mut() = Some(provisioner));
-        Self::spawn_sqlite_with(configure).await
-    }
-
-    /// Like [`TestApp::spawn_sqlite_with_provisioner`], on a fresh PostgreSQL database; `None`
-    /// when the suite has no PostgreSQL.
-    pub async fn spawn_postgres_with_provisioner(
-        configure: fn(&str) -> Config,
-        provisioner: Arc<dyn Provisioner>,
-    ) -> Option<TestApp> {
-        PROVISIONER.with(|p| *p.borrow_mut() = Some(provisioner));
-        let app = Self::spawn_postgres_with(configure).await;
-        PROVISIONER.with(|p| p.borrow_mut().take());
-        app
-    }
-
-    /// The manual clock of a service started with [`TestApp::spawn_with_clock`].
+    /// The manual clock of a service started with [`TestAppBuilder::clock`].
     #[track_caller]
     pub fn clock(&self) -> &ManualClock {
-        self.clock
-            .as_deref()
-            .expect("this TestApp runs on the system clock; use spawn_with_clock")
+        self.clock.as_deref().expect(
+            "this TestApp runs on the system clock; start it with TestApp::builder(..).clock(..)",
+        )
     }
 
     /// Runs one sweep (auto-renewal, expiry, grace deletion, expiring-soon notices) now, at the
@@ -334,12 +291,13 @@ impl TestApp {
     /// database with its own port, pool and job worker, as a second `licentia serve` would
     /// be. Finish it before the first instance; finishing it leaves the database in place.
     pub async fn spawn_second_instance(&self) -> TestApp {
-        Self::start_with_clock(
+        Self::start(
             self.backend,
             self.database_url.clone(),
             Store::Shared,
             self.configure,
             self.clock.clone(),
+            Some(self.state.ctx.provisioner.clone()),
         )
         .await
     }

@@ -221,7 +221,10 @@ async fn login_throttle(app: &TestApp) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_throttle_sqlite() {
-    let app = TestApp::spawn_sqlite_with(limited).await;
+    let app = TestApp::builder(licentia_tests::Backend::Sqlite)
+        .config(limited)
+        .spawn()
+        .await;
     login_throttle(&app).await;
     app.finish().await;
 }
@@ -232,7 +235,11 @@ async fn login_throttle_sqlite() {
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_throttle_postgres() {
-    let Some(app) = TestApp::spawn_postgres_with(limited).await else {
+    let Some(app) = TestApp::builder(licentia_tests::Backend::Postgres)
+        .config(limited)
+        .start()
+        .await
+    else {
         return;
     };
     login_throttle(&app).await;

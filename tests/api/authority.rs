@@ -26,14 +26,14 @@ macro_rules! limited_test {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn sqlite() {
-                let app = licentia_tests::TestApp::spawn_sqlite_with(super::limited).await;
+                let app = licentia_tests::TestApp::builder(licentia_tests::Backend::Sqlite).config(super::limited).spawn().await;
                 super::$name(&[&app]).await;
                 app.finish().await;
             }
             #[cfg_attr(not(licentia_pg), ignore = "skipped: PostgreSQL (set LICENTIA_TEST_DATABASE_URL)")]
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn postgres() {
-                let Some(app) = licentia_tests::TestApp::spawn_postgres_with(super::limited).await
+                let Some(app) = licentia_tests::TestApp::builder(licentia_tests::Backend::Postgres).config(super::limited).start().await
                 else {
                     return;
                 };
@@ -44,7 +44,7 @@ macro_rules! limited_test {
             #[cfg_attr(not(licentia_pg), ignore = "skipped: PostgreSQL (set LICENTIA_TEST_DATABASE_URL)")]
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn postgres_two_instances() {
-                let Some(app) = licentia_tests::TestApp::spawn_postgres_with(super::limited).await
+                let Some(app) = licentia_tests::TestApp::builder(licentia_tests::Backend::Postgres).config(super::limited).start().await
                 else {
                     return;
                 };

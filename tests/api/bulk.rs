@@ -447,7 +447,10 @@ async fn too_many_matches(app: &TestApp) {
 mod too_many_matches {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite() {
-        let app = licentia_tests::TestApp::spawn_sqlite_with(super::two_matches_at_most).await;
+        let app = licentia_tests::TestApp::builder(licentia_tests::Backend::Sqlite)
+            .config(super::two_matches_at_most)
+            .spawn()
+            .await;
         super::too_many_matches(&app).await;
         app.finish().await;
     }
@@ -457,8 +460,10 @@ mod too_many_matches {
     )]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres() {
-        let Some(app) =
-            licentia_tests::TestApp::spawn_postgres_with(super::two_matches_at_most).await
+        let Some(app) = licentia_tests::TestApp::builder(licentia_tests::Backend::Postgres)
+            .config(super::two_matches_at_most)
+            .start()
+            .await
         else {
             return;
         };

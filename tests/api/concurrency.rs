@@ -276,7 +276,7 @@ async fn orders_are_paid_once(instances: &[&TestApp]) {
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_on_postgres() {
-    let Some(first) = TestApp::spawn_postgres().await else {
+    let Some(first) = TestApp::builder(Backend::Postgres).start().await else {
         return;
     };
     let second = first.spawn_second_instance().await;
@@ -288,7 +288,7 @@ async fn two_instances_on_postgres() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_instance_on_sqlite() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+    let app = TestApp::builder(Backend::Sqlite).spawn().await;
     balance_orders_never_overdraw(&[&app]).await;
     orders_are_paid_once(&[&app]).await;
     app.finish().await;

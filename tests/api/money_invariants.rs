@@ -389,7 +389,7 @@ fn unshare(app: Arc<TestApp>) -> TestApp {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn money_invariants_sqlite() {
-    let app = Arc::new(TestApp::spawn(Backend::Sqlite).await);
+    let app = Arc::new(TestApp::builder(Backend::Sqlite).spawn().await);
     workload(&app, &[Arc::clone(&app)]).await;
     unshare(app).finish().await;
 }
@@ -408,7 +408,11 @@ async fn money_invariants_postgres() {
         config.db_acquire_timeout_ms = 10_000;
         config
     }
-    let Some(app) = TestApp::spawn_postgres_with(patient).await else {
+    let Some(app) = TestApp::builder(Backend::Postgres)
+        .config(patient)
+        .start()
+        .await
+    else {
         return;
     };
     let app = Arc::new(app);

@@ -105,7 +105,11 @@ fn flaky() -> Arc<dyn licentia_app::provisioning::Provisioner> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_provisioning_sqlite() {
-    let app = TestApp::spawn_sqlite_with_provisioner(two_attempts, flaky()).await;
+    let app = TestApp::builder(licentia_tests::Backend::Sqlite)
+        .config(two_attempts)
+        .provisioner(flaky())
+        .spawn()
+        .await;
     failing_provisioning(&app).await;
     app.finish().await;
 }
@@ -116,7 +120,12 @@ async fn failing_provisioning_sqlite() {
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_provisioning_postgres() {
-    let Some(app) = TestApp::spawn_postgres_with_provisioner(two_attempts, flaky()).await else {
+    let Some(app) = TestApp::builder(licentia_tests::Backend::Postgres)
+        .config(two_attempts)
+        .provisioner(flaky())
+        .start()
+        .await
+    else {
         return;
     };
     failing_provisioning(&app).await;

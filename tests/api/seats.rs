@@ -357,7 +357,10 @@ async fn deregistration_rate_limit(app: &TestApp) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deregistration_rate_limit_sqlite() {
-    let app = TestApp::spawn_sqlite_with(rate_limited).await;
+    let app = TestApp::builder(licentia_tests::Backend::Sqlite)
+        .config(rate_limited)
+        .spawn()
+        .await;
     deregistration_rate_limit(&app).await;
     app.finish().await;
 }
@@ -368,7 +371,11 @@ async fn deregistration_rate_limit_sqlite() {
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deregistration_rate_limit_postgres() {
-    let Some(app) = TestApp::spawn_postgres_with(rate_limited).await else {
+    let Some(app) = TestApp::builder(licentia_tests::Backend::Postgres)
+        .config(rate_limited)
+        .start()
+        .await
+    else {
         return;
     };
     deregistration_rate_limit(&app).await;

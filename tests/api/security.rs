@@ -403,7 +403,10 @@ async fn jwt_probes(app: &TestApp) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jwt_probes_sqlite() {
-    let app = TestApp::spawn_sqlite_with(known_secret).await;
+    let app = TestApp::builder(licentia_tests::Backend::Sqlite)
+        .config(known_secret)
+        .spawn()
+        .await;
     jwt_probes(&app).await;
     app.finish().await;
 }
@@ -414,7 +417,11 @@ async fn jwt_probes_sqlite() {
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jwt_probes_postgres() {
-    let Some(app) = TestApp::spawn_postgres_with(known_secret).await else {
+    let Some(app) = TestApp::builder(licentia_tests::Backend::Postgres)
+        .config(known_secret)
+        .start()
+        .await
+    else {
         return;
     };
     jwt_probes(&app).await;

@@ -29,7 +29,7 @@ async fn with_key(
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seeded_licenses_read_back_through_the_api() {
-    let Some(app) = TestApp::spawn_postgres().await else {
+    let Some(app) = TestApp::builder(Backend::Postgres).start().await else {
         return;
     };
     let size = SeedSize {
@@ -137,7 +137,7 @@ async fn seeded_licenses_read_back_through_the_api() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_refuses_sqlite() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+    let app = TestApp::builder(Backend::Sqlite).spawn().await;
     let err = seed::seed(
         &app.state,
         SeedSize {

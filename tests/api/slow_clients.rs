@@ -20,7 +20,10 @@ fn one_second(url: &str) -> licentia_api::Config {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_clients_are_cut_at_the_request_timeout() {
-    let app = TestApp::spawn_sqlite_with(one_second).await;
+    let app = TestApp::builder(licentia_tests::Backend::Sqlite)
+        .config(one_second)
+        .spawn()
+        .await;
     let addr = app.base.trim_start_matches("http://").to_owned();
     let slow = std::thread::spawn(move || {
         let mut stream = TcpStream::connect(addr).unwrap();
@@ -176,7 +179,10 @@ async fn slow_login_body(app: &TestApp, deadline: Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_bodies_are_cut_with_408_at_the_configured_deadline() {
-    let app = TestApp::spawn_sqlite_with(two_second_bodies).await;
+    let app = TestApp::builder(licentia_tests::Backend::Sqlite)
+        .config(two_second_bodies)
+        .spawn()
+        .await;
     slow_login_body(&app, Duration::from_secs(2)).await;
     app.finish().await;
 }
@@ -184,7 +190,9 @@ async fn slow_bodies_are_cut_with_408_at_the_configured_deadline() {
 /// The contract's 10 s, with the default configuration.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_bodies_are_cut_with_408_after_ten_seconds_by_default() {
-    let app = TestApp::spawn(licentia_tests::Backend::Sqlite).await;
+    let app = TestApp::builder(licentia_tests::Backend::Sqlite)
+        .spawn()
+        .await;
     assert_eq!(app.state.config.body_timeout_secs, 10);
     slow_login_body(&app, Duration::from_secs(10)).await;
     app.finish().await;
@@ -223,7 +231,10 @@ async fn slow_keyed_body(app: &TestApp) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_keyed_bodies_are_cut_and_leave_no_key_sqlite() {
-    let app = TestApp::spawn_sqlite_with(two_second_bodies).await;
+    let app = TestApp::builder(licentia_tests::Backend::Sqlite)
+        .config(two_second_bodies)
+        .spawn()
+        .await;
     slow_keyed_body(&app).await;
     app.finish().await;
 }
@@ -234,7 +245,11 @@ async fn slow_keyed_bodies_are_cut_and_leave_no_key_sqlite() {
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_keyed_bodies_are_cut_and_leave_no_key_postgres() {
-    let Some(app) = TestApp::spawn_postgres_with(two_second_bodies).await else {
+    let Some(app) = TestApp::builder(licentia_tests::Backend::Postgres)
+        .config(two_second_bodies)
+        .start()
+        .await
+    else {
         return;
     };
     slow_keyed_body(&app).await;

@@ -81,7 +81,10 @@ fn with_cors(url: &str) -> licentia_api::Config {
 /// Listed origins get CORS headers; an unlisted one is never reflected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_allows_only_listed_origins() {
-    let app = TestApp::spawn_sqlite_with(with_cors).await;
+    let app = TestApp::builder(licentia_tests::Backend::Sqlite)
+        .config(with_cors)
+        .spawn()
+        .await;
     let preflight = |origin: &'static str| {
         app.client
             .request(Method::OPTIONS, app.url("/v1/products"))

@@ -199,7 +199,10 @@ async fn background_flush(app: &TestApp) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn background_flush_sqlite() {
-    let app = TestApp::spawn_sqlite_with(flush_every_second).await;
+    let app = TestApp::builder(licentia_tests::Backend::Sqlite)
+        .config(flush_every_second)
+        .spawn()
+        .await;
     background_flush(&app).await;
     app.finish().await;
 }
@@ -210,7 +213,11 @@ async fn background_flush_sqlite() {
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn background_flush_postgres() {
-    let Some(app) = TestApp::spawn_postgres_with(flush_every_second).await else {
+    let Some(app) = TestApp::builder(licentia_tests::Backend::Postgres)
+        .config(flush_every_second)
+        .start()
+        .await
+    else {
         return;
     };
     background_flush(&app).await;

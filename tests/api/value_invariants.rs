@@ -587,7 +587,10 @@ fn patient(url: &str) -> licentia_api::Config {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn value_invariant_sqlite() {
-    let app = TestApp::spawn_with_clock_and(Backend::Sqlite, frozen_clock(), patient)
+    let app = TestApp::builder(Backend::Sqlite)
+        .clock(frozen_clock())
+        .config(patient)
+        .start()
         .await
         .unwrap();
     let app = Arc::new(app);
@@ -601,7 +604,11 @@ async fn value_invariant_sqlite() {
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn value_invariant_postgres() {
-    let Some(app) = TestApp::spawn_with_clock_and(Backend::Postgres, frozen_clock(), patient).await
+    let Some(app) = TestApp::builder(Backend::Postgres)
+        .clock(frozen_clock())
+        .config(patient)
+        .start()
+        .await
     else {
         return;
     };

@@ -30,14 +30,14 @@ macro_rules! receiving_test {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let app = licentia_tests::TestApp::spawn_sqlite_with($crate::webhooks::receiving).await;
+                let app = licentia_tests::TestApp::builder(licentia_tests::Backend::Sqlite).config($crate::webhooks::receiving).spawn().await;
                 super::$name(&app).await;
                 app.finish().await;
             }
             #[cfg_attr(not(licentia_pg), ignore = "skipped: PostgreSQL (set LICENTIA_TEST_DATABASE_URL)")]
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                let Some(app) = licentia_tests::TestApp::spawn_postgres_with($crate::webhooks::receiving).await
+                let Some(app) = licentia_tests::TestApp::builder(licentia_tests::Backend::Postgres).config($crate::webhooks::receiving).start().await
                 else {
                     return;
                 };

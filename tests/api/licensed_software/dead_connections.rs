@@ -16,7 +16,10 @@ use super::{active_license, key_of, validate};
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_pooled_connections_are_not_errors() {
-    let Some(app) = TestApp::spawn_postgres().await else {
+    let Some(app) = TestApp::builder(licentia_tests::Backend::Postgres)
+        .start()
+        .await
+    else {
         return;
     };
     let (_admin, owner, license) = active_license(&app, "dead-conns").await;

@@ -369,7 +369,10 @@ async fn validate_rate_limit(app: &TestApp) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validate_rate_limit_sqlite() {
-    let app = TestApp::spawn_sqlite_with(rate_limited).await;
+    let app = TestApp::builder(licentia_tests::Backend::Sqlite)
+        .config(rate_limited)
+        .spawn()
+        .await;
     validate_rate_limit(&app).await;
     app.finish().await;
 }
@@ -380,7 +383,11 @@ async fn validate_rate_limit_sqlite() {
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validate_rate_limit_postgres() {
-    let Some(app) = TestApp::spawn_postgres_with(rate_limited).await else {
+    let Some(app) = TestApp::builder(licentia_tests::Backend::Postgres)
+        .config(rate_limited)
+        .start()
+        .await
+    else {
         return;
     };
     validate_rate_limit(&app).await;

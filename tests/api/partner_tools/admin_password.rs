@@ -252,7 +252,11 @@ async fn password_reaches_the_provisioner_only(app: &TestApp, provisioner: &Reco
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_password_at_work_sqlite() {
     let provisioner = Arc::new(Recording::default());
-    let app = TestApp::spawn_sqlite_with_provisioner(receiving, provisioner.clone()).await;
+    let app = TestApp::builder(licentia_tests::Backend::Sqlite)
+        .config(receiving)
+        .provisioner(provisioner.clone())
+        .spawn()
+        .await;
     password_reaches_the_provisioner_only(&app, &provisioner).await;
     app.finish().await;
 }
@@ -264,7 +268,11 @@ async fn admin_password_at_work_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_password_at_work_postgres() {
     let provisioner = Arc::new(Recording::default());
-    let Some(app) = TestApp::spawn_postgres_with_provisioner(receiving, provisioner.clone()).await
+    let Some(app) = TestApp::builder(licentia_tests::Backend::Postgres)
+        .config(receiving)
+        .provisioner(provisioner.clone())
+        .start()
+        .await
     else {
         return;
     };

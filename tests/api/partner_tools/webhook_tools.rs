@@ -160,7 +160,10 @@ async fn ping_and_redeliver(app: &TestApp) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ping_and_redeliver_sqlite() {
-    let app = TestApp::spawn_sqlite_with(receiving).await;
+    let app = TestApp::builder(licentia_tests::Backend::Sqlite)
+        .config(receiving)
+        .spawn()
+        .await;
     ping_and_redeliver(&app).await;
     app.finish().await;
 }
@@ -171,7 +174,11 @@ async fn ping_and_redeliver_sqlite() {
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ping_and_redeliver_postgres() {
-    let Some(app) = TestApp::spawn_postgres_with(receiving).await else {
+    let Some(app) = TestApp::builder(licentia_tests::Backend::Postgres)
+        .config(receiving)
+        .start()
+        .await
+    else {
         return;
     };
     ping_and_redeliver(&app).await;

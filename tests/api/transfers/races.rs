@@ -175,7 +175,10 @@ async fn accept_attempts_are_rate_limited(app: &TestApp) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accept_rate_limit_sqlite() {
-    let app = TestApp::spawn_sqlite_with(rate_limited).await;
+    let app = TestApp::builder(licentia_tests::Backend::Sqlite)
+        .config(rate_limited)
+        .spawn()
+        .await;
     accept_attempts_are_rate_limited(&app).await;
     app.finish().await;
 }
@@ -186,7 +189,11 @@ async fn accept_rate_limit_sqlite() {
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accept_rate_limit_postgres() {
-    let Some(app) = TestApp::spawn_postgres_with(rate_limited).await else {
+    let Some(app) = TestApp::builder(licentia_tests::Backend::Postgres)
+        .config(rate_limited)
+        .start()
+        .await
+    else {
         return;
     };
     accept_attempts_are_rate_limited(&app).await;
