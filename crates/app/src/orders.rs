@@ -1,4 +1,5 @@
 //! Paying and cancelling orders: the only place where licenses become paid.
+use licentia_domain::event::EventType;
 use licentia_domain::ids::{AccountId, OrderId};
 use licentia_domain::license::LicenseStatus;
 use licentia_domain::license_record::License;
@@ -35,7 +36,7 @@ pub async fn charge(
                 events::record(
                     txn,
                     NewEvent {
-                        event_type: "balance.low",
+                        event_type: EventType::BalanceLow,
                         account_id: account,
                         license_id: None,
                         actor: Actor::SYSTEM,
@@ -127,7 +128,7 @@ pub async fn pay_order(
     events::record(
         txn,
         NewEvent {
-            event_type: "order.paid",
+            event_type: EventType::OrderPaid,
             account_id: order.account_id,
             license_id: None,
             actor,
@@ -197,7 +198,7 @@ async fn stale_event(
     events::record(
         txn,
         NewEvent {
-            event_type: "order.item_cancelled",
+            event_type: EventType::OrderItemCancelled,
             account_id: account,
             license_id: Some(item.license_id),
             actor: Actor::SYSTEM,
@@ -234,7 +235,7 @@ async fn activate(
     events::record(
         txn,
         NewEvent {
-            event_type: "license.updated",
+            event_type: EventType::LicenseUpdated,
             account_id: saved.account_id,
             license_id: Some(saved.id),
             actor,
@@ -280,7 +281,7 @@ pub async fn cancel_order(
         events::record(
             txn,
             NewEvent {
-                event_type: "license.deleted",
+                event_type: EventType::LicenseDeleted,
                 account_id: saved.account_id,
                 license_id: Some(saved.id),
                 actor,

@@ -2,6 +2,7 @@
 //! provisioner issues licenses locally and always succeeds; a failing one is retried with
 //! backoff while the license stays `in_progress` with `provisioning_error` set.
 
+use licentia_domain::event::EventType;
 use licentia_domain::ids::LicenseId;
 use licentia_domain::license::{LicenseStatus, Settled};
 use licentia_domain::license_record::License;
@@ -142,7 +143,7 @@ pub async fn run(ctx: &Ctx, provisioner: &dyn Provisioner, job: &Job) -> AppResu
             events::record(
                 &txn,
                 NewEvent {
-                    event_type: "license.provisioning_failed",
+                    event_type: EventType::LicenseProvisioningFailed,
                     account_id: saved.account_id,
                     license_id: Some(saved.id),
                     actor: Actor::SYSTEM,
@@ -171,9 +172,9 @@ pub async fn run(ctx: &Ctx, provisioner: &dyn Provisioner, job: &Job) -> AppResu
         &txn,
         NewEvent {
             event_type: if activated {
-                "license.activated"
+                EventType::LicenseActivated
             } else {
-                "license.updated"
+                EventType::LicenseUpdated
             },
             account_id: saved.account_id,
             license_id: Some(saved.id),

@@ -7,6 +7,7 @@
 //! sweep may still overlap with another one (a lease ran out, a test calls [`run`] directly):
 //! each license is handled in its own transaction that locks the row and re-checks the rule
 //! before acting, so every effect — a charge, an order, an event — happens once.
+use licentia_domain::event::EventType;
 use licentia_domain::ids::OrderId;
 use licentia_domain::license::{LicenseStatus, Settled, SuspensionReason};
 use licentia_domain::license_record::License;
@@ -297,7 +298,7 @@ async fn first_auto_renewal(
         events::record(
             &txn,
             NewEvent {
-                event_type: "license.auto_renew_failed",
+                event_type: EventType::LicenseAutoRenewFailed,
                 account_id: account,
                 license_id: Some(license.id),
                 actor: Actor::SYSTEM,
@@ -378,7 +379,7 @@ async fn expire(ctx: &Ctx, candidate: License, now: OffsetDateTime) -> AppResult
     events::record(
         &txn,
         NewEvent {
-            event_type: "license.expired",
+            event_type: EventType::LicenseExpired,
             account_id: saved.account_id,
             license_id: Some(saved.id),
             actor: Actor::SYSTEM,
@@ -414,7 +415,7 @@ async fn delete_after_grace(
     events::record(
         &txn,
         NewEvent {
-            event_type: "license.deleted",
+            event_type: EventType::LicenseDeleted,
             account_id: saved.account_id,
             license_id: Some(saved.id),
             actor: Actor::SYSTEM,
@@ -440,7 +441,7 @@ async fn notify_expiring(ctx: &Ctx, candidate: License) -> AppResult<Outcome> {
     events::record(
         &txn,
         NewEvent {
-            event_type: "license.expiring_soon",
+            event_type: EventType::LicenseExpiringSoon,
             account_id: candidate.account_id,
             license_id: Some(candidate.id),
             actor: Actor::SYSTEM,

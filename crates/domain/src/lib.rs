@@ -10,6 +10,7 @@
 pub mod account;
 pub mod auth;
 pub mod calendar;
+pub mod event;
 pub mod ids;
 pub mod license;
 pub mod license_fields;

@@ -212,7 +212,7 @@ pub struct WebhookEventType;
 impl PartialSchema for WebhookEventType {
     fn schema() -> RefOr<Schema> {
         let mut types = vec![crate::service::webhooks::ALL_TYPES];
-        types.extend_from_slice(crate::service::webhooks::EVENT_TYPES);
+        types.extend(licentia_domain::event::EventType::delivered().map(|t| t.as_str()));
         ObjectBuilder::new()
             .schema_type(Type::String)
             .enum_values(Some(types))
@@ -304,10 +304,7 @@ string_enums! {
     /// The type of an event.
     EventType => "The type of an event (the webhook event types, plus `account.credited` and \
         `signing_key.rotated`, which are recorded but not delivered).",
-        crate::service::webhooks::EVENT_TYPES
-            .iter()
-            .copied()
-            .chain(RECORDED_ONLY_EVENT_TYPES);
+        licentia_domain::event::EventType::VARIANTS.iter().map(|t| t.as_str());
 }
 
 string_enums! {
@@ -324,6 +321,3 @@ string_enums! {
     /// The liveness probe's answer.
     HealthStatus => "Always `ok` when the probe passes.", ["ok"];
 }
-
-/// Event types recorded in the audit log that webhooks do not deliver.
-pub const RECORDED_ONLY_EVENT_TYPES: [&str; 2] = ["account.credited", "signing_key.rotated"];

@@ -4,6 +4,7 @@
 use actix_web::{HttpResponse, get, post, web};
 use garde::Validate;
 use licentia_domain::auth::Scope;
+use licentia_domain::event::EventType;
 use licentia_persistence::repo::accounts;
 use licentia_persistence::repo::events::{self, NewEvent};
 use licentia_persistence::repo::ledger::{self, LedgerEntry, LedgerKind};
@@ -120,7 +121,7 @@ pub async fn create_credit(
     events::record(
         &txn,
         NewEvent {
-            event_type: "account.credited",
+            event_type: EventType::AccountCredited,
             account_id: account.id,
             license_id: None,
             actor: principal.actor(),

@@ -8,6 +8,7 @@
 //! registrations never exceed the product's `max_registrations`.
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
 use licentia_domain::auth::Scope;
+use licentia_domain::event::EventType;
 use licentia_domain::ids::{LicenseId, RegistrationId};
 use licentia_domain::license::LicenseStatus;
 use licentia_domain::license_record::canonical_ip;
@@ -198,7 +199,7 @@ pub async fn create_registration(
     events::record(
         &txn,
         NewEvent {
-            event_type: "license.registration_created",
+            event_type: EventType::LicenseRegistrationCreated,
             account_id: license.account_id,
             license_id: Some(license.id),
             actor: Actor::SYSTEM,
@@ -293,7 +294,7 @@ pub async fn delete_registrations(
         events::record(
             &txn,
             NewEvent {
-                event_type: "license.registrations_deleted",
+                event_type: EventType::LicenseRegistrationsDeleted,
                 account_id: license.account_id,
                 license_id: Some(license.id),
                 actor: principal.actor(),
@@ -324,7 +325,7 @@ async fn release_seat(
     events::record(
         txn,
         NewEvent {
-            event_type: "license.registration_deleted",
+            event_type: EventType::LicenseRegistrationDeleted,
             account_id: license.account_id,
             license_id: Some(license.id),
             actor,

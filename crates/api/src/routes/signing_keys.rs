@@ -7,6 +7,7 @@
 use actix_web::{HttpResponse, get, post, web};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use licentia_domain::event::EventType;
 use licentia_domain::signing::ALGORITHM;
 use licentia_persistence::repo::events::{self, NewEvent};
 use licentia_persistence::repo::signing_keys::{self, StoredKey};
@@ -188,7 +189,7 @@ pub async fn rotate_signing_key(
         events::record(
             &txn,
             NewEvent {
-                event_type: "signing_key.rotated",
+                event_type: EventType::SigningKeyRotated,
                 account_id: principal.account_id(),
                 license_id: None,
                 actor: principal.actor(),

@@ -11,6 +11,7 @@
 //! the URL again and connects only to the addresses it checked.
 pub mod guard;
 
+use licentia_domain::event::EventType;
 use std::time::Duration;
 
 use licentia_persistence::TransactionTrait;
@@ -26,35 +27,8 @@ use crate::crypto;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-/// Every event type an endpoint may subscribe to; `*` subscribes to all of them.
-pub const EVENT_TYPES: &[&str] = &[
-    "license.ordered",
-    "license.activated",
-    "license.updated",
-    "license.suspended",
-    "license.enabled",
-    "license.renewed",
-    "license.expiring_soon",
-    "license.expired",
-    "license.deleted",
-    "license.provisioning_failed",
-    "license.auto_renew_failed",
-    "license.registration_created",
-    "license.registration_deleted",
-    "license.registrations_deleted",
-    "transfer.created",
-    "transfer.accepted",
-    "transfer.rejected",
-    "transfer.cancelled",
-    "transfer.expired",
-    "order.paid",
-    "order.item_cancelled",
-    "balance.low",
-    "webhook.ping",
-];
-
 /// The event `POST /v1/webhook-endpoints/{id}/ping` sends to that one endpoint.
-pub const PING: &str = "webhook.ping";
+pub const PING: EventType = EventType::WebhookPing;
 
 /// The whole exchange with a receiver, connection included.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -350,16 +324,8 @@ mod tests {
             .find(|t| t.name == "webhooks")
             .and_then(|t| t.description)
             .unwrap_or_default();
-        for t in EVENT_TYPES {
+        for t in EventType::delivered() {
             assert!(text.contains(&format!("`{t}`")), "{t} is not documented");
-        }
-    }
-
-    #[test]
-    fn every_listed_type_is_well_formed() {
-        for t in EVENT_TYPES {
-            let (resource, action) = t.split_once('.').unwrap_or_default();
-            assert!(!resource.is_empty() && !action.is_empty(), "{t}");
         }
     }
 }

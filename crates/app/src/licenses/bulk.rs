@@ -11,6 +11,7 @@
 //! A dry run applies each item in a transaction that is rolled back. So that funds run out in
 //! the dry run where they would in the real one, what the earlier items would have charged is
 //! charged first inside that transaction ([`bulk::Operation::simulated_spend`]).
+use licentia_domain::event::EventType;
 use std::collections::BTreeMap;
 
 use licentia_domain::ids::{AccountId, LicenseId};
@@ -428,7 +429,7 @@ async fn set_auto_renew(
     events::record(
         txn,
         NewEvent {
-            event_type: "license.updated",
+            event_type: EventType::LicenseUpdated,
             account_id: saved.account_id,
             license_id: Some(saved.id),
             actor: caller.actor,

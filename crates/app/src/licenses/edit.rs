@@ -2,6 +2,7 @@
 //! provisioned ones (`ip`, `product_id`, `registration_key`) pass an `active` or `suspended`
 //! license through `in_progress` while the provisioner applies them. A product switch charges
 //! (upgrade) or credits (downgrade) the prorated difference for the rest of the term.
+use licentia_domain::event::EventType;
 use licentia_domain::order::ItemKind;
 use std::net::IpAddr;
 
@@ -113,7 +114,7 @@ pub async fn edit(
     events::record(
         &txn,
         NewEvent {
-            event_type: "license.updated",
+            event_type: EventType::LicenseUpdated,
             account_id: saved.account_id,
             license_id: Some(saved.id),
             actor: caller.actor,

@@ -1,5 +1,6 @@
 //! Ordering a license (CONTRACT §4–§5): the license, its `license_order` item in a new or an
 //! existing order, paid at once when the payment says so; or a free trial of the product.
+use licentia_domain::event::EventType;
 use licentia_domain::order::ItemKind;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -227,7 +228,7 @@ async fn record_ordered(
     events::record(
         txn,
         NewEvent {
-            event_type: "license.ordered",
+            event_type: EventType::LicenseOrdered,
             account_id: license.account_id,
             license_id: Some(license.id),
             actor,

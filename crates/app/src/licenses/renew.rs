@@ -4,6 +4,7 @@
 //!
 //! Lock order, kept by every money path so that concurrent requests never deadlock: an existing
 //! order first, then the license(s), then the account (the charge).
+use licentia_domain::event::EventType;
 use std::collections::BTreeMap;
 
 use licentia_domain::calendar::{add_months_saturating, renewal_start, sub_months};
@@ -229,7 +230,7 @@ pub async fn fulfil_renewal(
     events::record(
         txn,
         NewEvent {
-            event_type: "license.renewed",
+            event_type: EventType::LicenseRenewed,
             account_id: saved.account_id,
             license_id: Some(saved.id),
             actor,
@@ -295,7 +296,7 @@ pub async fn apply_options(
     events::record(
         txn,
         NewEvent {
-            event_type: "license.updated",
+            event_type: EventType::LicenseUpdated,
             account_id: saved.account_id,
             license_id: Some(saved.id),
             actor,

@@ -1,5 +1,6 @@
 //! Enabling, disabling and deleting a license: one transaction script shared by the single
 //! calls (`POST …/enable`, `POST …/disable`, `DELETE …`) and bulk operations.
+use licentia_domain::event::EventType;
 use licentia_domain::ids::LicenseId;
 use licentia_domain::license::{
     Actor as LifecycleActor, LicenseStatus, Lifecycle, TransitionError,
@@ -27,11 +28,11 @@ pub enum Transition {
 
 impl Transition {
     /// The event the change records.
-    pub fn event_type(self) -> &'static str {
+    pub fn event_type(self) -> EventType {
         match self {
-            Self::Disable => "license.suspended",
-            Self::Enable => "license.enabled",
-            Self::Delete => "license.deleted",
+            Self::Disable => EventType::LicenseSuspended,
+            Self::Enable => EventType::LicenseEnabled,
+            Self::Delete => EventType::LicenseDeleted,
         }
     }
 

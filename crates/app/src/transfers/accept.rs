@@ -1,4 +1,5 @@
 //! Accepting an offer with its secret: the license changes hands.
+use licentia_domain::event::EventType;
 use licentia_domain::ids::TransferId;
 use licentia_domain::license_record::License;
 use licentia_domain::product::Product;
@@ -94,7 +95,7 @@ pub async fn accept(
     events::record(
         &txn,
         NewEvent {
-            event_type: "license.updated",
+            event_type: EventType::LicenseUpdated,
             account_id: moved.account_id,
             license_id: Some(moved.id),
             actor: caller.actor,

@@ -2,6 +2,7 @@
 //! secret ([`accept`]), and what more than one caller needs: settling a transfer with its
 //! events, expiring lapsed offers (on read and from the sweep), and cancelling a deleted
 //! license's offer.
+use licentia_domain::event::EventType;
 use licentia_domain::ids::{LicenseId, TransferId};
 use licentia_domain::license_record::License;
 use licentia_domain::product::Product;
@@ -75,20 +76,20 @@ pub fn snapshot(t: &Transfer) -> serde_json::Value {
 
 /// The event a transfer entering `status` writes; a counted wrong secret (still `pending`)
 /// writes none.
-fn event_type(status: TransferStatus) -> Option<&'static str> {
+fn event_type(status: TransferStatus) -> Option<EventType> {
     match status {
         TransferStatus::Pending => None,
-        TransferStatus::Accepted => Some("transfer.accepted"),
-        TransferStatus::Rejected => Some("transfer.rejected"),
-        TransferStatus::Cancelled => Some("transfer.cancelled"),
-        TransferStatus::Expired => Some("transfer.expired"),
+        TransferStatus::Accepted => Some(EventType::TransferAccepted),
+        TransferStatus::Rejected => Some(EventType::TransferRejected),
+        TransferStatus::Cancelled => Some(EventType::TransferCancelled),
+        TransferStatus::Expired => Some(EventType::TransferExpired),
     }
 }
 
 /// Records `event_type` for both parties: each sees the transfer in its own event log.
 pub async fn record_for_both(
     db: &impl ConnectionTrait,
-    event_type: &'static str,
+    event_type: EventType,
     before: Option<&Transfer>,
     after: &Transfer,
     actor: Actor,
@@ -182,7 +183,14 @@ pub async fn cancel_pending_of_license(
     now: OffsetDateTime,
 ) -> AppResult<()> {
     if let Some((before, after)) = transfers::cancel_pending_of_license(db, license, now).await? {
-        record_for_both(db, "transfer.cancelled", Some(&before), &after, actor).await?;
+        record_for_both(
+            db,
+            EventType::TransferCancelled,
+            Some(&before),
+            &after,
+            actor,
+        )
+        .await?;
     }
     Ok(())
 }

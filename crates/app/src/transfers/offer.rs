@@ -1,6 +1,7 @@
 //! Offering a license to another partner: the first step of the handshake.
 use licentia_domain::account::Account;
 use licentia_domain::auth::AccountKind;
+use licentia_domain::event::EventType;
 use licentia_domain::ids::{AccountId, LicenseId, TransferId};
 use licentia_domain::license_record::License;
 use licentia_domain::transfer::{TransferState, hash_secret};
@@ -143,7 +144,14 @@ pub async fn offer(
         }
         other => other.into(),
     })?;
-    record_for_both(txn, "transfer.created", None, &created, caller.actor).await?;
+    record_for_both(
+        txn,
+        EventType::TransferCreated,
+        None,
+        &created,
+        caller.actor,
+    )
+    .await?;
     Ok(Offered {
         license,
         state,

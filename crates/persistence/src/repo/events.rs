@@ -62,7 +62,7 @@ impl Actor {
 /// An event to record.
 #[derive(Clone, Debug)]
 pub struct NewEvent {
-    pub event_type: &'static str,
+    pub event_type: licentia_domain::event::EventType,
     pub account_id: AccountId,
     pub license_id: Option<LicenseId>,
     pub actor: Actor,
@@ -80,7 +80,7 @@ pub async fn record(
     let event_type = event.event_type;
     let account = event.account_id;
     let (id, now) = record_undelivered(db, event).await?;
-    super::webhooks::enqueue_deliveries(db, id, event_type, account, now).await?;
+    super::webhooks::enqueue_deliveries(db, id, event_type.as_str(), account, now).await?;
     Ok((id, now))
 }
 
@@ -94,7 +94,7 @@ pub async fn record_undelivered(
     let now = crate::now();
     let row = events::ActiveModel {
         id: Set(id.as_uuid()),
-        event_type: Set(event.event_type.to_owned()),
+        event_type: Set(event.event_type.as_str().to_owned()),
         account_id: Set(event.account_id.as_uuid()),
         license_id: Set(event.license_id.map(|l| l.as_uuid())),
         actor_kind: Set(event.actor.kind.as_str().to_owned()),

@@ -1,5 +1,6 @@
 //! Orders (invoices) and their items. Status changes are conditional updates, so two
 //! concurrent payments of one order cannot both win.
+use licentia_domain::event::EventType;
 use licentia_domain::ids::{AccountId, LicenseId, OrderId, OrderItemId};
 use licentia_domain::license_record::License;
 use licentia_domain::order::{ItemKind, ItemStatus, OrderStatus};
@@ -421,7 +422,7 @@ pub async fn cancel_stale_items(
         super::events::record(
             db,
             super::events::NewEvent {
-                event_type: "order.item_cancelled",
+                event_type: EventType::OrderItemCancelled,
                 account_id: owner,
                 license_id: Some(license.id),
                 actor: super::events::Actor::SYSTEM,

@@ -173,7 +173,8 @@ pub async fn ping_webhook_endpoint(
         },
     )
     .await?;
-    let queued = webhooks::queue_delivery(&txn, endpoint.id, event_id, service::PING, at).await?;
+    let queued =
+        webhooks::queue_delivery(&txn, endpoint.id, event_id, service::PING.as_str(), at).await?;
     let res = HttpResponse::Accepted().json(WebhookDeliveryOut::from(queued));
     crate::idempotency::commit(txn, res).await
 }

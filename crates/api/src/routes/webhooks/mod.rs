@@ -21,7 +21,7 @@ use crate::auth::Principal;
 use crate::crypto;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::pagination::{CursorKey, Page, page_of};
-use crate::service::webhooks::{self as service, ALL_TYPES, EVENT_TYPES};
+use crate::service::webhooks::{self as service, ALL_TYPES};
 use crate::state::AppState;
 
 mod deliveries;
@@ -180,7 +180,11 @@ fn event_types(raw: &[String]) -> ApiResult<Vec<String>> {
         ));
     }
     for (i, t) in raw.iter().enumerate() {
-        if t != ALL_TYPES && !EVENT_TYPES.contains(&t.as_str()) {
+        if t != ALL_TYPES
+            && !t
+                .parse::<licentia_domain::event::EventType>()
+                .is_ok_and(licentia_domain::event::EventType::is_delivered)
+        {
             errors.push(FieldError::new(
                 format!("event_types[{i}]"),
                 "unknown event type",
