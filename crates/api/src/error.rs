@@ -37,6 +37,7 @@ pub struct Problem {
     /// What went wrong in this occurrence.
     pub detail: String,
     /// A stable, snake_case machine-readable error code.
+    #[schema(value_type = crate::openapi::types::ProblemCode)]
     pub code: String,
     /// The invalid fields, for `validation_failed`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -271,6 +272,102 @@ impl ApiError {
     }
 }
 
+/// Every `code` a problem document carries, in the order of the tables (the use cases'
+/// first): the OpenAPI enum of `Problem.code`. Every problem body is written by
+/// [`ApiError::problem`], so this is the whole set.
+pub fn all_codes() -> Vec<&'static str> {
+    let field = || vec![FieldError::new("f", "m")];
+    let app = [
+        AppError::Forbidden(String::new()),
+        AppError::NotFound,
+        AppError::Validation {
+            detail: String::new(),
+            errors: field(),
+        },
+        AppError::AmountTooLarge {
+            detail: String::new(),
+            errors: field(),
+        },
+        AppError::Conflict(String::new()),
+        AppError::AlreadyExists(String::new()),
+        AppError::RegistrationKeyTaken,
+        AppError::InvalidTransition(String::new()),
+        AppError::TrialUsed,
+        AppError::TrialLicense(String::new()),
+        AppError::LicenseExpired,
+        AppError::RegistrationLimit { max: 1 },
+        AppError::LicenseNotValid { code: "" },
+        AppError::FingerprintNotRegistered,
+        AppError::InvalidSecret,
+        AppError::InsufficientFunds {
+            needed: 0,
+            available: 0,
+        },
+        AppError::TooManyMatches { limit: 0 },
+        AppError::PreconditionFailed,
+        AppError::Unavailable,
+        AppError::Internal(String::new()),
+    ];
+    let request = [
+        ApiError::BadRequest(String::new()),
+        ApiError::MalformedJson(String::new()),
+        ApiError::unauthorized(""),
+        ApiError::MethodNotAllowed,
+        ApiError::IdempotencyKeyReused,
+        ApiError::RequestInProgress,
+        ApiError::PayloadTooLarge(0),
+        ApiError::RequestTimeout(String::new()),
+        ApiError::InvalidWebhookUrl(String::new()),
+        ApiError::UnsupportedMediaType(String::new()),
+        ApiError::RateLimited { retry_after: 1 },
+    ];
+    // A new variant fails to compile here until it is added to the lists above.
+    let _ = |e: &ApiError| match e {
+        ApiError::App(
+            AppError::Forbidden(_)
+            | AppError::NotFound
+            | AppError::Validation { .. }
+            | AppError::AmountTooLarge { .. }
+            | AppError::Conflict(_)
+            | AppError::AlreadyExists(_)
+            | AppError::RegistrationKeyTaken
+            | AppError::InvalidTransition(_)
+            | AppError::TrialUsed
+            | AppError::TrialLicense(_)
+            | AppError::LicenseExpired
+            | AppError::RegistrationLimit { .. }
+            | AppError::LicenseNotValid { .. }
+            | AppError::FingerprintNotRegistered
+            | AppError::InvalidSecret
+            | AppError::InsufficientFunds { .. }
+            | AppError::TooManyMatches { .. }
+            | AppError::PreconditionFailed
+            | AppError::Unavailable
+            | AppError::Internal(_),
+        )
+        | ApiError::BadRequest(_)
+        | ApiError::MalformedJson(_)
+        | ApiError::Unauthorized { .. }
+        | ApiError::MethodNotAllowed
+        | ApiError::IdempotencyKeyReused
+        | ApiError::RequestInProgress
+        | ApiError::PayloadTooLarge(_)
+        | ApiError::RequestTimeout(_)
+        | ApiError::InvalidWebhookUrl(_)
+        | ApiError::UnsupportedMediaType(_)
+        | ApiError::RateLimited { .. } => {}
+    };
+    let mut codes: Vec<&'static str> = app
+        .into_iter()
+        .map(ApiError::from)
+        .chain(request)
+        .map(|e| e.describe().1)
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    codes.retain(|c| seen.insert(*c));
+    codes
+}
+
 /// The status of a use case's failure.
 fn app_status(e: &AppError) -> StatusCode {
     match e {
@@ -353,5 +450,23 @@ impl From<licentia_domain::license::TransitionError> for ApiError {
 impl From<licentia_domain::transfer::TransferError> for ApiError {
     fn from(err: licentia_domain::transfer::TransferError) -> Self {
         AppError::from(err).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_is_listed_once() {
+        let codes = all_codes();
+        let unique: std::collections::BTreeSet<_> = codes.iter().collect();
+        assert_eq!(unique.len(), codes.len());
+        assert_eq!(codes.len(), 31);
+        assert!(
+            codes
+                .iter()
+                .all(|c| c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        );
     }
 }

@@ -312,6 +312,10 @@ string_enums! {
     ValidationCode => "The first that applies, in this order: `NOT_FOUND`, `NOT_ACTIVE`, `EXPIRED`, \
         `SUSPENDED`, `IP_MISMATCH`, `NOT_REGISTERED`, `VALID`.",
         licentia_domain::validation::ValidationCode::ALL.iter().map(|c| c.as_str());
+    /// What went wrong, as a stable code.
+    ProblemCode => "A stable, snake_case machine-readable error code: the kind of problem, \
+        whatever the wording of `detail`.",
+        crate::error::all_codes();
     /// The signature algorithm.
     SigningAlgorithm => "The signature algorithm: `Ed25519`.", ["Ed25519"];
     /// Whether the service can serve.
