@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use crate::error::{AppError, AppResult};
 use crate::licenses::renew as renewal;
 use crate::provisioning;
-use crate::snapshot::license_snapshot;
+use crate::snapshot::{license_snapshot, record_change};
 
 /// Charges `amount` to the account or reports 402 with what is available. A charge that
 /// leaves the account unable to pay the same amount again (balance + credit limit below it,
@@ -232,18 +232,7 @@ async fn activate(
     next.period = item.period;
     let saved = licenses::save(txn, &next, None).await?;
     provisioning::enqueue(txn, saved.id, provision_attempts).await?;
-    events::record(
-        txn,
-        NewEvent {
-            event_type: EventType::LicenseUpdated,
-            account_id: saved.account_id,
-            license_id: Some(saved.id),
-            actor,
-            before: Some(before),
-            after: Some(license_snapshot(&saved)),
-        },
-    )
-    .await?;
+    record_change(txn, EventType::LicenseUpdated, actor, Some(before), &saved).await?;
     Ok(())
 }
 
@@ -278,18 +267,7 @@ pub async fn cancel_order(
         let mut next = license.clone();
         next.lifecycle = license.lifecycle.clone().cancel_order()?;
         let saved = licenses::save(txn, &next, None).await?;
-        events::record(
-            txn,
-            NewEvent {
-                event_type: EventType::LicenseDeleted,
-                account_id: saved.account_id,
-                license_id: Some(saved.id),
-                actor,
-                before: Some(before),
-                after: Some(license_snapshot(&saved)),
-            },
-        )
-        .await?;
+        record_change(txn, EventType::LicenseDeleted, actor, Some(before), &saved).await?;
     }
     orders::find(txn, None, id).await?.ok_or(AppError::NotFound)
 }

@@ -1,5 +1,10 @@
 //! What events record of a license: its state before and after a change.
+use licentia_domain::event::EventType;
 use licentia_domain::license_record::{Cause, License};
+use licentia_persistence::ConnectionTrait;
+use licentia_persistence::repo::events::{self, Actor, NewEvent};
+
+use crate::AppResult;
 
 /// The license's state as events carry it (`before`/`after`).
 pub fn license_snapshot(l: &License) -> serde_json::Value {
@@ -21,4 +26,28 @@ pub fn license_snapshot(l: &License) -> serde_json::Value {
         "deletion_cause": l.deletion.cause.map(Cause::as_str),
         "deletion_note": l.deletion.note,
     })
+}
+
+/// Records `event_type` about `after` (the license as saved), with its state `before` the
+/// change when there was one.
+pub async fn record_change(
+    db: &impl ConnectionTrait,
+    event_type: EventType,
+    actor: Actor,
+    before: Option<serde_json::Value>,
+    after: &License,
+) -> AppResult<()> {
+    events::record(
+        db,
+        NewEvent {
+            event_type,
+            account_id: after.account_id,
+            license_id: Some(after.id),
+            actor,
+            before,
+            after: Some(license_snapshot(after)),
+        },
+    )
+    .await?;
+    Ok(())
 }

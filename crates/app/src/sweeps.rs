@@ -26,7 +26,7 @@ use crate::Ctx;
 use crate::error::{AppError, AppResult};
 use crate::licenses::renew::{RENEWAL, renewal_cost};
 use crate::orders as billing;
-use crate::snapshot::license_snapshot;
+use crate::snapshot::{license_snapshot, record_change};
 use crate::tx::commit;
 
 /// Job kind of a sweep.
@@ -376,16 +376,12 @@ async fn expire(ctx: &Ctx, candidate: License, now: OffsetDateTime) -> AppResult
     let mut next = license;
     next.lifecycle = lifecycle;
     let saved = licenses::save(&txn, &next, None).await?;
-    events::record(
+    record_change(
         &txn,
-        NewEvent {
-            event_type: EventType::LicenseExpired,
-            account_id: saved.account_id,
-            license_id: Some(saved.id),
-            actor: Actor::SYSTEM,
-            before: Some(before),
-            after: Some(license_snapshot(&saved)),
-        },
+        EventType::LicenseExpired,
+        Actor::SYSTEM,
+        Some(before),
+        &saved,
     )
     .await?;
     commit(txn).await?;
@@ -412,16 +408,12 @@ async fn delete_after_grace(
     next.lifecycle = lifecycle;
     let saved = licenses::save(&txn, &next, None).await?;
     crate::transfers::cancel_pending_of_license(&txn, saved.id, Actor::SYSTEM, now).await?;
-    events::record(
+    record_change(
         &txn,
-        NewEvent {
-            event_type: EventType::LicenseDeleted,
-            account_id: saved.account_id,
-            license_id: Some(saved.id),
-            actor: Actor::SYSTEM,
-            before: Some(before),
-            after: Some(license_snapshot(&saved)),
-        },
+        EventType::LicenseDeleted,
+        Actor::SYSTEM,
+        Some(before),
+        &saved,
     )
     .await?;
     commit(txn).await?;
@@ -438,16 +430,12 @@ async fn notify_expiring(ctx: &Ctx, candidate: License) -> AppResult<Outcome> {
     if !licenses::mark_expiring_notice(&txn, candidate.id, valid_until).await? {
         return Ok(Outcome::Skipped);
     }
-    events::record(
+    record_change(
         &txn,
-        NewEvent {
-            event_type: EventType::LicenseExpiringSoon,
-            account_id: candidate.account_id,
-            license_id: Some(candidate.id),
-            actor: Actor::SYSTEM,
-            before: None,
-            after: Some(license_snapshot(&candidate)),
-        },
+        EventType::LicenseExpiringSoon,
+        Actor::SYSTEM,
+        None,
+        &candidate,
     )
     .await?;
     commit(txn).await?;

@@ -18,7 +18,6 @@ use licentia_domain::ids::{AccountId, LicenseId};
 use licentia_domain::license::Actor as LifecycleActor;
 use licentia_domain::license_record::Annotation;
 use licentia_domain::period::Period;
-use licentia_persistence::repo::events::{self, NewEvent};
 use licentia_persistence::repo::jobs::{self, Job};
 use licentia_persistence::repo::licenses::{self, Filter, Scope as LicenseScope, Sort};
 use licentia_persistence::repo::orders::NewItem;
@@ -33,7 +32,7 @@ use super::transition::{self as lifecycle, Caller, Transition};
 use crate::Ctx;
 use crate::error::{AppError, AppResult};
 use crate::orders as billing;
-use crate::snapshot::license_snapshot;
+use crate::snapshot::{license_snapshot, record_change};
 
 pub const JOB_KIND: &str = "bulk_operation";
 
@@ -426,16 +425,12 @@ async fn set_auto_renew(
     let mut next = license.clone();
     next.auto_renew = period;
     let saved = licenses::save(txn, &next, None).await?;
-    events::record(
+    record_change(
         txn,
-        NewEvent {
-            event_type: EventType::LicenseUpdated,
-            account_id: saved.account_id,
-            license_id: Some(saved.id),
-            actor: caller.actor,
-            before: Some(before),
-            after: Some(license_snapshot(&saved)),
-        },
+        EventType::LicenseUpdated,
+        caller.actor,
+        Some(before),
+        &saved,
     )
     .await?;
     Ok((saved.account_id, 0))

@@ -16,7 +16,6 @@ use licentia_domain::license_record::License;
 use licentia_domain::period::Period;
 use licentia_domain::pricing::prorate;
 use licentia_domain::product::Product;
-use licentia_persistence::repo::events::{self, NewEvent};
 use licentia_persistence::repo::licenses;
 use licentia_persistence::repo::{ledger, orders, products, registrations, trials};
 use licentia_persistence::{DatabaseTransaction, PersistenceError};
@@ -24,7 +23,7 @@ use time::OffsetDateTime;
 
 use super::transition::Caller;
 use crate::error::{AppError, AppResult, pricing_error};
-use crate::snapshot::license_snapshot;
+use crate::snapshot::{license_snapshot, record_change};
 use crate::tx::commit;
 use crate::{Ctx, provisioning};
 
@@ -111,16 +110,12 @@ pub async fn edit(
     {
         provisioning::enqueue(&txn, saved.id, ctx.policy.provision_attempts).await?;
     }
-    events::record(
+    record_change(
         &txn,
-        NewEvent {
-            event_type: EventType::LicenseUpdated,
-            account_id: saved.account_id,
-            license_id: Some(saved.id),
-            actor: caller.actor,
-            before: Some(license_snapshot(&license)),
-            after: Some(license_snapshot(&saved)),
-        },
+        EventType::LicenseUpdated,
+        caller.actor,
+        Some(license_snapshot(&license)),
+        &saved,
     )
     .await?;
     commit(txn).await?;

@@ -12,14 +12,14 @@ use licentia_domain::license_record::{Annotation, License};
 use licentia_domain::period::Period;
 use licentia_domain::product::Product;
 use licentia_persistence::DatabaseTransaction;
-use licentia_persistence::repo::events::{self, Actor, NewEvent};
+use licentia_persistence::repo::events::Actor;
 use licentia_persistence::repo::licenses::{self, Scope};
 use licentia_persistence::repo::orders::{self, Order};
 use licentia_persistence::repo::{products, trials};
 
 use super::renew::{Checkout, PaymentPlan};
 use crate::error::{AppError, AppResult, FieldError, pricing_error};
-use crate::snapshot::license_snapshot;
+use crate::snapshot::record_change;
 use crate::{Ctx, Payment, provisioning};
 
 /// How long the license runs and how it is paid.
@@ -225,17 +225,6 @@ async fn record_ordered(
     actor: Actor,
     license: &License,
 ) -> AppResult<()> {
-    events::record(
-        txn,
-        NewEvent {
-            event_type: EventType::LicenseOrdered,
-            account_id: license.account_id,
-            license_id: Some(license.id),
-            actor,
-            before: None,
-            after: Some(license_snapshot(license)),
-        },
-    )
-    .await?;
+    record_change(txn, EventType::LicenseOrdered, actor, None, license).await?;
     Ok(())
 }

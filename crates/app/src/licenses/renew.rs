@@ -17,7 +17,7 @@ use licentia_domain::period::Period;
 use licentia_domain::pricing::prorate;
 use licentia_domain::product::Product;
 use licentia_persistence::DatabaseTransaction;
-use licentia_persistence::repo::events::{self, Actor, NewEvent};
+use licentia_persistence::repo::events::Actor;
 use licentia_persistence::repo::licenses;
 use licentia_persistence::repo::orders::{self, NewItem, Order, OrderItem};
 use time::OffsetDateTime;
@@ -27,7 +27,7 @@ use crate::error::pricing_error;
 use crate::error::{AppError, AppResult};
 use crate::orders as billing;
 use crate::provisioning;
-use crate::snapshot::license_snapshot;
+use crate::snapshot::{license_snapshot, record_change};
 use licentia_domain::order::{ItemKind, OrderStatus};
 
 /// Order item kind of a renewal; its payload is `{period_months}` (plus `auto_renew_for`, the
@@ -227,18 +227,7 @@ pub async fn fulfil_renewal(
     {
         provisioning::enqueue(txn, saved.id, provision_attempts).await?;
     }
-    events::record(
-        txn,
-        NewEvent {
-            event_type: EventType::LicenseRenewed,
-            account_id: saved.account_id,
-            license_id: Some(saved.id),
-            actor,
-            before: Some(before),
-            after: Some(license_snapshot(&saved)),
-        },
-    )
-    .await?;
+    record_change(txn, EventType::LicenseRenewed, actor, Some(before), &saved).await?;
     Ok(())
 }
 
@@ -293,18 +282,7 @@ pub async fn apply_options(
     {
         provisioning::enqueue(txn, saved.id, provision_attempts).await?;
     }
-    events::record(
-        txn,
-        NewEvent {
-            event_type: EventType::LicenseUpdated,
-            account_id: saved.account_id,
-            license_id: Some(saved.id),
-            actor,
-            before: Some(before),
-            after: Some(license_snapshot(&saved)),
-        },
-    )
-    .await?;
+    record_change(txn, EventType::LicenseUpdated, actor, Some(before), &saved).await?;
     Ok(saved)
 }
 

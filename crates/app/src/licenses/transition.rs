@@ -7,12 +7,12 @@ use licentia_domain::license::{
 };
 use licentia_domain::license_record::{Annotation, License};
 use licentia_persistence::DatabaseTransaction;
-use licentia_persistence::repo::events::{self, Actor, NewEvent};
+use licentia_persistence::repo::events::Actor;
 use licentia_persistence::repo::licenses::{self, Scope as LicenseScope};
 use time::OffsetDateTime;
 
 use crate::error::{AppError, AppResult};
-use crate::snapshot::license_snapshot;
+use crate::snapshot::{license_snapshot, record_change};
 use crate::{provisioning, transfers};
 
 /// A state change a caller asks for by name.
@@ -117,16 +117,12 @@ pub async fn transition(
     if deleted {
         transfers::cancel_pending_of_license(txn, saved.id, caller.actor, now).await?;
     }
-    events::record(
+    record_change(
         txn,
-        NewEvent {
-            event_type: transition.event_type(),
-            account_id: saved.account_id,
-            license_id: Some(saved.id),
-            actor: caller.actor,
-            before: Some(before),
-            after: Some(license_snapshot(&saved)),
-        },
+        transition.event_type(),
+        caller.actor,
+        Some(before),
+        &saved,
     )
     .await?;
     Ok(saved)

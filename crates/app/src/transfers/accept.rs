@@ -5,7 +5,7 @@ use licentia_domain::license_record::License;
 use licentia_domain::product::Product;
 use licentia_domain::transfer::{TransferError, secret_matches};
 use licentia_persistence::DatabaseTransaction;
-use licentia_persistence::repo::events::{self, Actor, NewEvent};
+use licentia_persistence::repo::events::Actor;
 use licentia_persistence::repo::licenses::{self, Scope};
 use licentia_persistence::repo::products;
 use licentia_persistence::repo::transfers::{self, Transfer, Viewer};
@@ -14,7 +14,7 @@ use super::{Preview, settle};
 use crate::Ctx;
 use crate::error::{AppError, AppResult};
 use crate::licenses::transition::Caller;
-use crate::snapshot::license_snapshot;
+use crate::snapshot::{license_snapshot, record_change};
 use crate::tx::commit;
 
 /// What an accepted offer did: the transfer (its preview as handed over), the license now the
@@ -92,16 +92,12 @@ pub async fn accept(
         })?;
     let preview = Preview::of(&moved, &product).to_json();
     transfers::set_preview(&txn, accepted.id, preview.clone()).await?;
-    events::record(
+    record_change(
         &txn,
-        NewEvent {
-            event_type: EventType::LicenseUpdated,
-            account_id: moved.account_id,
-            license_id: Some(moved.id),
-            actor: caller.actor,
-            before: Some(license_snapshot(&license)),
-            after: Some(license_snapshot(&moved)),
-        },
+        EventType::LicenseUpdated,
+        caller.actor,
+        Some(license_snapshot(&license)),
+        &moved,
     )
     .await?;
     Ok((

@@ -36,6 +36,13 @@ pub struct Offered {
     pub created: Option<(Transfer, String)>,
 }
 
+fn offered_to_owner() -> AppError {
+    AppError::field(
+        "to_account_id",
+        "is the account that owns the license; offer it to another partner",
+    )
+}
+
 /// The receiving account: a partner that is not the license's owner (422 otherwise).
 async fn check_receiver(
     txn: &DatabaseTransaction,
@@ -43,10 +50,7 @@ async fn check_receiver(
     to: AccountId,
 ) -> AppResult<()> {
     if to == owner {
-        return Err(AppError::field(
-            "to_account_id",
-            "is the account that owns the license; offer it to another partner",
-        ));
+        return Err(offered_to_owner());
     }
     match accounts::find(txn, to).await? {
         Some(Account {
@@ -77,10 +81,7 @@ pub async fn offer(
         .await?
         .ok_or(AppError::NotFound)?;
     if license.account_id == cmd.to {
-        return Err(AppError::field(
-            "to_account_id",
-            "is the account that owns the license; offer it to another partner",
-        ));
+        return Err(offered_to_owner());
     }
     license.lifecycle.can_transfer()?;
     if license.trial {
