@@ -15,6 +15,7 @@ mod m0008_login_attempts;
 pub mod m0009_usage;
 mod m0010_partner_tools;
 mod m0011_report_indexes;
+mod m0012_cache_invalidation;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0009_usage::Migration),
             Box::new(m0010_partner_tools::Migration),
             Box::new(m0011_report_indexes::Migration),
+            Box::new(m0012_cache_invalidation::Migration),
         ]
     }
 }

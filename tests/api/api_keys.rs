@@ -143,4 +143,120 @@ async fn expired_keys_stop_working(app: &TestApp) {
         .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
 }
 
-db_test!(api_key_lifecycle, expired_keys_stop_working);
+/// Until `done` holds or five seconds pass (well inside the caches' 60 s entry age, so what
+/// ends the wait is the database's notice, not the age), asking every 20 ms; how long it took.
+async fn within_notice<F, Fut>(mut done: F) -> std::time::Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(5) {
+        if done().await {
+            return start.elapsed();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the change did not reach the other process within 5 s");
+}
+
+/// Two server processes on one database: a key and a product name cached by the second are
+/// dropped there when the first changes them (CONTRACT §1: a revoked key stops "at once"). On
+/// PostgreSQL the second really serves from memory (checked), so this is the invalidation
+/// notice at work; on SQLite nothing is cached and the change is seen on the next request.
+async fn changes_reach_every_process(app: &TestApp) {
+    let other = app.spawn_second_instance().await;
+    if app.backend == licentia_tests::Backend::Postgres {
+        within_notice(|| async { app.state.caches.is_live() && other.state.caches.is_live() })
+            .await;
+    }
+    let admin = app.admin_token().await;
+    let product = app.create_product(&admin, "cached").await;
+    let (account, owner) = app.partner_with_owner(&admin, "Two processes").await;
+    app.credit(&admin, &account, 100_000).await;
+    app.post(
+        "/v1/licenses",
+        &owner,
+        json!({"product_id": product["id"], "name": "Web 1", "ip": "192.0.2.10", "period_months": 1,
+               "payment": {"method": "balance"}}),
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
+    let created = app
+        .post(
+            "/v1/api-keys",
+            &owner,
+            json!({"name": "sync", "scopes": ["licenses:read", "licenses:write"]}),
+        )
+        .await;
+    created.assert_status(StatusCode::CREATED);
+    let key = created.body["key"].as_str().unwrap().to_owned();
+    let key_id = created.body["id"].as_str().unwrap().to_owned();
+    let spare = app
+        .post(
+            "/v1/api-keys",
+            &owner,
+            json!({"name": "spare", "scopes": ["licenses:read"]}),
+        )
+        .await;
+    let spare = spare.body["key"].as_str().unwrap().to_owned();
+
+    // The second process authenticates both keys and lists with the product's name.
+    for k in [&key, &spare] {
+        let page = with_key(&other, Method::GET, "/v1/licenses", k).await;
+        page.assert_status(StatusCode::OK);
+        assert_eq!(page.body["items"][0]["product_name"], "Product cached");
+    }
+    if app.backend == licentia_tests::Backend::Postgres {
+        let hash = licentia_api::crypto::sha256_hex(&key);
+        assert!(
+            other.state.caches.key(&hash).is_some(),
+            "the key is served from memory"
+        );
+    }
+
+    // The product renamed on the first: the second lists the new name.
+    app.patch(
+        &format!("/v1/products/{}", product["id"].as_str().unwrap()),
+        &admin,
+        json!({"name": "Renamed"}),
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    within_notice(|| async {
+        with_key(&other, Method::GET, "/v1/licenses", &spare)
+            .await
+            .body["items"][0]["product_name"]
+            == "Renamed"
+    })
+    .await;
+
+    // The key revoked by the owner on the first: refused there at once, and on the second as
+    // soon as the notice is in; the spare key still works on both.
+    app.delete(&format!("/v1/api-keys/{key_id}"), &owner)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    with_key(app, Method::GET, "/v1/licenses", &key)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+    let took = within_notice(|| async {
+        with_key(&other, Method::GET, "/v1/licenses", &key)
+            .await
+            .status
+            == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    eprintln!("the revocation reached the second process after {took:?}");
+    for target in [app, &other] {
+        with_key(target, Method::GET, "/v1/licenses", &spare)
+            .await
+            .assert_status(StatusCode::OK);
+    }
+    other.finish().await;
+}
+
+db_test!(
+    api_key_lifecycle,
+    expired_keys_stop_working,
+    changes_reach_every_process
+);

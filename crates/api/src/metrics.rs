@@ -173,6 +173,21 @@ fn resident_bytes() -> Option<u64> {
     kib.checked_mul(1024)
 }
 
+/// Drains the histograms' recorded samples into their buckets every five seconds. The
+/// recorder keeps every sample until then; without this a process that nobody scrapes would
+/// hold every request's duration.
+pub fn spawn_upkeep() {
+    if let Some(h) = handle() {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                h.run_upkeep();
+            }
+        });
+    }
+}
+
 /// The Prometheus text exposition of every metric.
 pub fn render() -> String {
     handle().map_or_else(String::new, |h| {

@@ -11,14 +11,18 @@ use licentia_persistence::repo::registrations::{self, ValidationView};
 use crate::error::ApiResult;
 use crate::state::AppState;
 
-/// The license (and the fingerprint's registration) that a registration key names.
+/// The license (and the fingerprint's registration) that a registration key names: on the
+/// primary's hot-path pool without a replica ([`licentia_persistence::hot`]).
 pub async fn validation_view(
     state: &AppState,
     key: &str,
     key_hash: &str,
     fingerprint: Option<&str>,
 ) -> ApiResult<Option<ValidationView>> {
-    let first = registrations::validation_view(state.db.lookup(), key, key_hash, fingerprint).await;
+    let first = match state.db.hot_lookup() {
+        Some(hot) => registrations::validation_view_hot(hot, key, key_hash, fingerprint).await,
+        None => registrations::validation_view(state.db.lookup(), key, key_hash, fingerprint).await,
+    };
     match (first, state.db.lookup_fallback()) {
         (Err(PersistenceError::Unavailable(_)), Some(other)) => {
             Ok(registrations::validation_view(other, key, key_hash, fingerprint).await?)

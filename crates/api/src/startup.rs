@@ -119,6 +119,7 @@ pub async fn prepare(config: Config, migrate: bool) -> Result<AppState, StartErr
         product_codes: Arc::default(),
         events,
         usage: Arc::default(),
+        caches: Arc::default(),
         deregister_limits,
     })
 }
@@ -364,7 +365,15 @@ pub fn serve_with_worker(
         state.db.clone(),
         Duration::from_secs(state.config.usage_flush_secs),
     );
-    crate::metrics::handle();
+    // Caches serve only while this process hears the database's invalidation notices.
+    if state.config.database_url.starts_with("postgres") {
+        let caches = state.caches.clone();
+        tokio::spawn(licentia_persistence::notices::listen(
+            state.config.database_url.clone(),
+            move |notice| caches.apply(&notice),
+        ));
+    }
+    crate::metrics::spawn_upkeep();
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         let (app, _) = App::new()

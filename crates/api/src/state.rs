@@ -30,6 +30,8 @@ pub struct AppState {
     pub events: Arc<crate::service::event_stream::EventHub>,
     /// Validations and machine sightings not yet written (see [`crate::usage`]).
     pub usage: Arc<crate::usage::UsageBuffer>,
+    /// API keys and products held in memory while the invalidation feed is live.
+    pub caches: Arc<crate::cache::Caches>,
     /// In-process GCRA limits of `POST /v1/deregistrations` (the same allowances as validate's).
     pub deregister_limits: Arc<crate::keyed_limit::ValidateLimits>,
 }

@@ -75,21 +75,32 @@ fn write_canonical(value: &Value, out: &mut String) -> Result<(), SignatureError
             }
             out.push(']');
         }
-        Value::Object(members) => {
-            let mut sorted: Vec<(&String, &Value)> = members.iter().collect();
-            sorted.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
-            out.push('{');
-            for (i, (name, member)) in sorted.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_string(name, out);
-                out.push(':');
-                write_canonical(member, out)?;
-            }
-            out.push('}');
-        }
+        Value::Object(members) => write_members(members, None, out)?,
     }
+    Ok(())
+}
+
+/// An object's members in canonical order, without the member named `skip`.
+fn write_members(
+    members: &serde_json::Map<String, Value>,
+    skip: Option<&str>,
+    out: &mut String,
+) -> Result<(), SignatureError> {
+    let mut sorted: Vec<(&String, &Value)> = members
+        .iter()
+        .filter(|(name, _)| Some(name.as_str()) != skip)
+        .collect();
+    sorted.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+    out.push('{');
+    for (i, (name, member)) in sorted.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_string(name, out);
+        out.push(':');
+        write_canonical(member, out)?;
+    }
+    out.push('}');
     Ok(())
 }
 
@@ -203,13 +214,9 @@ pub fn unsigned_canonical(object: &Value) -> Result<String, SignatureError> {
     let Value::Object(members) = object else {
         return Err(SignatureError::NotAnObject);
     };
-    if members.contains_key(SIGNATURE_FIELD) {
-        let mut rest = members.clone();
-        rest.remove(SIGNATURE_FIELD);
-        canonical_json(&Value::Object(rest))
-    } else {
-        canonical_json(object)
-    }
+    let mut out = String::with_capacity(256);
+    write_members(members, Some(SIGNATURE_FIELD), &mut out)?;
+    Ok(out)
 }
 
 /// Decodes a public key given as standard base64 of its 32 raw bytes.

@@ -6,6 +6,8 @@
 
 pub mod entities;
 mod error;
+pub mod hot;
+pub mod notices;
 pub mod preflight;
 mod replica;
 pub mod repo;
@@ -121,6 +123,9 @@ pub struct Db {
     /// PostgreSQL: connections to the primary, not pinged on checkout, for the licensed
     /// software's look-ups ([`Db::lookup`]); `None` on SQLite.
     lookup: Option<DatabaseConnection>,
+    /// PostgreSQL: the hot statements' pools of the primary (see [`hot`]): look-ups with the
+    /// default settings, and searches with [`SEARCH_SETTINGS`].
+    hot: Option<(hot::HotPool, hot::HotPool)>,
     replica: Option<Arc<replica::Replica>>,
 }
 
@@ -162,10 +167,21 @@ impl Db {
                 Some(unpinged_pool(url, pool, &[]).await?),
             )
         };
+        let hot = if is_sqlite {
+            None
+        } else {
+            let url = preflight::connect_url(url);
+            let max = pool.max_connections as usize;
+            Some((
+                hot::HotPool::new(&url, max, pool.acquire_timeout, &[])?,
+                hot::HotPool::new(&url, max, pool.acquire_timeout, SEARCH_SETTINGS)?,
+            ))
+        };
         Ok(Self {
             conn,
             search,
             lookup,
+            hot,
             replica: None,
         })
     }
@@ -277,6 +293,35 @@ impl Db {
     /// in [`Db::begin_search`].
     pub fn search(&self) -> &DatabaseConnection {
         self.search.as_ref().unwrap_or(&self.conn)
+    }
+
+    /// The hot-path pool for the licensed software's look-ups ([`hot`]): the primary's,
+    /// without a replica; `None` with a replica (look-ups then go where [`Db::lookup`] says)
+    /// and on SQLite.
+    pub fn hot_lookup(&self) -> Option<&hot::HotPool> {
+        match (&self.replica, &self.hot) {
+            (None, Some((lookup, _))) => Some(lookup),
+            _ => None,
+        }
+    }
+
+    /// The hot-path pool for list pages ([`hot`]) on PostgreSQL: the primary's with the
+    /// default planner settings for pages without filters (see [`Db::unfiltered`]), with
+    /// [`SEARCH_SETTINGS`] otherwise.
+    pub fn hot_page(&self, filtered: bool) -> Option<&hot::HotPool> {
+        self.hot
+            .as_ref()
+            .map(|(plain, search)| if filtered { search } else { plain })
+    }
+
+    /// Where a list page without filters runs on PostgreSQL: the primary's look-up pool, with
+    /// the default planner settings. Such a page has one good plan for every caller — walk the
+    /// sort order's index from the caller's first entry — so PostgreSQL may keep a generic plan
+    /// for it instead of planning every page as [`Db::search`]'s sessions do (planning was
+    /// about a third of the statement's time). Not pinged either: a failure is retried in
+    /// [`Db::begin_search`]. The primary's pool on SQLite.
+    pub fn unfiltered(&self) -> &DatabaseConnection {
+        self.lookup.as_ref().unwrap_or(&self.conn)
     }
 
     /// A transaction on the primary's pinged pool with the search settings of [`Db::search`]

@@ -153,9 +153,18 @@ async fn from_api_key(state: &AppState, key: &str) -> Result<Principal, ApiError
         return Err(ApiError::invalid_token("malformed API key"));
     }
     let db = state.db.conn();
-    let (found, account) = api_keys::find_with_account(db, &crate::crypto::sha256_hex(key))
-        .await?
-        .ok_or_else(|| ApiError::invalid_token("unknown or revoked API key"))?;
+    let hash = crate::crypto::sha256_hex(key);
+    let (found, account) = match state.caches.key(&hash) {
+        Some(cached) => cached,
+        None => {
+            let ticket = state.caches.ticket();
+            let (found, account) = api_keys::find_with_account(db, &hash)
+                .await?
+                .ok_or_else(|| ApiError::invalid_token("unknown or revoked API key"))?;
+            state.caches.keep_key(ticket, &hash, &found, &account);
+            (found, account)
+        }
+    };
     let now = licentia_persistence::now();
     if found.expires_at.is_some_and(|at| at <= now) {
         return Err(ApiError::invalid_token("the API key has expired"));
@@ -163,6 +172,7 @@ async fn from_api_key(state: &AppState, key: &str) -> Result<Principal, ApiError
     // At most one write a minute per key; the read above already tells whether it is due.
     if api_keys::touch_due(&found, now) {
         api_keys::touch(db, found.id, now).await?;
+        state.caches.touched(&hash, now);
     }
     // A key has no role of its own; report the narrowest role that holds its scopes.
     let role = if found.scopes.contains(&Scope::AccountAdmin) {

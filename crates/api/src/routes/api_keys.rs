@@ -277,5 +277,7 @@ pub async fn delete_api_key(
     if !api_keys::revoke(db, principal.account_id(), id).await? {
         return Err(ApiError::not_found());
     }
+    // Effective at once here; other processes drop it when the database's notice arrives.
+    state.caches.forget_keys();
     Ok(HttpResponse::NoContent().finish())
 }

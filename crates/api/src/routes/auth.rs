@@ -278,7 +278,7 @@ pub async fn logout(
     security(("bearer" = []), ("api_key" = []))
 )]
 #[get("/v1/me")]
-pub async fn get_me(principal: Principal) -> ApiResult<HttpResponse> {
+pub async fn get_me(state: web::Data<AppState>, principal: Principal) -> ApiResult<HttpResponse> {
     let (user, api_key) = match &principal.caller {
         Caller::User { id, email } => (
             Some(MeUser {
@@ -305,7 +305,11 @@ pub async fn get_me(principal: Principal) -> ApiResult<HttpResponse> {
             .iter()
             .map(|s| s.as_str().to_owned())
             .collect(),
-        account: AccountOut::from(principal.account.clone()),
+        // Read now: an API key's principal may come from memory with an older balance.
+        account: AccountOut::from(
+            licentia_persistence::repo::accounts::get(state.db.conn(), principal.account_id())
+                .await?,
+        ),
     }))
 }
 

@@ -5,10 +5,10 @@ use std::net::IpAddr;
 
 use licentia_domain::ids::{LicenseId, RegistrationId};
 use licentia_domain::license_record::License;
-use sea_orm::sea_query::{Alias, Asterisk, Condition, Expr, ExprTrait, Query};
+use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -85,21 +85,17 @@ pub struct ValidationView {
     pub registration_id: Option<RegistrationId>,
 }
 
-/// The license of `key_hash` (SHA-256 hex of the key, see [`registration_key_hash`]) and
-/// whether `fingerprint` is registered: one statement over the unique key-hash index and the
-/// unique (license, fingerprint) index.
-pub async fn validation_view(
-    db: &impl ConnectionTrait,
-    key: &str,
+/// The statement of [`validation_view`]: the license's columns in decoding order, then the
+/// fingerprint's registration id when a fingerprint is asked about.
+fn validation_query(
     key_hash: &str,
     fingerprint: Option<&str>,
-) -> Result<Option<ValidationView>> {
+) -> sea_orm::sea_query::SelectStatement {
     let mut q = Query::select();
-    q.column((licenses::Entity, Asterisk))
-        .from(licenses::Entity)
-        .and_where(
-            Expr::col((licenses::Entity, licenses::Column::RegistrationKeyHash)).eq(key_hash),
-        );
+    super::licenses::decode::select_columns(&mut q);
+    q.from(licenses::Entity).and_where(
+        Expr::col((licenses::Entity, licenses::Column::RegistrationKeyHash)).eq(key_hash),
+    );
     if let Some(fingerprint) = fingerprint {
         q.expr_as(
             Expr::col((Entity, Column::Id)),
@@ -115,22 +111,76 @@ pub async fn validation_view(
                 .add(Expr::col((Entity, Column::Fingerprint)).eq(fingerprint)),
         );
     }
-    let Some(row) = db.query_one(&q).await? else {
-        return Ok(None);
-    };
-    let model = licenses::Model::from_query_result(&row, "")?;
+    q
+}
+
+/// What a found row tells, once the key itself is compared (the hash only found the row).
+fn validation_of(
+    model: licenses::Model,
+    key: &str,
+    fingerprint: Option<&str>,
+    registration_id: Option<Uuid>,
+) -> Result<Option<ValidationView>> {
     if model.registration_key != key {
         return Ok(None);
     }
-    let registration_id = match fingerprint {
-        Some(_) => row.try_get::<Option<Uuid>>("", "registration_id")?,
-        None => None,
-    };
     Ok(Some(ValidationView {
         license: License::try_from(model)?,
         fingerprint_registered: fingerprint.map(|_| registration_id.is_some()),
         registration_id: registration_id.map(RegistrationId::from_uuid),
     }))
+}
+
+/// The license of `key_hash` (SHA-256 hex of the key, see [`registration_key_hash`]) and
+/// whether `fingerprint` is registered: one statement over the unique key-hash index and the
+/// unique (license, fingerprint) index.
+pub async fn validation_view(
+    db: &impl ConnectionTrait,
+    key: &str,
+    key_hash: &str,
+    fingerprint: Option<&str>,
+) -> Result<Option<ValidationView>> {
+    let q = validation_query(key_hash, fingerprint);
+    let Some(row) = db.query_one(&q).await? else {
+        return Ok(None);
+    };
+    let how = super::licenses::decode::first_row(&row);
+    let model = super::licenses::decode::model(&row, how)?;
+    let registration_id = match fingerprint {
+        Some(_) => match row.try_as_pg_row() {
+            Some(pg) if how == super::licenses::decode::Decoding::Checked => registration_at(pg)?,
+            _ => row.try_get::<Option<Uuid>>("", "registration_id")?,
+        },
+        None => None,
+    };
+    validation_of(model, key, fingerprint, registration_id)
+}
+
+/// [`validation_view`] on a hot-path pool ([`crate::hot`]).
+pub async fn validation_view_hot(
+    pool: &crate::hot::HotPool,
+    key: &str,
+    key_hash: &str,
+    fingerprint: Option<&str>,
+) -> Result<Option<ValidationView>> {
+    let q = validation_query(key_hash, fingerprint);
+    let Some(row) = pool.fetch_optional(&q).await? else {
+        return Ok(None);
+    };
+    let model = super::licenses::decode::pg_models(std::slice::from_ref(&row))?
+        .pop()
+        .ok_or(PersistenceError::NotFound)?;
+    let registration_id = match fingerprint {
+        Some(_) => registration_at(&row)?,
+        None => None,
+    };
+    validation_of(model, key, fingerprint, registration_id)
+}
+
+/// The registration id selected after the license's columns.
+fn registration_at(row: &sea_orm::sqlx::postgres::PgRow) -> Result<Option<Uuid>> {
+    sea_orm::sqlx::Row::try_get::<Option<Uuid>, _>(row, super::licenses::decode::COLUMNS)
+        .map_err(|e| PersistenceError::Corrupt(format!("a registration id: {e}")))
 }
 
 /// The registration of `fingerprint` to the license, if any.

@@ -106,10 +106,14 @@ pub async fn list_licenses(
             items.push(LicenseOut::new(l, p));
         }
     }
-    Ok(HttpResponse::Ok().json(crate::pagination::Page {
-        items,
-        next_cursor: page.next_cursor,
-    }))
+    Ok(crate::pagination::json_ok(
+        &crate::pagination::Page {
+            items,
+            next_cursor: page.next_cursor,
+        },
+        // About a kilobyte a license: one buffer, no regrowth while writing.
+        1024 * (limit as usize).min(200) + 256,
+    ))
 }
 
 fn parse_sort(text: &str) -> Option<Sort> {
@@ -161,7 +165,9 @@ fn cursor_key(sort: Sort, l: &License) -> crate::pagination::CursorKey {
     }
 }
 
-/// One page of rows on the search pool. It does not ping its connections: a page that
+/// One page of rows: on PostgreSQL on a hot-path pool ([`licentia_persistence::hot`]) with
+/// the search settings, or without them when nothing is filtered (see
+/// [`licentia_persistence::Db::unfiltered`]). No pool pings its connections: a page that
 /// failed on one that had died is read again on the pinged pool.
 async fn read_page(
     state: &AppState,
@@ -171,7 +177,19 @@ async fn read_page(
     after: Option<After>,
     limit: u64,
 ) -> ApiResult<Vec<License>> {
-    match licenses::list(state.db.search(), scope, filter, sort, after.clone(), limit).await {
+    let filtered = !filter.is_empty();
+    let first = match state.db.hot_page(filtered) {
+        Some(hot) => licenses::list_hot(hot, scope, filter, sort, after.clone(), limit).await,
+        None => {
+            let pool = if filtered {
+                state.db.search()
+            } else {
+                state.db.unfiltered()
+            };
+            licenses::list(pool, scope, filter, sort, after.clone(), limit).await
+        }
+    };
+    match first {
         Err(PersistenceError::Unavailable(_)) => {
             let txn = state.db.begin_search().await?;
             let rows = licenses::list(&txn, scope, filter, sort, after, limit).await?;
@@ -182,7 +200,8 @@ async fn read_page(
     }
 }
 
-/// The products of a page's licenses, in one statement however many licenses refer to them.
+/// The products of a page's licenses: from memory ([`crate::cache`]), or in one statement
+/// however many licenses refer to them.
 async fn catalog_of(state: &AppState, rows: &[License]) -> ApiResult<BTreeMap<ProductId, Product>> {
     let product_ids: Vec<ProductId> = rows
         .iter()
@@ -190,12 +209,18 @@ async fn catalog_of(state: &AppState, rows: &[License]) -> ApiResult<BTreeMap<Pr
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    let found = match products::find_many(state.db.search(), &product_ids).await {
-        Err(PersistenceError::Unavailable(_)) => {
-            products::find_many(state.db.conn(), &product_ids).await?
-        }
-        found => found?,
-    };
+    let (mut found, missing) = state.caches.products(&product_ids);
+    if !missing.is_empty() {
+        let ticket = state.caches.ticket();
+        let read = match products::find_many(state.db.search(), &missing).await {
+            Err(PersistenceError::Unavailable(_)) => {
+                products::find_many(state.db.conn(), &missing).await?
+            }
+            read => read?,
+        };
+        state.caches.keep_products(ticket, &read);
+        found.extend(read);
+    }
     Ok(found.into_iter().map(|p| (p.id, p)).collect())
 }
 

@@ -258,6 +258,7 @@ pub async fn update_product(
     }
     product.updated_at = licentia_persistence::now();
     let product = products::update(state.db.conn(), &product).await?;
+    state.caches.forget_products();
     Ok(HttpResponse::Ok().json(ProductOut::from(product)))
 }
 
@@ -289,6 +290,7 @@ pub async fn archive_product(
         product.archived = true;
         product.updated_at = licentia_persistence::now();
         product = products::update(state.db.conn(), &product).await?;
+        state.caches.forget_products();
     }
     Ok(HttpResponse::Ok().json(ProductOut::from(product)))
 }

@@ -18,6 +18,7 @@ use uuid::Uuid;
 use crate::entities::licenses::{self, Column, Entity};
 use crate::error::{PersistenceError, Result, parse};
 
+pub mod decode;
 mod due;
 mod query;
 
@@ -57,13 +58,14 @@ fn settled(status: Option<&str>, reason: Option<&str>) -> Result<Option<Settled>
 impl TryFrom<licenses::Model> for License {
     type Error = PersistenceError;
     fn try_from(m: licenses::Model) -> Result<Self> {
-        let corrupt = |what: &str| PersistenceError::Corrupt(format!("license {}: {what}", m.id));
+        let id = m.id;
+        let corrupt = |what: &str| PersistenceError::Corrupt(format!("license {id}: {what}"));
         let options: BTreeMap<String, u32> =
-            serde_json::from_value(m.options.clone()).map_err(|_| corrupt("options"))?;
+            serde_json::from_value(m.options).map_err(|_| corrupt("options"))?;
         let metadata: BTreeMap<String, String> =
-            serde_json::from_value(m.metadata.clone()).map_err(|_| corrupt("metadata"))?;
+            serde_json::from_value(m.metadata).map_err(|_| corrupt("metadata"))?;
         Ok(License {
-            id: LicenseId::from_uuid(m.id),
+            id: LicenseId::from_uuid(id),
             account_id: AccountId::from_uuid(m.account_id),
             product_id: ProductId::from_uuid(m.product_id),
             ip: m.ip.parse::<IpAddr>().map_err(|_| corrupt("ip"))?,

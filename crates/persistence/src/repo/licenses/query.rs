@@ -21,7 +21,7 @@ pub enum Sort {
 }
 
 /// Filters of the list, combined with AND.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Filter {
     pub id: Option<LicenseId>,
     /// Lower-cased substring of the name.
@@ -42,6 +42,13 @@ pub struct Filter {
     pub never_validated: Option<bool>,
     /// Metadata keys and the exact string value each must have.
     pub metadata: Vec<(String, String)>,
+}
+
+impl Filter {
+    /// No filter at all: every license of the scope but the deleted ones.
+    pub fn is_empty(&self) -> bool {
+        *self == Filter::default()
+    }
 }
 
 /// Where a keyset page continues: after this row's sort value and id.
@@ -137,6 +144,30 @@ pub async fn count(db: &impl ConnectionTrait, scope: Scope, filter: &Filter) -> 
         .await?)
 }
 
+/// Where license rows are read: a connection of the ORM, or a hot-path pool
+/// ([`crate::hot`], PostgreSQL).
+pub enum Source<'a, C> {
+    Orm(&'a C),
+    Hot(&'a crate::hot::HotPool),
+}
+
+impl<C> Clone for Source<'_, C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<C> Copy for Source<'_, C> {}
+
+impl<C: ConnectionTrait> Source<'_, C> {
+    fn backend(&self) -> DbBackend {
+        match self {
+            Source::Orm(db) => db.get_database_backend(),
+            Source::Hot(_) => DbBackend::Postgres,
+        }
+    }
+}
+
 /// One keyset page of licenses (`limit` rows at most).
 pub async fn list(
     db: &impl ConnectionTrait,
@@ -146,7 +177,38 @@ pub async fn list(
     after: Option<After>,
     limit: u64,
 ) -> Result<Vec<License>> {
-    let cond = condition(db.get_database_backend(), scope, filter);
+    list_from(Source::Orm(db), scope, filter, sort, after, limit).await
+}
+
+/// [`list`] on a hot-path pool.
+pub async fn list_hot(
+    pool: &crate::hot::HotPool,
+    scope: Scope,
+    filter: &Filter,
+    sort: Sort,
+    after: Option<After>,
+    limit: u64,
+) -> Result<Vec<License>> {
+    list_from(
+        Source::<sea_orm::DatabaseConnection>::Hot(pool),
+        scope,
+        filter,
+        sort,
+        after,
+        limit,
+    )
+    .await
+}
+
+async fn list_from<C: ConnectionTrait>(
+    db: Source<'_, C>,
+    scope: Scope,
+    filter: &Filter,
+    sort: Sort,
+    after: Option<After>,
+    limit: u64,
+) -> Result<Vec<License>> {
+    let cond = condition(db.backend(), scope, filter);
     if let Sort::LastValidatedAt { desc } = sort {
         return list_by_validation(db, cond, desc, after, limit).await;
     }
@@ -221,19 +283,28 @@ pub async fn list(
         }
         Sort::LastValidatedAt { .. } => unreachable!("listed by list_by_validation"),
     }
-    q.limit(limit)
-        .all(db)
-        .await?
-        .into_iter()
-        .map(License::try_from)
-        .collect()
+    fetch(db, q.limit(limit)).await
+}
+
+/// The licenses a select of whole rows finds, decoded by position where it can
+/// ([`super::decode`]).
+pub(crate) async fn fetch<C: ConnectionTrait>(
+    db: Source<'_, C>,
+    q: sea_orm::Select<Entity>,
+) -> Result<Vec<License>> {
+    use sea_orm::QueryTrait;
+    let models = match db {
+        Source::Orm(db) => super::decode::models(&db.query_all(&q.into_query()).await?)?,
+        Source::Hot(pool) => super::decode::pg_models(&pool.fetch_all(&q.into_query()).await?)?,
+    };
+    models.into_iter().map(License::try_from).collect()
 }
 
 /// A page in `last_validated_at` order: the validated licenses first (by instant, then id),
 /// then those never validated (by id). The column has no index on purpose (see migration
 /// m0009: its updates stay heap-only), so each part sorts the caller's matching licenses.
-async fn list_by_validation(
-    db: &impl ConnectionTrait,
+async fn list_by_validation<C: ConnectionTrait>(
+    db: Source<'_, C>,
     cond: Condition,
     desc: bool,
     after: Option<After>,
@@ -272,12 +343,13 @@ async fn list_by_validation(
                 ),
             );
         }
-        rows = q
-            .order_by(Column::LastValidatedAt, dir.clone())
-            .order_by(Column::Id, dir.clone())
-            .limit(limit)
-            .all(db)
-            .await?;
+        rows = fetch(
+            db,
+            q.order_by(Column::LastValidatedAt, dir.clone())
+                .order_by(Column::Id, dir.clone())
+                .limit(limit),
+        )
+        .await?;
     }
     let left = limit.saturating_sub(rows.len() as u64);
     if left > 0 {
@@ -287,7 +359,7 @@ async fn list_by_validation(
         if let (None, Some(id)) = (after_value, after_id) {
             q = q.filter(id_cmp(id));
         }
-        rows.extend(q.order_by(Column::Id, dir).limit(left).all(db).await?);
+        rows.extend(fetch(db, q.order_by(Column::Id, dir).limit(left)).await?);
     }
-    rows.into_iter().map(License::try_from).collect()
+    Ok(rows)
 }
