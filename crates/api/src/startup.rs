@@ -365,6 +365,9 @@ pub fn serve_with_worker(
         state.db.clone(),
         Duration::from_secs(state.config.usage_flush_secs),
     );
+    // The hot paths' connections open now rather than during the first burst of requests.
+    let db = state.db.clone();
+    tokio::spawn(async move { db.warm().await });
     // Caches serve only while this process hears the database's invalidation notices.
     if state.config.database_url.starts_with("postgres") {
         let caches = state.caches.clone();
@@ -412,11 +415,14 @@ pub fn serve_with_worker(
     .client_request_timeout(request_timeout)
     .client_disconnect_timeout(Duration::from_secs(5))
     .shutdown_timeout(30);
-    let server = if workers > 0 {
-        server.workers(workers)
+    // One per core by default (actix's own default). Two per core was tried: list pages
+    // about +10 % on two cores, within the run-to-run spread, for ~25 MiB more RSS.
+    let workers = if workers > 0 {
+        workers
     } else {
-        server
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
     };
+    let server = server.workers(workers);
     let server = server.listen(listener)?.run();
     Ok((server, worker))
 }

@@ -77,6 +77,22 @@ impl HotPool {
         Ok(Self(pool))
     }
 
+    /// Opens every connection the pool may hold, so that the first burst of requests does not
+    /// wait while they open one by one. Stops at the first failure (the pool then opens them
+    /// when needed, as it would anyway).
+    pub async fn warm(&self) {
+        let mut held = Vec::with_capacity(self.0.status().max_size);
+        for _ in 0..self.0.status().max_size {
+            match self.0.get().await {
+                Ok(conn) => held.push(conn),
+                Err(e) => {
+                    tracing::debug!(error = %e, "a hot-path connection did not open ahead");
+                    break;
+                }
+            }
+        }
+    }
+
     /// Every row `q` finds. A failure to reach the server (no connection within the wait, a
     /// dead connection) is [`PersistenceError::Unavailable`], for the caller to retry
     /// elsewhere.
@@ -91,11 +107,19 @@ impl HotPool {
         Ok(rows)
     }
 
-    /// The first row `q` finds, if any (as [`HotPool::fetch_all`]).
-    pub async fn fetch_optional(&self, q: &SelectStatement) -> Result<Option<PgRow>> {
-        let (sql, values) = q.build_sqlx(PostgresQueryBuilder);
+    /// The first row a fixed statement finds with `params` bound (as text, in order): for a
+    /// statement built once instead of per request.
+    pub async fn fetch_optional_sql(
+        &self,
+        sql: &'static str,
+        params: &[&str],
+    ) -> Result<Option<PgRow>> {
         let mut lease = self.lease().await?;
-        let row = sea_orm::sqlx::query_with(AssertSqlSafe(sql), values)
+        let mut query = sea_orm::sqlx::query(sql);
+        for p in params {
+            query = query.bind(*p);
+        }
+        let row = query
             .fetch_optional(lease.conn())
             .await
             .map_err(driver_error)?;

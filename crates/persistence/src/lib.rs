@@ -314,6 +314,15 @@ impl Db {
             .map(|(plain, search)| if filtered { search } else { plain })
     }
 
+    /// Opens the connections of the hot-path pool with the default settings (validations and
+    /// unfiltered list pages) ahead of the first requests; PostgreSQL only. The search pool
+    /// (filtered pages) opens its connections when needed.
+    pub async fn warm(&self) {
+        if let Some((plain, _)) = &self.hot {
+            plain.warm().await;
+        }
+    }
+
     /// Where a list page without filters runs on PostgreSQL: the primary's look-up pool, with
     /// the default planner settings. Such a page has one good plan for every caller — walk the
     /// sort order's index from the caller's first entry — so PostgreSQL may keep a generic plan

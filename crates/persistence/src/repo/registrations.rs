@@ -7,8 +7,8 @@ use licentia_domain::ids::{LicenseId, RegistrationId};
 use licentia_domain::license_record::License;
 use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -88,11 +88,12 @@ pub struct ValidationView {
 /// The statement of [`validation_view`]: the license's columns in decoding order, then the
 /// fingerprint's registration id when a fingerprint is asked about.
 fn validation_query(
+    backend: DbBackend,
     key_hash: &str,
     fingerprint: Option<&str>,
 ) -> sea_orm::sea_query::SelectStatement {
     let mut q = Query::select();
-    super::licenses::decode::select_columns(&mut q);
+    super::licenses::decode::select_columns(&mut q, backend);
     q.from(licenses::Entity).and_where(
         Expr::col((licenses::Entity, licenses::Column::RegistrationKeyHash)).eq(key_hash),
     );
@@ -140,7 +141,7 @@ pub async fn validation_view(
     key_hash: &str,
     fingerprint: Option<&str>,
 ) -> Result<Option<ValidationView>> {
-    let q = validation_query(key_hash, fingerprint);
+    let q = validation_query(db.get_database_backend(), key_hash, fingerprint);
     let Some(row) = db.query_one(&q).await? else {
         return Ok(None);
     };
@@ -156,15 +157,45 @@ pub async fn validation_view(
     validation_of(model, key, fingerprint, registration_id)
 }
 
-/// [`validation_view`] on a hot-path pool ([`crate::hot`]).
+/// The PostgreSQL text of [`validation_query`] with or without the fingerprint, built once,
+/// and whether the fingerprint is bound first (it is: the join's condition comes before the
+/// `WHERE`; read off the built statement rather than assumed).
+fn validation_sql(fingerprint: bool) -> (&'static str, bool) {
+    use sea_orm::sea_query::PostgresQueryBuilder;
+    static PLAIN: std::sync::OnceLock<(String, bool)> = std::sync::OnceLock::new();
+    static WITH_FINGERPRINT: std::sync::OnceLock<(String, bool)> = std::sync::OnceLock::new();
+    let cell = if fingerprint {
+        &WITH_FINGERPRINT
+    } else {
+        &PLAIN
+    };
+    let (sql, fingerprint_first) = cell.get_or_init(|| {
+        const MARK: &str = "licentia-fingerprint-placeholder";
+        let q = validation_query(DbBackend::Postgres, "", fingerprint.then_some(MARK));
+        let (sql, values) = q.build(PostgresQueryBuilder);
+        let first = values
+            .0
+            .first()
+            .is_some_and(|v| format!("{v:?}").contains(MARK));
+        (sql, first)
+    });
+    (sql.as_str(), *fingerprint_first)
+}
+
+/// [`validation_view`] on a hot-path pool ([`crate::hot`]), its statement built once.
 pub async fn validation_view_hot(
     pool: &crate::hot::HotPool,
     key: &str,
     key_hash: &str,
     fingerprint: Option<&str>,
 ) -> Result<Option<ValidationView>> {
-    let q = validation_query(key_hash, fingerprint);
-    let Some(row) = pool.fetch_optional(&q).await? else {
+    let (sql, fingerprint_first) = validation_sql(fingerprint.is_some());
+    let row = match fingerprint {
+        None => pool.fetch_optional_sql(sql, &[key_hash]).await?,
+        Some(f) if fingerprint_first => pool.fetch_optional_sql(sql, &[f, key_hash]).await?,
+        Some(f) => pool.fetch_optional_sql(sql, &[key_hash, f]).await?,
+    };
+    let Some(row) = row else {
         return Ok(None);
     };
     let model = super::licenses::decode::pg_models(std::slice::from_ref(&row))?
@@ -179,7 +210,7 @@ pub async fn validation_view_hot(
 
 /// The registration id selected after the license's columns.
 fn registration_at(row: &sea_orm::sqlx::postgres::PgRow) -> Result<Option<Uuid>> {
-    sea_orm::sqlx::Row::try_get::<Option<Uuid>, _>(row, super::licenses::decode::COLUMNS)
+    sea_orm::sqlx::Row::try_get::<Option<Uuid>, _>(row, super::licenses::decode::READ_COLUMNS)
         .map_err(|e| PersistenceError::Corrupt(format!("a registration id: {e}")))
 }
 
@@ -328,4 +359,23 @@ pub async fn set_count(db: &impl ConnectionTrait, license: LicenseId, count: u64
         .exec(db)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod hot_sql_tests {
+    use super::validation_sql;
+
+    #[test]
+    fn the_fingerprint_is_bound_where_the_statement_expects_it() {
+        let (plain, _) = validation_sql(false);
+        assert!(plain.contains("$1") && !plain.contains("$2"));
+        let (with, fingerprint_first) = validation_sql(true);
+        // The join's condition (the fingerprint) precedes the WHERE (the key hash).
+        let fingerprint_at = with
+            .find("\"fingerprint\" = $")
+            .expect("the join names the fingerprint");
+        let number = &with[fingerprint_at + "\"fingerprint\" = $".len()..][..1];
+        assert_eq!(fingerprint_first, number == "1");
+        assert!(fingerprint_first);
+    }
 }

@@ -293,6 +293,12 @@ pub(crate) async fn fetch<C: ConnectionTrait>(
     q: sea_orm::Select<Entity>,
 ) -> Result<Vec<License>> {
     use sea_orm::QueryTrait;
+    // On PostgreSQL only the columns a license is made of (see `decode`).
+    let q = if db.backend() == DbBackend::Postgres {
+        q.select_only().columns(super::decode::read_columns())
+    } else {
+        q
+    };
     let models = match db {
         Source::Orm(db) => super::decode::models(&db.query_all(&q.into_query()).await?)?,
         Source::Hot(pool) => super::decode::pg_models(&pool.fetch_all(&q.into_query()).await?)?,
