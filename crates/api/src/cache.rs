@@ -63,7 +63,12 @@ impl Caches {
                     products.clear();
                 }
             }
-            Notice::Live | Notice::Lost | Notice::Other(_) => {
+            // A notice this version does not know: everything may have changed.
+            Notice::Other(_) => {
+                self.bump();
+                self.clear();
+            }
+            Notice::Live | Notice::Lost => {
                 self.live.store(false, Ordering::SeqCst);
                 self.bump();
                 self.clear();
@@ -222,5 +227,8 @@ mod tests {
         c.apply(&Notice::Products);
         let t2 = c.ticket();
         assert!(c.current(t2));
+        // An unknown notice empties the caches without turning them off.
+        c.apply(&Notice::Other("something new".into()));
+        assert!(c.is_live() && !c.current(t2));
     }
 }
