@@ -325,3 +325,19 @@ string_enums! {
     /// The liveness probe's answer.
     HealthStatus => "Always `ok` when the probe passes.", ["ok"];
 }
+
+/// One message of a Server-Sent Events stream, as a client reads it: `id` (the event id),
+/// `event` (its type) and `data` (the event as `GET /v1/events` shows it, as one line of JSON);
+/// the first message carries `retry` (milliseconds) instead. Comment lines are not messages.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct EventStreamMessage {
+    /// The event's id: resume after it with `Last-Event-ID`.
+    pub id: Option<String>,
+    /// The event's type.
+    pub event: Option<String>,
+    /// The event, one JSON object.
+    pub data: Option<String>,
+    /// How long to wait before reconnecting, in milliseconds.
+    pub retry: Option<u64>,
+}

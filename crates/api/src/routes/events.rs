@@ -184,8 +184,9 @@ pub struct StreamQuery {
         ("Last-Event-ID" = Option<Uuid>, Header, description = "Resume right after this event (sent by browsers when they reconnect)"),
     ),
     responses(
-        (status = 200, description = "The event stream (Server-Sent Events)", content_type = "text/event-stream", body = String,
-            example = "id: 019a0c5e-6f21-7a3b-8c4d-5e6f7a8b9c0d\nevent: license.activated\ndata: {\"id\":\"019a0c5e-6f21-7a3b-8c4d-5e6f7a8b9c0d\",\"type\":\"license.activated\",…}\n\n"),
+        (status = 200, description = "The event stream (Server-Sent Events)", content_type = "text/event-stream", body = crate::openapi::types::EventStreamMessage,
+            example = json!({"id": "019a0c5e-6f21-7a3b-8c4d-5e6f7a8b9c0d", "event": "license.activated",
+                "data": "{\"id\":\"019a0c5e-6f21-7a3b-8c4d-5e6f7a8b9c0d\",\"type\":\"license.activated\"}"})),
         (status = 401, response = crate::openapi::Unauthorized),
         (status = 403, response = crate::openapi::Forbidden),
         (status = 422, response = crate::openapi::Unprocessable),
