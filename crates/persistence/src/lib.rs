@@ -305,9 +305,11 @@ impl Db {
         }
     }
 
-    /// The hot-path pool for list pages ([`hot`]) on PostgreSQL: the primary's with the
-    /// default planner settings for pages without filters (see [`Db::unfiltered`]), with
-    /// [`SEARCH_SETTINGS`] otherwise.
+    /// The hot-path pool for list pages ([`hot`]) on PostgreSQL: with [`SEARCH_SETTINGS`] for
+    /// filtered pages; for pages without filters the primary's pool with the default planner
+    /// settings. Such a page has one good plan for every caller — walk the sort order's index
+    /// from the caller's first entry — so PostgreSQL may keep a generic plan for it instead of
+    /// planning every page (planning was about a third of the statement's time).
     pub fn hot_page(&self, filtered: bool) -> Option<&hot::HotPool> {
         self.hot
             .as_ref()
@@ -321,16 +323,6 @@ impl Db {
         if let Some((plain, _)) = &self.hot {
             plain.warm().await;
         }
-    }
-
-    /// Where a list page without filters runs on PostgreSQL: the primary's look-up pool, with
-    /// the default planner settings. Such a page has one good plan for every caller — walk the
-    /// sort order's index from the caller's first entry — so PostgreSQL may keep a generic plan
-    /// for it instead of planning every page as [`Db::search`]'s sessions do (planning was
-    /// about a third of the statement's time). Not pinged either: a failure is retried in
-    /// [`Db::begin_search`]. The primary's pool on SQLite.
-    pub fn unfiltered(&self) -> &DatabaseConnection {
-        self.lookup.as_ref().unwrap_or(&self.conn)
     }
 
     /// A transaction on the primary's pinged pool with the search settings of [`Db::search`]

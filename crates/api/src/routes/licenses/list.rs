@@ -167,7 +167,7 @@ fn cursor_key(sort: Sort, l: &License) -> crate::pagination::CursorKey {
 
 /// One page of rows: on PostgreSQL on a hot-path pool ([`licentia_persistence::hot`]) with
 /// the search settings, or without them when nothing is filtered (see
-/// [`licentia_persistence::Db::unfiltered`]). No pool pings its connections: a page that
+/// [`licentia_persistence::Db::hot_page`]). No pool pings its connections: a page that
 /// failed on one that had died is read again on the pinged pool.
 async fn read_page(
     state: &AppState,
@@ -180,14 +180,8 @@ async fn read_page(
     let filtered = !filter.is_empty();
     let first = match state.db.hot_page(filtered) {
         Some(hot) => licenses::list_hot(hot, scope, filter, sort, after.clone(), limit).await,
-        None => {
-            let pool = if filtered {
-                state.db.search()
-            } else {
-                state.db.unfiltered()
-            };
-            licenses::list(pool, scope, filter, sort, after.clone(), limit).await
-        }
+        // SQLite: one pool for everything.
+        None => licenses::list(state.db.search(), scope, filter, sort, after.clone(), limit).await,
     };
     match first {
         Err(PersistenceError::Unavailable(_)) => {
