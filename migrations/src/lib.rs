@@ -16,6 +16,7 @@ pub mod m0009_usage;
 mod m0010_partner_tools;
 mod m0011_report_indexes;
 mod m0012_cache_invalidation;
+pub mod m0013_due_index;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0010_partner_tools::Migration),
             Box::new(m0011_report_indexes::Migration),
             Box::new(m0012_cache_invalidation::Migration),
+            Box::new(m0013_due_index::Migration),
         ]
     }
 }

@@ -311,6 +311,50 @@ async fn payment_starts_the_term_at_the_clock(app: &TestApp) {
     assert_eq!(l["valid_until"], "2024-04-30T12:00:00Z");
 }
 
+/// Active licenses as the owner counts them.
+async fn active_count(app: &TestApp, ctx: &Ctx) -> u32 {
+    app.get("/v1/licenses/count?status=active", &ctx.owner)
+        .await
+        .body["count"]
+        .as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap()
+}
+
+/// A sweep walks every due license once, across its batches of 200, when the terms all end
+/// at the same instant (the walk's keyset then advances by id alone). The background worker's
+/// sweeps are kept out (one time slot of a century): this sweep alone must find them all.
+async fn a_sweep_walks_every_due_license(app: &TestApp) {
+    const LICENSES: u32 = 230;
+    let ctx = setup(app, "walk", 10_000_000).await;
+    app.clock().set_rfc3339("2024-01-10T00:00:00Z").unwrap();
+    for _ in 0..LICENSES {
+        order(
+            app,
+            &ctx,
+            &ctx.product,
+            1,
+            json!({}),
+            json!({"method": "balance"}),
+        )
+        .await;
+    }
+    for _ in 0..600 {
+        if active_count(app, &ctx).await == LICENSES {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(active_count(app, &ctx).await, LICENSES);
+
+    app.clock().set_rfc3339("2024-02-10T00:00:01Z").unwrap();
+    let report = app.sweep().await;
+    assert_eq!(report.expired, LICENSES, "{report:?}");
+    assert_eq!(active_count(app, &ctx).await, 0);
+    let again = app.sweep().await;
+    assert_eq!(again.expired, 0, "{again:?}");
+}
+
 clock_test!(
     expiry_then_renewal_revives,
     grace_deletion,
@@ -321,3 +365,45 @@ clock_test!(
     concurrent_sweeps_act_once,
     payment_starts_the_term_at_the_clock,
 );
+
+/// Settings whose sweep slot is a century long: the background worker sweeps once, at start.
+fn one_slot(url: &str) -> licentia_api::Config {
+    licentia_api::Config {
+        sweep_interval_secs: 100 * 365 * 86_400,
+        ..licentia_tests::test_config(url)
+    }
+}
+
+mod a_sweep_walks_every_due_license {
+    use licentia_api::clock::ManualClock;
+    use licentia_tests::{Backend, TestApp};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        let app = TestApp::builder(Backend::Sqlite)
+            .config(super::one_slot)
+            .clock(ManualClock::at_system_time())
+            .spawn()
+            .await;
+        super::a_sweep_walks_every_due_license(&app).await;
+        app.finish().await;
+    }
+
+    #[cfg_attr(
+        not(licentia_pg),
+        ignore = "skipped: PostgreSQL (set LICENTIA_TEST_DATABASE_URL)"
+    )]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        let Some(app) = TestApp::builder(Backend::Postgres)
+            .config(super::one_slot)
+            .clock(ManualClock::at_system_time())
+            .start()
+            .await
+        else {
+            return;
+        };
+        super::a_sweep_walks_every_due_license(&app).await;
+        app.finish().await;
+    }
+}

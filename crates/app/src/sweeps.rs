@@ -148,12 +148,20 @@ where
     Fut: std::future::Future<Output = AppResult<Outcome>> + 'a,
 {
     let mut after = None;
+    // A license handled once is not handled again in this walk, even when its new term
+    // brings it back in front of the walk (see `licenses::due`).
+    let mut seen = std::collections::HashSet::new();
     loop {
         let batch = licenses::due(ctx.db.conn(), due, after, BATCH).await?;
         let full = batch.len() as u64 == BATCH;
-        after = batch.last().map(|l| l.id);
+        after = batch
+            .last()
+            .and_then(|l| l.lifecycle.valid_until.map(|until| (until, l.id)));
         for license in batch {
             let id = license.id;
+            if !seen.insert(id) {
+                continue;
+            }
             match handle(license).await {
                 Ok(Outcome::Skipped) => {}
                 Ok(Outcome::Renewed) => report.renewed += 1,

@@ -24,6 +24,7 @@ impl Due {
         let status = |s: &'static str| Column::Status.eq(s);
         match self {
             Due::AutoRenewal { until } => Condition::all()
+                .add(renewable())
                 .add(Column::AutoRenewMonths.is_not_null())
                 .add(Column::ValidUntil.lte(crate::truncate(until)))
                 .add(
@@ -34,6 +35,7 @@ impl Due {
                     ),
                 ),
             Due::Expiry { now } => Condition::all()
+                .add(renewable())
                 .add(Column::ValidUntil.lte(crate::truncate(now)))
                 .add(
                     Condition::any().add(status("active")).add(
@@ -61,19 +63,39 @@ impl Due {
     }
 }
 
-/// Up to `limit` licenses `due` for a sweep, in id order after `after` (keyset), so a sweep
-/// walks every candidate once even when some of them are left as they were.
+/// The clause of the partial index `ix_licenses_renewable_term` (migration m0013), verbatim:
+/// renewals and expiries only ever concern these licenses, and with the clause in their
+/// condition PostgreSQL reads them by `(valid_until, id)` from that index (a sweep with
+/// nothing due reads one index page) instead of walking every license by id.
+fn renewable() -> Expr {
+    Expr::cust(licentia_migration::m0013_due_index::RENEWABLE)
+}
+
+/// Where a sweep's walk stands: the term end and id of the last candidate it was given.
+pub type DueAfter = (OffsetDateTime, LicenseId);
+
+/// Up to `limit` licenses `due` for a sweep, in `(valid_until, id)` order after `after`
+/// (keyset), so a sweep walks every candidate once even when some of them are left as they
+/// were. Every kind bounds `valid_until`, so no candidate lacks one. A candidate the sweep
+/// changed can come back later in the same walk (a renewal that still ends before the bound);
+/// the caller skips those it has seen.
 pub async fn due(
     db: &impl ConnectionTrait,
     due: Due,
-    after: Option<LicenseId>,
+    after: Option<DueAfter>,
     limit: u64,
 ) -> Result<Vec<License>> {
     let mut q = Entity::find().filter(due.condition());
-    if let Some(after) = after {
-        q = q.filter(Column::Id.gt(after.as_uuid()));
+    if let Some((valid_until, id)) = after {
+        q = q.filter(
+            Expr::tuple([Expr::col(Column::ValidUntil), Expr::col(Column::Id)]).gt(Expr::tuple([
+                Expr::value(crate::truncate(valid_until)),
+                Expr::value(id.as_uuid()),
+            ])),
+        );
     }
-    q.order_by(Column::Id, Order::Asc)
+    q.order_by(Column::ValidUntil, Order::Asc)
+        .order_by(Column::Id, Order::Asc)
         .limit(limit)
         .all(db)
         .await?
