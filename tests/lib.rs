@@ -35,24 +35,15 @@ pub enum Backend {
 }
 
 /// Runs one scenario on SQLite and on PostgreSQL: `db_test!(name);` after `async fn name(app: TestApp)`.
+/// `db_test!(config = settings; name)` starts the service with `fn settings(url: &str) -> Config`
+/// (a function beside the scenario) instead of the test settings.
 #[macro_export]
 macro_rules! db_test {
+    (config = $config:ident; $($name:ident),+ $(,)?) => {$(
+        $crate::on_both_backends!($name, builder => builder.config(super::$config));
+    )+};
     ($($name:ident),+ $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let app = $crate::TestApp::builder($crate::Backend::Sqlite).spawn().await;
-                super::$name(&app).await;
-                app.finish().await;
-            }
-            #[cfg_attr(not(licentia_pg), ignore = "skipped: PostgreSQL (set LICENTIA_TEST_DATABASE_URL)")]
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some(app) = $crate::TestApp::builder($crate::Backend::Postgres).start().await else { return };
-                super::$name(&app).await;
-                app.finish().await;
-            }
-        }
+        $crate::on_both_backends!($name, builder => builder);
     )+};
 }
 
@@ -60,25 +51,47 @@ macro_rules! db_test {
 /// the scenario moves with `app.clock()`; `app.sweep()` runs a sweep at the clock's time.
 #[macro_export]
 macro_rules! clock_test {
+    (config = $config:ident; $($name:ident),+ $(,)?) => {$(
+        $crate::on_both_backends!($name, builder => builder
+            .config(super::$config)
+            .clock(::licentia_api::clock::ManualClock::at_system_time()));
+    )+};
     ($($name:ident),+ $(,)?) => {$(
+        $crate::on_both_backends!($name, builder => builder
+            .clock(::licentia_api::clock::ManualClock::at_system_time()));
+    )+};
+}
+
+/// The two tests of one scenario (`mod name { sqlite, postgres }`), each starting the service
+/// from `TestApp::builder(backend)` as `setup` shapes it; the PostgreSQL one is skipped without
+/// `LICENTIA_TEST_DATABASE_URL`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! on_both_backends {
+    ($name:ident, $builder:ident => $setup:expr) => {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let clock = ::licentia_api::clock::ManualClock::at_system_time();
-                let app = $crate::TestApp::builder($crate::Backend::Sqlite).clock(clock).spawn().await;
+                let $builder = $crate::TestApp::builder($crate::Backend::Sqlite);
+                let app = $setup.spawn().await;
                 super::$name(&app).await;
                 app.finish().await;
             }
-            #[cfg_attr(not(licentia_pg), ignore = "skipped: PostgreSQL (set LICENTIA_TEST_DATABASE_URL)")]
+            #[cfg_attr(
+                not(licentia_pg),
+                ignore = "skipped: PostgreSQL (set LICENTIA_TEST_DATABASE_URL)"
+            )]
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                let clock = ::licentia_api::clock::ManualClock::at_system_time();
-                let Some(app) = $crate::TestApp::builder($crate::Backend::Postgres).clock(clock).start().await else { return };
+                let $builder = $crate::TestApp::builder($crate::Backend::Postgres);
+                let Some(app) = $setup.start().await else {
+                    return;
+                };
                 super::$name(&app).await;
                 app.finish().await;
             }
         }
-    )+};
+    };
 }
 
 enum Store {

@@ -444,30 +444,4 @@ async fn too_many_matches(app: &TestApp) {
     assert_eq!(op["total"], 2);
 }
 
-mod too_many_matches {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        let app = licentia_tests::TestApp::builder(licentia_tests::Backend::Sqlite)
-            .config(super::two_matches_at_most)
-            .spawn()
-            .await;
-        super::too_many_matches(&app).await;
-        app.finish().await;
-    }
-    #[cfg_attr(
-        not(licentia_pg),
-        ignore = "skipped: PostgreSQL (set LICENTIA_TEST_DATABASE_URL)"
-    )]
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        let Some(app) = licentia_tests::TestApp::builder(licentia_tests::Backend::Postgres)
-            .config(super::two_matches_at_most)
-            .start()
-            .await
-        else {
-            return;
-        };
-        super::too_many_matches(&app).await;
-        app.finish().await;
-    }
-}
+db_test!(config = two_matches_at_most; too_many_matches);

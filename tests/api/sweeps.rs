@@ -374,36 +374,4 @@ fn one_slot(url: &str) -> licentia_api::Config {
     }
 }
 
-mod a_sweep_walks_every_due_license {
-    use licentia_api::clock::ManualClock;
-    use licentia_tests::{Backend, TestApp};
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        let app = TestApp::builder(Backend::Sqlite)
-            .config(super::one_slot)
-            .clock(ManualClock::at_system_time())
-            .spawn()
-            .await;
-        super::a_sweep_walks_every_due_license(&app).await;
-        app.finish().await;
-    }
-
-    #[cfg_attr(
-        not(licentia_pg),
-        ignore = "skipped: PostgreSQL (set LICENTIA_TEST_DATABASE_URL)"
-    )]
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        let Some(app) = TestApp::builder(Backend::Postgres)
-            .config(super::one_slot)
-            .clock(ManualClock::at_system_time())
-            .start()
-            .await
-        else {
-            return;
-        };
-        super::a_sweep_walks_every_due_license(&app).await;
-        app.finish().await;
-    }
-}
+clock_test!(config = one_slot; a_sweep_walks_every_due_license);

@@ -27,24 +27,7 @@ fn receiving(url: &str) -> Config {
 /// Like `db_test!`, with the [`receiving`] configuration.
 macro_rules! receiving_test {
     ($($name:ident),+ $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let app = licentia_tests::TestApp::builder(licentia_tests::Backend::Sqlite).config($crate::webhooks::receiving).spawn().await;
-                super::$name(&app).await;
-                app.finish().await;
-            }
-            #[cfg_attr(not(licentia_pg), ignore = "skipped: PostgreSQL (set LICENTIA_TEST_DATABASE_URL)")]
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some(app) = licentia_tests::TestApp::builder(licentia_tests::Backend::Postgres).config($crate::webhooks::receiving).start().await
-                else {
-                    return;
-                };
-                super::$name(&app).await;
-                app.finish().await;
-            }
-        }
+        licentia_tests::on_both_backends!($name, builder => builder.config($crate::webhooks::receiving));
     )+};
 }
 pub(crate) use receiving_test;
