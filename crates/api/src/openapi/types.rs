@@ -335,6 +335,7 @@ pub struct EventStreamMessage {
     /// The event's id: resume after it with `Last-Event-ID`.
     pub id: Option<String>,
     /// The event's type.
+    #[schema(value_type = Option<EventType>)]
     pub event: Option<String>,
     /// The event, one JSON object.
     pub data: Option<String>,

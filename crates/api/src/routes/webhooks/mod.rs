@@ -121,7 +121,7 @@ pub struct WebhookDeliveryOut {
     pub endpoint_id: Uuid,
     /// The event delivered (also the `Licentia-Event-Id` header; receivers dedupe by it).
     pub event_id: Uuid,
-    #[schema(example = "license.activated")]
+    #[schema(value_type = crate::openapi::types::EventType, example = "license.activated")]
     pub event_type: String,
     /// `pending` (retries remain), `delivered` (a 2xx answer) or `failed` (given up).
     #[schema(value_type = crate::openapi::types::DeliveryStatus, example = "delivered")]
