@@ -5,7 +5,7 @@ use std::collections::HashSet;
 fn checked_in_document_is_fresh() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi/openapi.json");
     let on_disk = std::fs::read_to_string(path).unwrap_or_default();
-    let generated = licentia_api::openapi::document_json();
+    let generated = licentia_api::document::document_json();
     if on_disk != generated {
         let _ = std::fs::write(
             std::env::temp_dir().join("licentia-openapi.generated.json"),
@@ -21,7 +21,7 @@ fn checked_in_document_is_fresh() {
 #[test]
 fn every_operation_is_documented() {
     let doc: serde_json::Value =
-        serde_json::from_str(&licentia_api::openapi::document_json()).unwrap();
+        serde_json::from_str(&licentia_api::document::document_json()).unwrap();
     assert_eq!(doc["info"]["license"]["identifier"], "Apache-2.0");
     let schemes = &doc["components"]["securitySchemes"];
     assert_eq!(schemes["bearer"]["scheme"], "bearer");

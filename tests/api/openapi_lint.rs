@@ -25,7 +25,7 @@ const OPEN_VOCABULARY: &[&str] = &[
 ];
 
 fn document() -> Value {
-    serde_json::from_str(&licentia_api::openapi::document_json()).unwrap()
+    serde_json::from_str(&licentia_api::document::document_json()).unwrap()
 }
 
 /// Every schema of the document with a readable location: components, parameters, request and

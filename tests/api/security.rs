@@ -35,7 +35,7 @@ const PROVIDER_ONLY: &[&str] = &[
 
 /// Every operation of the document: (method, path template, operationId, protected).
 fn operations() -> Vec<(Method, String, String, bool)> {
-    let doc: Value = serde_json::from_str(&licentia_api::openapi::document_json()).unwrap();
+    let doc: Value = serde_json::from_str(&licentia_api::document::document_json()).unwrap();
     let mut out = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {

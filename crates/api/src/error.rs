@@ -37,7 +37,7 @@ pub struct Problem {
     /// What went wrong in this occurrence.
     pub detail: String,
     /// A stable, snake_case machine-readable error code.
-    #[schema(value_type = crate::openapi::types::ProblemCode)]
+    #[schema(value_type = ProblemCode)]
     pub code: String,
     /// The invalid fields, for `validation_failed`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -271,6 +271,21 @@ impl ApiError {
         }
     }
 }
+
+/// The schema of a problem's `code`: every code [`all_codes`] lists.
+pub struct ProblemCode;
+
+impl utoipa::PartialSchema for ProblemCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::openapi::types::string_enum(
+            all_codes(),
+            "A stable, snake_case machine-readable error code: the kind of problem, whatever \
+             the wording of `detail`.",
+        )
+    }
+}
+
+impl ToSchema for ProblemCode {}
 
 /// Every `code` a problem document carries, in the order of the tables (the use cases'
 /// first): the OpenAPI enum of `Problem.code`. Every problem body is written by

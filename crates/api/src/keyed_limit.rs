@@ -1,7 +1,8 @@
 //! In-memory, per-process GCRA rate limits (the `governor` crate) for hot paths such as
 //! `POST /v1/validate`, answered without a database query: lock-free per key, constant memory
-//! per key (unlike [`crate::rate_limit::Window`], which keeps every event of the window). Each limit is a number of requests per minute per key, with a burst of the
-//! whole minute's allowance; `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`
+//! per key (unlike the sliding windows of the auth routes, which keep every event of the
+//! window). Each limit is a number of requests per minute per key, with a burst of the whole
+//! minute's allowance; `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`
 //! (draft-ietf-httpapi-ratelimit-headers) describe it, and a refusal is a 429 `rate_limited`
 //! problem with `Retry-After`.
 //!

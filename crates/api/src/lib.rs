@@ -7,6 +7,7 @@ pub mod cache;
 pub mod catalog;
 pub mod config;
 pub mod csv;
+pub mod document;
 pub mod dto;
 pub mod error;
 pub mod extract;

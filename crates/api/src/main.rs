@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use licentia_api::worker::Worker;
-use licentia_api::{Config, openapi, prepare, serve_with_worker, telemetry};
+use licentia_api::{Config, document, prepare, serve_with_worker, telemetry};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -57,7 +57,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Openapi = cli.command {
-        print!("{}", openapi::document_json());
+        print!("{}", document::document_json());
         return ExitCode::SUCCESS;
     }
     let config = match Config::load(cli.config.as_deref()) {

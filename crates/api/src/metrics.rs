@@ -21,10 +21,8 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use licentia_persistence::repo::jobs;
-use licentia_persistence::sea_orm::DbBackend;
+use licentia_persistence::sea_orm::{DatabaseConnection, DbBackend};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-
-use crate::state::AppState;
 
 pub const HTTP_DURATION: &str = "licentia_http_request_duration_seconds";
 pub const QUEUE_DEPTH: &str = "licentia_job_queue_depth";
@@ -124,10 +122,10 @@ pub async fn middleware(
     res
 }
 
-/// Brings the gauges up to date: the job queue (two indexed queries), the pool and the RSS.
-/// A failing query leaves its gauge as it was; the scrape still answers.
-pub async fn refresh(state: &AppState) {
-    let db = state.db.conn();
+/// Brings the gauges up to date: the job queue (two indexed queries), the pool of `db` (of
+/// `max_connections` at most; one on SQLite) and the RSS. A failing query leaves its gauge as
+/// it was; the scrape still answers.
+pub async fn refresh(db: &DatabaseConnection, max_connections: u32) {
     match jobs::queue_depth(db).await {
         Ok(depth) => gauge!(QUEUE_DEPTH).set(depth as f64),
         Err(e) => tracing::debug!(error = %e, "queue depth unavailable"),
@@ -141,7 +139,7 @@ pub async fn refresh(state: &AppState) {
         }
         Err(e) => tracing::debug!(error = %e, "oldest job unavailable"),
     }
-    let (open, idle) = match state.db.backend() {
+    let (open, idle) = match db.get_database_backend() {
         DbBackend::Postgres => {
             let pool = db.get_postgres_connection_pool();
             (pool.size(), pool.num_idle())
@@ -152,10 +150,10 @@ pub async fn refresh(state: &AppState) {
         }
         _ => (0, 0),
     };
-    let max = if state.config.is_sqlite() {
+    let max = if db.get_database_backend() == DbBackend::Sqlite {
         1
     } else {
-        state.config.db_max_connections
+        max_connections
     };
     gauge!(DB_POOL, "state" => "open").set(f64::from(open));
     gauge!(DB_POOL, "state" => "idle").set(idle as f64);

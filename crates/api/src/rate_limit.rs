@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use actix_web::HttpResponse;
 use licentia_persistence::repo::attempts;
+use licentia_persistence::sea_orm::DatabaseConnection;
 
 use crate::error::ApiResult;
 use crate::keyed_limit::Decision as KeyedDecision;
-use crate::state::AppState;
 
 /// At most `limit` events per `window` for each key.
 #[derive(Debug)]
@@ -169,8 +169,8 @@ pub struct Reservation {
 
 impl Reservation {
     /// Takes the attempt back (it did not count as a failure).
-    pub async fn release(self, state: &AppState) -> ApiResult<()> {
-        attempts::release(state.db.conn(), self.name, &self.key, self.window_start_ms).await?;
+    pub async fn release(self, db: &DatabaseConnection) -> ApiResult<()> {
+        attempts::release(db, self.name, &self.key, self.window_start_ms).await?;
         Ok(())
     }
 }
@@ -193,13 +193,17 @@ impl SharedLimit {
         i64::try_from(self.window.as_millis()).unwrap_or(i64::MAX)
     }
 
-    /// Counts one attempt of `key` (at the service clock's time) and tells whether it is
-    /// within the limit. The count happens first, atomically, so concurrent attempts cannot
-    /// all pass a check made before any of them is counted.
-    pub async fn attempt(&self, state: &AppState, key: &str) -> ApiResult<Attempt> {
-        let now_ms = unix_ms(state.clock.now());
+    /// Counts one attempt of `key` at `now` (the service clock's time) on the primary `db`
+    /// and tells whether it is within the limit. The count happens first, atomically, so
+    /// concurrent attempts cannot all pass a check made before any of them is counted.
+    pub async fn attempt(
+        &self,
+        db: &DatabaseConnection,
+        now: time::OffsetDateTime,
+        key: &str,
+    ) -> ApiResult<Attempt> {
+        let now_ms = unix_ms(now);
         let window_ms = self.window_ms();
-        let db = state.db.conn();
         if self
             .counted
             .fetch_add(1, Ordering::Relaxed)

@@ -351,7 +351,7 @@ pub fn serve_with_worker(
     state: AppState,
     listener: TcpListener,
 ) -> std::io::Result<(Server, crate::worker::Worker)> {
-    let doc = crate::openapi::document();
+    let doc = crate::document::document();
     let routes = web::Data::new(RouteTable::from_document(&doc));
     let body_limit = usize::try_from(state.config.body_limit_bytes).unwrap_or(usize::MAX);
     let request_timeout = Duration::from_secs(state.config.request_timeout_secs);

@@ -211,7 +211,7 @@ pub struct WebhookEventType;
 
 impl PartialSchema for WebhookEventType {
     fn schema() -> RefOr<Schema> {
-        let mut types = vec![crate::service::webhooks::ALL_TYPES];
+        let mut types = vec![licentia_persistence::repo::webhooks::ALL_TYPES];
         types.extend(licentia_domain::event::EventType::delivered().map(|t| t.as_str()));
         ObjectBuilder::new()
             .schema_type(Type::String)
@@ -226,7 +226,10 @@ impl PartialSchema for WebhookEventType {
 impl ToSchema for WebhookEventType {}
 
 /// A string schema listing every value of a closed set.
-fn string_enum<'a>(values: impl IntoIterator<Item = &'a str>, description: &str) -> RefOr<Schema> {
+pub(crate) fn string_enum<'a>(
+    values: impl IntoIterator<Item = &'a str>,
+    description: &str,
+) -> RefOr<Schema> {
     ObjectBuilder::new()
         .schema_type(Type::String)
         .enum_values(Some(values))
@@ -312,10 +315,6 @@ string_enums! {
     ValidationCode => "The first that applies, in this order: `NOT_FOUND`, `NOT_ACTIVE`, `EXPIRED`, \
         `SUSPENDED`, `IP_MISMATCH`, `NOT_REGISTERED`, `VALID`.",
         licentia_domain::validation::ValidationCode::ALL.iter().map(|c| c.as_str());
-    /// What went wrong, as a stable code.
-    ProblemCode => "A stable, snake_case machine-readable error code: the kind of problem, \
-        whatever the wording of `detail`.",
-        crate::error::all_codes();
     /// The signature algorithm.
     SigningAlgorithm => "The signature algorithm: `Ed25519`.", ["Ed25519"];
     /// Whether the service can serve.

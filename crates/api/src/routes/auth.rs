@@ -132,7 +132,9 @@ pub async fn create_token(
     // most the limit's worth of passwords; a right password gives its attempt back.
     let reservation = if state.limits.enabled {
         let key = throttle_key(&body.email, &req);
-        let attempt = LOGIN_FAILURES.attempt(&state, &key).await?;
+        let attempt = LOGIN_FAILURES
+            .attempt(state.db.conn(), state.clock.now(), &key)
+            .await?;
         if let Some(refusal) = attempt.refusal() {
             return Ok(refusal);
         }
@@ -160,7 +162,7 @@ pub async fn create_token(
     match (user, ok) {
         (Some(user), true) => {
             if let Some(reservation) = reservation
-                && let Err(e) = reservation.release(&state).await
+                && let Err(e) = reservation.release(state.db.conn()).await
             {
                 // The login stands; the attempt merely stays counted until its window passes.
                 tracing::warn!(error = %e, "could not give back a successful login's attempt");
@@ -370,7 +372,9 @@ pub async fn change_my_password(
             .map(|a| a.ip().to_string())
             .unwrap_or_default();
         let key = crypto::sha256_hex(&format!("password-change\n{id}\n{peer}"));
-        let attempt = LOGIN_FAILURES.attempt(&state, &key).await?;
+        let attempt = LOGIN_FAILURES
+            .attempt(state.db.conn(), state.clock.now(), &key)
+            .await?;
         if let Some(refusal) = attempt.refusal() {
             return Ok(refusal);
         }
@@ -390,7 +394,7 @@ pub async fn change_my_password(
         return Err(ApiError::unauthorized("the current password is wrong"));
     }
     if let Some(reservation) = reservation
-        && let Err(e) = reservation.release(&state).await
+        && let Err(e) = reservation.release(state.db.conn()).await
     {
         tracing::warn!(error = %e, "could not give back a password change's attempt");
     }

@@ -316,7 +316,7 @@ mod tests {
 
     #[test]
     fn the_documentation_names_every_event_type() {
-        let doc = crate::openapi::document();
+        let doc = crate::document::document();
         let text = doc
             .tags
             .unwrap_or_default()

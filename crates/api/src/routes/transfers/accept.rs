@@ -67,7 +67,11 @@ pub async fn accept_transfer(
     // Counted in the database before the attempt is looked at, shared by every process.
     if state.config.rate_limit_enabled()
         && let Some(refusal) = crate::rate_limit::TRANSFER_ACCEPTS
-            .attempt(&state, &principal.account_id().to_string())
+            .attempt(
+                state.db.conn(),
+                state.clock.now(),
+                &principal.account_id().to_string(),
+            )
             .await?
             .refusal()
     {
