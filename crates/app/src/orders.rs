@@ -12,7 +12,7 @@ use licentia_persistence::repo::{accounts, orders};
 use time::OffsetDateTime;
 
 use crate::error::{AppError, AppResult};
-use crate::licenses::renew as renewal;
+use crate::licenses::fulfil;
 use crate::provisioning;
 use crate::snapshot::{license_snapshot, record_change};
 
@@ -176,10 +176,10 @@ async fn apply_item(
     orders::fulfil_item(txn, item.id).await?;
     match item.kind {
         ItemKind::Renewal => {
-            renewal::fulfil_renewal(txn, license, &item, actor, provision_attempts, now).await?;
+            fulfil::fulfil_renewal(txn, license, &item, actor, provision_attempts, now).await?;
         }
         ItemKind::ConfigurationChange => {
-            renewal::fulfil_configuration(txn, license, &item, actor, provision_attempts).await?;
+            fulfil::fulfil_configuration(txn, license, &item, actor, provision_attempts).await?;
         }
         ItemKind::LicenseOrder => {
             activate(txn, license, &item, actor, provision_attempts, now).await?;

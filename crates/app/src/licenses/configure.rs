@@ -9,9 +9,8 @@ use licentia_persistence::DatabaseTransaction;
 use licentia_persistence::repo::orders::{NewItem, Order};
 use licentia_persistence::repo::{ledger, licenses, products};
 
-use super::renew::{
-    CONFIGURATION_CHANGE, Checkout, PaymentPlan, apply_options, configuration_delta,
-};
+use super::fulfil::apply_options;
+use super::renew::{CONFIGURATION_CHANGE, Checkout, PaymentPlan, configuration_delta};
 use super::transition::Caller;
 use crate::error::{AppError, AppResult, pricing_error};
 use crate::{Ctx, Payment};

@@ -24,7 +24,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::events::Event;
+use super::event_record::Event;
 use crate::entities::{event_streams, events};
 use crate::error::Result;
 

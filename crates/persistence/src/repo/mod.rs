@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod api_keys;
 pub mod attempts;
 pub mod bulk;
+pub mod event_record;
 pub mod event_stream;
 pub mod events;
 pub mod idempotency;

@@ -11,7 +11,7 @@ use sea_orm::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::events::Event;
+use super::event_record::Event;
 use super::jobs;
 use crate::entities::events as event_rows;
 use crate::entities::webhook_deliveries::{self as deliveries, Column as D};
