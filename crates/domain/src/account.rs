@@ -4,6 +4,19 @@ use time::OffsetDateTime;
 use crate::auth::{AccountKind, Role};
 use crate::ids::{AccountId, UserId};
 use crate::money::Currency;
+use crate::text_enum::text_enum;
+
+text_enum! {
+    /// Why money moved on an account's ledger.
+    pub enum LedgerKind("ledger kind") {
+        /// Money added by the provider (a top-up).
+        Credit => "credit",
+        /// Money spent on an order; the only negative kind.
+        Charge => "charge",
+        /// Money given back for a cancelled purchase.
+        Refund => "refund",
+    }
+}
 
 /// A tenant: the provider itself or one partner.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -49,6 +49,18 @@ impl EventType {
     }
 }
 
+text_enum! {
+    /// Where one event's delivery to one webhook endpoint stands.
+    pub enum DeliveryStatus("webhook delivery status") {
+        /// Not delivered yet; `next_attempt_at` says when the next attempt runs.
+        Pending => "pending",
+        /// A 2xx answer was received.
+        Delivered => "delivered",
+        /// Given up: attempts exhausted, or the endpoint was disabled.
+        Failed => "failed",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

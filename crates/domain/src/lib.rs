@@ -9,6 +9,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod bulk;
 pub mod calendar;
 pub mod event;
 pub mod ids;

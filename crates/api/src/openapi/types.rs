@@ -294,16 +294,16 @@ string_enums! {
         licentia_domain::order::ItemKind::VARIANTS.iter().map(|v| v.as_str());
     /// What moved an account's balance.
     LedgerEntryKind => "What moved the balance: `credit` (by the provider), `charge` or `refund`.",
-        ["credit", "charge", "refund"];
+        licentia_domain::account::LedgerKind::VARIANTS.iter().map(|v| v.as_str());
     /// Where a bulk operation stands.
     BulkStatus => "Where a bulk operation stands.",
-        ["pending", "running", "completed", "failed"];
+        licentia_domain::bulk::BulkStatus::VARIANTS.iter().map(|v| v.as_str());
     /// Whether a signing key signs now.
     SigningKeyStatus => "`current` (signs now) or `retired` (still verifies what it signed).",
         ["current", "retired"];
     /// Where a webhook delivery stands.
     DeliveryStatus => "`pending` (retries remain), `delivered` (a 2xx answer) or `failed` (given up).",
-        ["pending", "delivered", "failed"];
+        licentia_domain::event::DeliveryStatus::VARIANTS.iter().map(|v| v.as_str());
     /// The type of an event.
     EventType => "The type of an event (the webhook event types, plus `account.credited` and \
         `signing_key.rotated`, which are recorded but not delivered).",

@@ -335,7 +335,7 @@ pub async fn get_bulk_operation(
         action: op.action,
         params: op.params,
         dry_run: op.dry_run,
-        status: op.status,
+        status: op.status.as_str().to_owned(),
         total: op.total,
         done: u32::try_from(results.len()).unwrap_or(u32::MAX),
         results,

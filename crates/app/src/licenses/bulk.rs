@@ -11,6 +11,7 @@
 //! A dry run applies each item in a transaction that is rolled back. So that funds run out in
 //! the dry run where they would in the real one, what the earlier items would have charged is
 //! charged first inside that transaction ([`bulk::Operation::simulated_spend`]).
+use licentia_domain::bulk::BulkStatus;
 use licentia_domain::event::EventType;
 use std::collections::BTreeMap;
 
@@ -156,7 +157,14 @@ pub async fn create(
     )
     .await?;
     if matched.is_empty() {
-        bulk::set_status(&txn, id, &[bulk::PENDING], bulk::COMPLETED, None).await?;
+        bulk::set_status(
+            &txn,
+            id,
+            &[BulkStatus::Pending],
+            BulkStatus::Completed,
+            None,
+        )
+        .await?;
     } else {
         enqueue(&txn, id).await?;
     }
@@ -188,8 +196,8 @@ pub async fn run(ctx: &Ctx, job: &Job) -> AppResult<()> {
         bulk::set_status(
             ctx.db.conn(),
             id,
-            &[bulk::PENDING, bulk::RUNNING],
-            bulk::FAILED,
+            &[BulkStatus::Pending, BulkStatus::Running],
+            BulkStatus::Failed,
             Some(&e.to_string()),
         )
         .await?;
@@ -202,10 +210,10 @@ async fn run_batch(ctx: &Ctx, id: Uuid) -> AppResult<()> {
     let Some(op) = bulk::find(db, None, id).await? else {
         return Ok(());
     };
-    if op.status == bulk::COMPLETED || op.status == bulk::FAILED {
+    if op.status.is_finished() {
         return Ok(());
     }
-    bulk::set_status(db, id, &[bulk::PENDING], bulk::RUNNING, None).await?;
+    bulk::set_status(db, id, &[BulkStatus::Pending], BulkStatus::Running, None).await?;
     let action = Action::from_stored(&op.action, &op.params)?;
     let caller = if op.admin {
         Caller {
@@ -230,7 +238,7 @@ async fn run_batch(ctx: &Ctx, id: Uuid) -> AppResult<()> {
         }
     }
     if bulk::remaining(db, id).await? == 0 {
-        bulk::set_status(db, id, &[bulk::RUNNING], bulk::COMPLETED, None).await?;
+        bulk::set_status(db, id, &[BulkStatus::Running], BulkStatus::Completed, None).await?;
     } else {
         enqueue(db, id).await?;
     }

@@ -17,10 +17,7 @@ use crate::entities::{bulk_operation_items as items, bulk_operations as ops};
 use crate::error::{PersistenceError, Result, parse};
 use crate::repo::events::Actor;
 
-pub const PENDING: &str = "pending";
-pub const RUNNING: &str = "running";
-pub const COMPLETED: &str = "completed";
-pub const FAILED: &str = "failed";
+pub use licentia_domain::bulk::BulkStatus;
 
 /// Items per insert statement: well under SQLite's bound-variable limit.
 const INSERT_CHUNK: usize = 500;
@@ -38,8 +35,7 @@ pub struct Operation {
     pub action: String,
     pub params: serde_json::Value,
     pub dry_run: bool,
-    /// `pending`, `running`, `completed` or `failed`.
-    pub status: String,
+    pub status: BulkStatus,
     pub total: u32,
     /// Dry runs only: what the items evaluated so far would have charged, per account id.
     pub simulated_spend: serde_json::Value,
@@ -63,7 +59,7 @@ impl TryFrom<ops::Model> for Operation {
             action: m.action,
             params: m.params,
             dry_run: m.dry_run,
-            status: m.status,
+            status: parse("bulk_operation.status", &m.status)?,
             total: u32::try_from(m.total).unwrap_or(0),
             simulated_spend: m.simulated_spend,
             last_error: m.last_error,
@@ -109,7 +105,7 @@ pub async fn create(db: &impl ConnectionTrait, new: NewOperation) -> Result<Oper
         action: Set(new.action),
         params: Set(new.params),
         dry_run: Set(new.dry_run),
-        status: Set(PENDING.to_owned()),
+        status: Set(BulkStatus::Pending.as_str().to_owned()),
         total: Set(total),
         simulated_spend: Set(serde_json::json!({})),
         last_error: Set(None),
@@ -232,17 +228,17 @@ pub async fn replace_result(
 pub async fn set_status(
     db: &impl ConnectionTrait,
     id: Uuid,
-    from: &[&str],
-    to: &str,
+    from: &[BulkStatus],
+    to: BulkStatus,
     error: Option<&str>,
 ) -> Result<bool> {
     let now = crate::now();
     let mut q = ops::Entity::update_many()
-        .col_expr(ops::Column::Status, Expr::value(to))
+        .col_expr(ops::Column::Status, Expr::value(to.as_str()))
         .col_expr(ops::Column::UpdatedAt, Expr::value(now))
         .filter(ops::Column::Id.eq(id))
-        .filter(ops::Column::Status.is_in(from.iter().copied()));
-    if to == COMPLETED || to == FAILED {
+        .filter(ops::Column::Status.is_in(from.iter().map(|s| s.as_str())));
+    if to.is_finished() {
         q = q.col_expr(ops::Column::FinishedAt, Expr::value(Some(now)));
     }
     if let Some(error) = error {

@@ -4,10 +4,6 @@
 //! Money only leaves an account through [`charge`], whose balance check and debit are one
 //! conditional `UPDATE`: on PostgreSQL it takes the row lock and re-checks the condition on the
 //! latest row version, so concurrent charges from several processes can never overdraw.
-use std::fmt;
-use std::str::FromStr;
-
-use licentia_domain::ParseEnumError;
 use licentia_domain::ids::{AccountId, LedgerEntryId, LicenseId, OrderId, ProductId};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
@@ -21,49 +17,7 @@ use crate::entities::ledger_entries::{self, Column, Entity};
 use crate::entities::{accounts, ledger_allocations, licenses, order_items};
 use crate::error::{PersistenceError, Result, parse};
 
-/// Why money moved.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum LedgerKind {
-    /// Money added by the provider (a top-up).
-    Credit,
-    /// Money spent on an order; the only negative kind.
-    Charge,
-    /// Money given back for a cancelled purchase.
-    Refund,
-}
-
-impl LedgerKind {
-    /// The wire and database spelling.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Credit => "credit",
-            Self::Charge => "charge",
-            Self::Refund => "refund",
-        }
-    }
-}
-
-impl fmt::Display for LedgerKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for LedgerKind {
-    type Err = ParseEnumError;
-
-    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        match s {
-            "credit" => Ok(Self::Credit),
-            "charge" => Ok(Self::Charge),
-            "refund" => Ok(Self::Refund),
-            _ => Err(ParseEnumError {
-                what: "ledger kind",
-                value: s.to_owned(),
-            }),
-        }
-    }
-}
+pub use licentia_domain::account::LedgerKind;
 
 /// One movement of money: positive for credits and refunds, negative for charges.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -31,37 +31,7 @@ pub const ALL_TYPES: &str = "*";
 /// `last_error` keeps the start of the message.
 const MAX_ERROR_CHARS: usize = 1_000;
 
-/// Where a delivery stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DeliveryStatus {
-    /// Not delivered yet; `next_attempt_at` says when the next attempt runs.
-    Pending,
-    /// A 2xx answer was received.
-    Delivered,
-    /// Given up: attempts exhausted, or the endpoint was disabled.
-    Failed,
-}
-
-impl DeliveryStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Delivered => "delivered",
-            Self::Failed => "failed",
-        }
-    }
-
-    fn parse(s: &str) -> Result<Self> {
-        match s {
-            "pending" => Ok(Self::Pending),
-            "delivered" => Ok(Self::Delivered),
-            "failed" => Ok(Self::Failed),
-            other => Err(PersistenceError::Corrupt(format!(
-                "webhook delivery status {other:?}"
-            ))),
-        }
-    }
-}
+pub use licentia_domain::event::DeliveryStatus;
 
 /// A registered endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -358,7 +328,7 @@ impl TryFrom<deliveries::Model> for Delivery {
             endpoint_id: m.endpoint_id,
             event_id: EventId::from_uuid(m.event_id),
             event_type: m.event_type,
-            status: DeliveryStatus::parse(&m.status)?,
+            status: crate::error::parse("webhook_delivery.status", &m.status)?,
             attempts: m.attempts,
             last_status_code: m.last_status_code,
             last_error: m.last_error,
