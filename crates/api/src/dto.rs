@@ -45,7 +45,7 @@ pub struct EventOut {
     /// The event type, e.g. `license.activated`, `order.paid`.
     #[serde(rename = "type")]
     #[schema(value_type = crate::openapi::types::EventType, example = "license.activated")]
-    pub event_type: String,
+    pub event_type: licentia_domain::event::EventType,
     /// The license the event is about, if any.
     pub license_id: Option<Uuid>,
     /// The account the event belongs to.

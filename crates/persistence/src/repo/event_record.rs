@@ -1,6 +1,7 @@
 //! An event as the log keeps it: who caused it ([`Actor`]) and the recorded row ([`Event`]).
 //! Below both the log's writes (`events`) and the deliveries that read an event back
 //! (`webhooks`, `event_stream`).
+use licentia_domain::event::EventType;
 use licentia_domain::ids::{AccountId, EventId, LicenseId};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -61,7 +62,7 @@ impl Actor {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Event {
     pub id: EventId,
-    pub event_type: String,
+    pub event_type: EventType,
     pub account_id: AccountId,
     pub license_id: Option<LicenseId>,
     pub actor: Actor,
@@ -80,7 +81,7 @@ impl TryFrom<events::Model> for Event {
                 kind: parse("event.actor_kind", &m.actor_kind)?,
                 id: m.actor_id,
             },
-            event_type: m.event_type,
+            event_type: parse("event.event_type", &m.event_type)?,
             account_id: AccountId::from_uuid(m.account_id),
             license_id: m.license_id.map(LicenseId::from_uuid),
             before: m.before,

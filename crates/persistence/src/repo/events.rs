@@ -33,7 +33,7 @@ pub async fn record(
     let event_type = event.event_type;
     let account = event.account_id;
     let (id, now) = record_undelivered(db, event).await?;
-    super::webhooks::enqueue_deliveries(db, id, event_type.as_str(), account, now).await?;
+    super::webhooks::enqueue_deliveries(db, id, event_type, account, now).await?;
     Ok((id, now))
 }
 

@@ -2,6 +2,7 @@
 //! runs inside [`super::events::record`], so a delivery (and the `webhook_delivery` job that
 //! works it) is written in the same transaction as its event — committed together or not at
 //! all.
+use licentia_domain::event::EventType;
 use licentia_domain::ids::{AccountId, EventId, JobId};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -224,7 +225,7 @@ pub async fn delete(
 pub async fn enqueue_deliveries(
     db: &impl ConnectionTrait,
     event_id: EventId,
-    event_type: &str,
+    event_type: EventType,
     account: AccountId,
     now: OffsetDateTime,
 ) -> Result<usize> {
@@ -240,7 +241,7 @@ pub async fn enqueue_deliveries(
     let mut queued = 0;
     for row in targets {
         let endpoint = Endpoint::try_from(row)?;
-        if !endpoint.wants(event_type) {
+        if !endpoint.wants(event_type.as_str()) {
             continue;
         }
         queue_delivery(db, endpoint.id, event_id, event_type, now).await?;
@@ -255,7 +256,7 @@ pub async fn queue_delivery(
     db: &impl ConnectionTrait,
     endpoint_id: Uuid,
     event_id: EventId,
-    event_type: &str,
+    event_type: EventType,
     now: OffsetDateTime,
 ) -> Result<Delivery> {
     let id = Uuid::now_v7();
@@ -264,7 +265,7 @@ pub async fn queue_delivery(
         id: Set(id),
         endpoint_id: Set(endpoint_id),
         event_id: Set(event_id.as_uuid()),
-        event_type: Set(event_type.to_owned()),
+        event_type: Set(event_type.as_str().to_owned()),
         status: Set(DeliveryStatus::Pending.as_str().to_owned()),
         attempts: Set(0),
         last_status_code: Set(None),
@@ -309,7 +310,7 @@ pub struct Delivery {
     pub id: Uuid,
     pub endpoint_id: Uuid,
     pub event_id: EventId,
-    pub event_type: String,
+    pub event_type: EventType,
     pub status: DeliveryStatus,
     pub attempts: i32,
     pub last_status_code: Option<i32>,
@@ -327,7 +328,7 @@ impl TryFrom<deliveries::Model> for Delivery {
             id: m.id,
             endpoint_id: m.endpoint_id,
             event_id: EventId::from_uuid(m.event_id),
-            event_type: m.event_type,
+            event_type: crate::error::parse("webhook_delivery.event_type", &m.event_type)?,
             status: crate::error::parse("webhook_delivery.status", &m.status)?,
             attempts: m.attempts,
             last_status_code: m.last_status_code,

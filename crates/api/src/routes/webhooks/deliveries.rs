@@ -120,7 +120,7 @@ pub async fn redeliver_webhook_delivery(
         &txn,
         endpoint.id,
         original.event_id,
-        &original.event_type,
+        original.event_type,
         licentia_persistence::now(),
     )
     .await?;
@@ -173,8 +173,7 @@ pub async fn ping_webhook_endpoint(
         },
     )
     .await?;
-    let queued =
-        webhooks::queue_delivery(&txn, endpoint.id, event_id, service::PING.as_str(), at).await?;
+    let queued = webhooks::queue_delivery(&txn, endpoint.id, event_id, service::PING, at).await?;
     let res = HttpResponse::Accepted().json(WebhookDeliveryOut::from(queued));
     crate::idempotency::commit(txn, res).await
 }

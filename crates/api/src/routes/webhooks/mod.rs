@@ -122,7 +122,7 @@ pub struct WebhookDeliveryOut {
     /// The event delivered (also the `Licentia-Event-Id` header; receivers dedupe by it).
     pub event_id: Uuid,
     #[schema(value_type = crate::openapi::types::EventType, example = "license.activated")]
-    pub event_type: String,
+    pub event_type: licentia_domain::event::EventType,
     /// `pending` (retries remain), `delivered` (a 2xx answer) or `failed` (given up).
     #[schema(value_type = crate::openapi::types::DeliveryStatus, example = "delivered")]
     pub status: String,
