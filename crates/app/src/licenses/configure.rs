@@ -48,13 +48,7 @@ pub async fn configure(
     cmd: Configure,
     precondition: impl FnOnce(&License) -> AppResult<()>,
 ) -> AppResult<Configured> {
-    let normalize = |product: &Product| {
-        product
-            .pricing
-            .normalize_options(&cmd.options)
-            .map_err(|e| AppError::validation(vec![pricing_error(e)]))
-    };
-    let options = normalize(&cmd.product)?;
+    let options = normalized(&cmd.product, &cmd.options)?;
     // Lock order: an existing order first, then the license (see `renew`).
     let plan = PaymentPlan::resolve(txn, cmd.owner, &cmd.payment).await?;
     let license = licenses::lock(txn, caller.scope, cmd.license)
@@ -74,7 +68,7 @@ pub async fn configure(
         let product = products::find(txn, license.product_id)
             .await?
             .ok_or(AppError::NotFound)?;
-        let options = normalize(&product)?;
+        let options = normalized(&product, &cmd.options)?;
         (product, options)
     };
     license.lifecycle.can_change_configuration()?;
@@ -94,41 +88,8 @@ pub async fn configure(
     };
     let (license, order) = if options == license.options {
         (license, None)
-    } else if delta > 0 {
-        let item = NewItem::for_license(
-            &license,
-            CONFIGURATION_CHANGE,
-            license.period,
-            delta,
-            serde_json::json!({ "options": options }),
-        );
-        let order = plan.place(txn, &checkout, item).await?;
-        let license = licenses::find(txn, licenses::Scope::All, license.id)
-            .await?
-            .ok_or(AppError::NotFound)?;
-        (license, Some(order))
     } else {
-        let account = license.account_id;
-        let saved = apply_options(
-            txn,
-            license,
-            options,
-            caller.actor,
-            checkout.provision_attempts,
-        )
-        .await?;
-        if delta < 0 {
-            ledger::refund(
-                txn,
-                account,
-                -delta,
-                &format!("configuration change of license {}", saved.id),
-                saved.id,
-                saved.product_id,
-            )
-            .await?;
-        }
-        (saved, None)
+        change(txn, &plan, &checkout, license, options, delta).await?
     };
     Ok(Configured {
         license,
@@ -136,4 +97,63 @@ pub async fn configure(
         order,
         delta,
     })
+}
+
+/// The requested quantities as `product` prices them, or the fields it refuses.
+fn normalized(
+    product: &Product,
+    options: &BTreeMap<String, u32>,
+) -> AppResult<BTreeMap<String, u32>> {
+    product
+        .pricing
+        .normalize_options(options)
+        .map_err(|e| AppError::validation(vec![pricing_error(e)]))
+}
+
+/// Applies new `options` that cost `delta` more (or less) than the current ones: a positive
+/// difference is an order item paid by `plan` (the options apply when it is paid); otherwise
+/// the options apply now and a negative difference is refunded to the balance.
+async fn change(
+    txn: &DatabaseTransaction,
+    plan: &PaymentPlan,
+    checkout: &Checkout<'_>,
+    license: License,
+    options: BTreeMap<String, u32>,
+    delta: i64,
+) -> AppResult<(License, Option<Order>)> {
+    if delta > 0 {
+        let item = NewItem::for_license(
+            &license,
+            CONFIGURATION_CHANGE,
+            license.period,
+            delta,
+            serde_json::json!({ "options": options }),
+        );
+        let order = plan.place(txn, checkout, item).await?;
+        let license = licenses::find(txn, licenses::Scope::All, license.id)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        return Ok((license, Some(order)));
+    }
+    let account = license.account_id;
+    let saved = apply_options(
+        txn,
+        license,
+        options,
+        checkout.actor,
+        checkout.provision_attempts,
+    )
+    .await?;
+    if delta < 0 {
+        ledger::refund(
+            txn,
+            account,
+            -delta,
+            &format!("configuration change of license {}", saved.id),
+            saved.id,
+            saved.product_id,
+        )
+        .await?;
+    }
+    Ok((saved, None))
 }

@@ -148,7 +148,6 @@ pub async fn order(
         .transpose()
         .map_err(AppError::Internal)?;
     let now = ctx.clock.now();
-    let attempts = ctx.policy.provision_attempts;
     let trial = matches!(cmd.term, Term::Trial);
     let license = License {
         id: LicenseId::new(),
@@ -178,37 +177,7 @@ pub async fn order(
         last_validated_at: None,
     };
     let license = licenses::insert(txn, &license, sealed).await?;
-    let order = match &cmd.term {
-        Term::Paid { payment, .. } => {
-            let plan = PaymentPlan::resolve(txn, license.account_id, payment).await?;
-            let item = orders::NewItem::for_license(
-                &license,
-                ItemKind::LicenseOrder,
-                license.period,
-                cost,
-                serde_json::json!({}),
-            );
-            record_ordered(txn, actor, &license).await?;
-            let checkout = Checkout {
-                account: license.account_id,
-                currency: ctx.currency.as_str(),
-                actor,
-                provision_attempts: attempts,
-                now,
-            };
-            Some(plan.place(txn, &checkout, item).await?)
-        }
-        Term::Trial => {
-            // One trial per product and account, and per product and address: unique keys
-            // written in this transaction, so a concurrent second request finds them taken.
-            if !trials::claim(txn, product.id, license.account_id, license.id, license.ip).await? {
-                return Err(AppError::TrialUsed);
-            }
-            provisioning::enqueue(txn, license.id, attempts).await?;
-            record_ordered(txn, actor, &license).await?;
-            None
-        }
-    };
+    let order = place(ctx, txn, actor, &cmd.term, &license, cost, now).await?;
     let license = licenses::find(txn, Scope::All, license.id)
         .await?
         .ok_or(AppError::NotFound)?;
@@ -218,6 +187,53 @@ pub async fn order(
         order,
         cost,
     })
+}
+
+/// Pays for a new license as its `term` says: a paid one places its order item with the
+/// payment's plan (and answers the order); a trial claims the product's trial for the account
+/// and the address (409 `trial_used` when either had one) and is provisioned at once.
+async fn place(
+    ctx: &Ctx,
+    txn: &DatabaseTransaction,
+    actor: Actor,
+    term: &Term,
+    license: &License,
+    cost: i64,
+    now: time::OffsetDateTime,
+) -> AppResult<Option<Order>> {
+    let attempts = ctx.policy.provision_attempts;
+    match term {
+        Term::Paid { payment, .. } => {
+            let plan = PaymentPlan::resolve(txn, license.account_id, payment).await?;
+            let item = orders::NewItem::for_license(
+                license,
+                ItemKind::LicenseOrder,
+                license.period,
+                cost,
+                serde_json::json!({}),
+            );
+            record_ordered(txn, actor, license).await?;
+            let checkout = Checkout {
+                account: license.account_id,
+                currency: ctx.currency.as_str(),
+                actor,
+                provision_attempts: attempts,
+                now,
+            };
+            Ok(Some(plan.place(txn, &checkout, item).await?))
+        }
+        Term::Trial => {
+            // One trial per product and account, and per product and address: unique keys
+            // written in this transaction, so a concurrent second request finds them taken.
+            let product = license.product_id;
+            if !trials::claim(txn, product, license.account_id, license.id, license.ip).await? {
+                return Err(AppError::TrialUsed);
+            }
+            provisioning::enqueue(txn, license.id, attempts).await?;
+            record_ordered(txn, actor, license).await?;
+            Ok(None)
+        }
+    }
 }
 
 async fn record_ordered(

@@ -4,6 +4,7 @@ use licentia_domain::auth::AccountKind;
 use licentia_domain::event::EventType;
 use licentia_domain::ids::{AccountId, LicenseId, TransferId};
 use licentia_domain::license_record::License;
+use licentia_domain::product::Product;
 use licentia_domain::transfer::{TransferState, hash_secret};
 use licentia_persistence::repo::events::Actor;
 use licentia_persistence::repo::transfers::{self, NewTransfer, Transfer};
@@ -64,6 +65,42 @@ async fn check_receiver(
     }
 }
 
+/// The license's product, when its licenses may change hands.
+async fn transferable_product(txn: &DatabaseTransaction, license: &License) -> AppResult<Product> {
+    let product = products::find(txn, license.product_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    if !product.transferable {
+        return Err(AppError::InvalidTransition(format!(
+            "licenses of the product {} are not transferable",
+            product.code
+        )));
+    }
+    Ok(product)
+}
+
+/// One pending offer per license: a lapsed one is expired (it no longer blocks a new one),
+/// a live one refuses the new offer.
+async fn expire_lapsed_offer(
+    txn: &DatabaseTransaction,
+    license: LicenseId,
+    now: time::OffsetDateTime,
+) -> AppResult<()> {
+    let Some(pending) = transfers::lock_pending_of_license(txn, license).await? else {
+        return Ok(());
+    };
+    match pending.state.expire(now) {
+        Ok(next) => {
+            settle(txn, &pending, next, Actor::SYSTEM, now).await?;
+            Ok(())
+        }
+        Err(_) => Err(AppError::AlreadyExists(format!(
+            "the license already has a pending transfer ({}); cancel it first",
+            pending.id
+        ))),
+    }
+}
+
 /// Offers the license inside `txn` (the caller commits it): only its owner, for a license
 /// that may change hands, of a transferable product, one pending offer per license (a lapsed
 /// one is expired first). With `preview`, every check runs and nothing is created.
@@ -89,29 +126,8 @@ pub async fn offer(
             "a trial cannot be transferred; renew it to convert it first".into(),
         ));
     }
-    let product = products::find(txn, license.product_id)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    if !product.transferable {
-        return Err(AppError::InvalidTransition(format!(
-            "licenses of the product {} are not transferable",
-            product.code
-        )));
-    }
-    if let Some(pending) = transfers::lock_pending_of_license(txn, license.id).await? {
-        match pending.state.expire(now) {
-            // A lapsed offer no longer blocks a new one.
-            Ok(next) => {
-                settle(txn, &pending, next, Actor::SYSTEM, now).await?;
-            }
-            Err(_) => {
-                return Err(AppError::AlreadyExists(format!(
-                    "the license already has a pending transfer ({}); cancel it first",
-                    pending.id
-                )));
-            }
-        }
-    }
+    let product = transferable_product(txn, &license).await?;
+    expire_lapsed_offer(txn, license.id, now).await?;
     let shown = Preview::of(&license, &product);
     let state = TransferState::offer(now, ctx.policy.transfer_ttl);
     if preview {
