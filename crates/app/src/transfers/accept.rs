@@ -26,6 +26,28 @@ pub struct Accepted {
     pub product: Product,
 }
 
+/// Transfer `id` as its receiver sees it (an administrator sees every transfer); another
+/// tenant, the sender included, gets `NotFound`.
+async fn offered_to(
+    txn: &DatabaseTransaction,
+    caller: &Caller,
+    id: TransferId,
+) -> AppResult<Transfer> {
+    let viewer = match caller.scope {
+        Scope::All => Viewer::All,
+        Scope::Tenant(account) => Viewer::Party(account),
+    };
+    let found = transfers::find(txn, viewer, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    if let Scope::Tenant(account) = caller.scope
+        && found.to_account_id != account
+    {
+        return Err(AppError::NotFound);
+    }
+    Ok(found)
+}
+
 /// Accepts transfer `id` with `secret` as `caller` (404 unless the caller is its receiver or
 /// an administrator). Runs in `txn`, handed back with the outcome for the caller to commit. A
 /// wrong secret (which counts) or an offer found lapsed is committed here before the error is
@@ -37,18 +59,7 @@ pub async fn accept(
     id: TransferId,
     secret: &str,
 ) -> AppResult<(DatabaseTransaction, Accepted)> {
-    let viewer = match caller.scope {
-        Scope::All => Viewer::All,
-        Scope::Tenant(account) => Viewer::Party(account),
-    };
-    let found = transfers::find(&txn, viewer, id)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    if let Scope::Tenant(account) = caller.scope
-        && found.to_account_id != account
-    {
-        return Err(AppError::NotFound);
-    }
+    let found = offered_to(&txn, caller, id).await?;
     let now = ctx.clock.now();
     // Lock order, as in the sweeps: the license, then the transfer. Concurrent accepts (and a
     // cancel) queue here; the first decides.

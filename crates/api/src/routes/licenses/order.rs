@@ -9,7 +9,9 @@ use licentia_domain::license_fields::{
 };
 use licentia_domain::period::Period;
 
-use super::{CreateLicense, CreatedLicense, DryRunOut, DryRunQuery, LicenseOut, with_etag};
+use super::{
+    CreateLicense, CreatedLicense, DryRunOut, DryRunQuery, LicenseOut, PaymentIn, with_etag,
+};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, Errors};
 use crate::routes::orders::OrderOut;
@@ -114,39 +116,7 @@ fn command(body: CreateLicense, principal: &Principal) -> ApiResult<OrderLicense
     };
     let name = errors.check("name", LicenseName::parse(&body.name));
     let ip = errors.check("ip", parse_ip(&body.ip));
-    // A trial has neither a period nor a payment: its term is the product's trial days, and
-    // it is free.
-    let term = match (body.trial, body.period_months, body.payment) {
-        (true, period, payment) => {
-            if period.is_some() {
-                errors.push(
-                    "period_months",
-                    "a trial has no period_months: its term is the product's trial_days",
-                );
-            }
-            if payment.is_some() {
-                errors.push(
-                    "payment",
-                    "a trial is free: send no payment (a renewal converts it later)",
-                );
-            }
-            Some(Term::Trial)
-        }
-        (false, period, payment) => {
-            let period = match period {
-                None => errors.fail("period_months", "is required"),
-                Some(months) => errors.check(
-                    "period_months",
-                    Period::new(months).map_err(|_| "must be one of 1, 3, 6, 12, 24, 36"),
-                ),
-            };
-            let payment = payment.or_else(|| errors.fail("payment", "is required"));
-            period.zip(payment).map(|(period, payment)| Term::Paid {
-                period,
-                payment: payment.0,
-            })
-        }
-    };
+    let term = term(&mut errors, body.trial, body.period_months, body.payment);
     let auto_renew = match body.auto_renew_months.map(Period::new).transpose() {
         Err(_) => errors.fail(
             "auto_renew_months",
@@ -184,5 +154,46 @@ fn command(body: CreateLicense, principal: &Principal) -> ApiResult<OrderLicense
             })
         }
         _ => Err(errors.into_error()),
+    }
+}
+
+/// The term the body asks for. A trial has neither a period nor a payment: its term is the
+/// product's trial days, and it is free.
+fn term(
+    errors: &mut Errors,
+    trial: bool,
+    period_months: Option<i64>,
+    payment: Option<PaymentIn>,
+) -> Option<Term> {
+    match (trial, period_months, payment) {
+        (true, period, payment) => {
+            if period.is_some() {
+                errors.push(
+                    "period_months",
+                    "a trial has no period_months: its term is the product's trial_days",
+                );
+            }
+            if payment.is_some() {
+                errors.push(
+                    "payment",
+                    "a trial is free: send no payment (a renewal converts it later)",
+                );
+            }
+            Some(Term::Trial)
+        }
+        (false, period, payment) => {
+            let period = match period {
+                None => errors.fail("period_months", "is required"),
+                Some(months) => errors.check(
+                    "period_months",
+                    Period::new(months).map_err(|_| "must be one of 1, 3, 6, 12, 24, 36"),
+                ),
+            };
+            let payment = payment.or_else(|| errors.fail("payment", "is required"));
+            period.zip(payment).map(|(period, payment)| Term::Paid {
+                period,
+                payment: payment.0,
+            })
+        }
     }
 }

@@ -218,39 +218,14 @@ async fn list_from<C: ConnectionTrait>(
         Sort::CreatedAt { desc } => {
             // Ids are UUIDv7: id order is creation order.
             if let Some(After::Id(id)) = after {
-                q = q.filter(if desc {
-                    Column::Id.lt(id)
-                } else {
-                    Column::Id.gt(id)
-                });
+                q = q.filter(id_beyond(id, desc));
             }
             q = q.order_by(Column::Id, dir(desc));
         }
         Sort::ValidUntil { desc } => {
             // Unpaid licenses have no valid_until; they sort last in either direction.
             if let Some(After::ValidUntil(value, id)) = after {
-                let id_cmp = if desc {
-                    Column::Id.lt(id)
-                } else {
-                    Column::Id.gt(id)
-                };
-                q = q.filter(match value {
-                    Some(v) => {
-                        let v = crate::truncate(v);
-                        let beyond = if desc {
-                            Column::ValidUntil.lt(v)
-                        } else {
-                            Column::ValidUntil.gt(v)
-                        };
-                        Condition::any()
-                            .add(beyond)
-                            .add(Condition::all().add(Column::ValidUntil.eq(v)).add(id_cmp))
-                            .add(Column::ValidUntil.is_null())
-                    }
-                    None => Condition::all()
-                        .add(Column::ValidUntil.is_null())
-                        .add(id_cmp),
-                });
+                q = q.filter(after_valid_until(value, id, desc));
             }
             q = q
                 .order_by(Expr::col(Column::ValidUntil).is_null(), Order::Asc)
@@ -259,23 +234,7 @@ async fn list_from<C: ConnectionTrait>(
         }
         Sort::Name { desc } => {
             if let Some(After::Name(value, id)) = after {
-                let beyond = if desc {
-                    Column::NameLower.lt(value.clone())
-                } else {
-                    Column::NameLower.gt(value.clone())
-                };
-                let id_cmp = if desc {
-                    Column::Id.lt(id)
-                } else {
-                    Column::Id.gt(id)
-                };
-                q = q.filter(
-                    Condition::any().add(beyond).add(
-                        Condition::all()
-                            .add(Column::NameLower.eq(value))
-                            .add(id_cmp),
-                    ),
-                );
+                q = q.filter(after_name(value, id, desc));
             }
             q = q
                 .order_by(Column::NameLower, dir(desc))
@@ -284,6 +243,52 @@ async fn list_from<C: ConnectionTrait>(
         Sort::LastValidatedAt { .. } => unreachable!("listed by list_by_validation"),
     }
     fetch(db, q.limit(limit)).await
+}
+
+/// Ids beyond `id` in the walk's direction.
+fn id_beyond(id: Uuid, desc: bool) -> sea_orm::sea_query::SimpleExpr {
+    if desc {
+        Column::Id.lt(id)
+    } else {
+        Column::Id.gt(id)
+    }
+}
+
+/// The rows after (`value`, `id`) in `valid_until` order; unpaid licenses (no `valid_until`)
+/// come last in either direction.
+fn after_valid_until(value: Option<OffsetDateTime>, id: Uuid, desc: bool) -> Condition {
+    let id_cmp = id_beyond(id, desc);
+    match value {
+        Some(v) => {
+            let v = crate::truncate(v);
+            let beyond = if desc {
+                Column::ValidUntil.lt(v)
+            } else {
+                Column::ValidUntil.gt(v)
+            };
+            Condition::any()
+                .add(beyond)
+                .add(Condition::all().add(Column::ValidUntil.eq(v)).add(id_cmp))
+                .add(Column::ValidUntil.is_null())
+        }
+        None => Condition::all()
+            .add(Column::ValidUntil.is_null())
+            .add(id_cmp),
+    }
+}
+
+/// The rows after (`value`, `id`) in lower-cased name order.
+fn after_name(value: String, id: Uuid, desc: bool) -> Condition {
+    let beyond = if desc {
+        Column::NameLower.lt(value.clone())
+    } else {
+        Column::NameLower.gt(value.clone())
+    };
+    Condition::any().add(beyond).add(
+        Condition::all()
+            .add(Column::NameLower.eq(value))
+            .add(id_beyond(id, desc)),
+    )
 }
 
 /// The licenses a select of whole rows finds, decoded by position where it can
@@ -317,13 +322,7 @@ async fn list_by_validation<C: ConnectionTrait>(
     limit: u64,
 ) -> Result<Vec<License>> {
     let dir = if desc { Order::Desc } else { Order::Asc };
-    let id_cmp = |id: Uuid| {
-        if desc {
-            Column::Id.lt(id)
-        } else {
-            Column::Id.gt(id)
-        }
-    };
+    let id_cmp = |id: Uuid| id_beyond(id, desc);
     let (after_value, after_id) = match after {
         Some(After::LastValidatedAt(value, id)) => (value, Some(id)),
         _ => (None, None),
