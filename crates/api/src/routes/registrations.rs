@@ -134,24 +134,7 @@ pub async fn create_registration(
     body: crate::extract::Json<RegistrationRequest>,
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner()?;
-    let mut errors = Vec::new();
-    check_text("registration_key", &body.registration_key, &mut errors);
-    check_text("fingerprint", &body.fingerprint, &mut errors);
-    if let Some(host) = &body.hostname
-        && (host.is_empty()
-            || host.chars().count() > MAX_HOSTNAME_CHARS
-            || host.chars().any(char::is_control))
-    {
-        errors.push(FieldError::new(
-            "hostname",
-            format!("must be 1..{MAX_HOSTNAME_CHARS} characters without control characters"),
-        ));
-    }
-    let ip = parse_ip("ip", body.ip.as_deref(), &mut errors);
-    if !errors.is_empty() {
-        return Err(ApiError::validation(errors));
-    }
-
+    let ip = checked(&body)?;
     let txn = state
         .db
         .conn()
@@ -210,6 +193,30 @@ pub async fn create_registration(
     .await?;
     txn.commit().await.map_err(PersistenceError::from)?;
     Ok(HttpResponse::Created().json(RegistrationOut::from(registration)))
+}
+
+/// The request's fields checked, all at once (422 naming each invalid one); answers the
+/// machine's declared address, if any.
+fn checked(body: &RegistrationRequest) -> ApiResult<Option<std::net::IpAddr>> {
+    let mut errors = Vec::new();
+    check_text("registration_key", &body.registration_key, &mut errors);
+    check_text("fingerprint", &body.fingerprint, &mut errors);
+    if let Some(host) = &body.hostname
+        && (host.is_empty()
+            || host.chars().count() > MAX_HOSTNAME_CHARS
+            || host.chars().any(char::is_control))
+    {
+        errors.push(FieldError::new(
+            "hostname",
+            format!("must be 1..{MAX_HOSTNAME_CHARS} characters without control characters"),
+        ));
+    }
+    let ip = parse_ip("ip", body.ip.as_deref(), &mut errors);
+    if errors.is_empty() {
+        Ok(ip)
+    } else {
+        Err(ApiError::validation(errors))
+    }
 }
 
 /// List a license's registrations

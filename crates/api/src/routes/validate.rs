@@ -170,15 +170,7 @@ pub async fn validate_license(
         return Ok(refusal);
     }
     let body = body.into_inner()?;
-    let mut errors = Vec::new();
-    check_text("registration_key", &body.registration_key, &mut errors);
-    if let Some(fingerprint) = &body.fingerprint {
-        check_text("fingerprint", fingerprint, &mut errors);
-    }
-    let ip = parse_ip("ip", body.ip.as_deref(), &mut errors);
-    if !errors.is_empty() {
-        return Err(ApiError::validation(errors));
-    }
+    let ip = checked(&body)?;
     let decision = if limits.enabled {
         let decision = limits.per_key.check(&hash_secret(&body.registration_key));
         if let Some(refusal) = decision.refusal() {
@@ -242,4 +234,20 @@ pub async fn validate_license(
         }
     }
     Ok(res.json(out))
+}
+
+/// The request's fields checked, all at once (422 naming each invalid one); answers the
+/// address the software declares, if any.
+fn checked(body: &ValidateRequest) -> ApiResult<Option<std::net::IpAddr>> {
+    let mut errors = Vec::new();
+    check_text("registration_key", &body.registration_key, &mut errors);
+    if let Some(fingerprint) = &body.fingerprint {
+        check_text("fingerprint", fingerprint, &mut errors);
+    }
+    let ip = parse_ip("ip", body.ip.as_deref(), &mut errors);
+    if errors.is_empty() {
+        Ok(ip)
+    } else {
+        Err(ApiError::validation(errors))
+    }
 }
