@@ -106,38 +106,27 @@ impl Modify for CommonResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::{Ref, RefOr};
 
-        for item in openapi.paths.paths.values_mut() {
-            for operation in [
-                item.get.as_mut(),
-                item.post.as_mut(),
-                item.put.as_mut(),
-                item.patch.as_mut(),
-                item.delete.as_mut(),
-            ]
-            .into_iter()
-            .flatten()
-            {
-                let mut add = Vec::new();
-                if operation.request_body.is_some() {
-                    add.extend([
-                        ("400", "BadRequest"),
-                        ("413", "PayloadTooLarge"),
-                        ("415", "UnsupportedMediaType"),
-                    ]);
-                }
-                if operation.security.is_some() {
-                    add.push(("400", "BadRequest"));
-                }
-                if operation.operation_id.as_deref() != Some("get_health") {
-                    add.push(("503", "ServiceUnavailable"));
-                }
-                for (status, response) in add {
-                    operation
-                        .responses
-                        .responses
-                        .entry(status.to_owned())
-                        .or_insert_with(|| RefOr::Ref(Ref::from_response_name(response)));
-                }
+        for operation in crate::openapi::operations(openapi) {
+            let mut add = Vec::new();
+            if operation.request_body.is_some() {
+                add.extend([
+                    ("400", "BadRequest"),
+                    ("413", "PayloadTooLarge"),
+                    ("415", "UnsupportedMediaType"),
+                ]);
+            }
+            if operation.security.is_some() {
+                add.push(("400", "BadRequest"));
+            }
+            if operation.operation_id.as_deref() != Some("get_health") {
+                add.push(("503", "ServiceUnavailable"));
+            }
+            for (status, response) in add {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| RefOr::Ref(Ref::from_response_name(response)));
             }
         }
     }
@@ -201,25 +190,15 @@ impl ClosedRequestBodies {
 impl Modify for ClosedRequestBodies {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let mut refs = Vec::new();
-        for item in openapi.paths.paths.values_mut() {
-            for operation in [
-                item.post.as_mut(),
-                item.put.as_mut(),
-                item.patch.as_mut(),
-                item.delete.as_mut(),
-            ]
-            .into_iter()
-            .flatten()
-            {
-                let Some(RefOr::T(body)) = operation.request_body.as_mut() else {
-                    continue;
-                };
-                for content in body.content.values_mut() {
-                    if let RefOr::T(content) = content
-                        && let Some(schema) = content.schema.as_mut()
-                    {
-                        Self::close(schema, &mut refs);
-                    }
+        for operation in crate::openapi::operations_with_body(openapi) {
+            let Some(RefOr::T(body)) = operation.request_body.as_mut() else {
+                continue;
+            };
+            for content in body.content.values_mut() {
+                if let RefOr::T(content) = content
+                    && let Some(schema) = content.schema.as_mut()
+                {
+                    Self::close(schema, &mut refs);
                 }
             }
         }

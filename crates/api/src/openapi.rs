@@ -3,6 +3,8 @@
 //! bodies (`sdk`, `text`). The document itself is assembled above the routes, in
 //! [`crate::document`]; nothing here imports a route.
 use utoipa::ToResponse;
+use utoipa::openapi::OpenApi;
+use utoipa::openapi::path::{Operation, PathItem};
 
 use crate::error::Problem;
 
@@ -155,3 +157,34 @@ pub struct PayloadTooLarge(Problem);
     reason = "documents a response; only its OpenAPI form is used"
 )]
 pub struct UnsupportedMediaType(Problem);
+
+/// Every operation of the document (GET, POST, PUT, PATCH, DELETE of each path, in that
+/// order), for the passes that finish the document.
+pub(crate) fn operations(openapi: &mut OpenApi) -> impl Iterator<Item = &mut Operation> {
+    openapi
+        .paths
+        .paths
+        .values_mut()
+        .flat_map(|item| of_path(item, true))
+}
+
+/// The operations that may carry a request body (POST, PUT, PATCH, DELETE).
+pub(crate) fn operations_with_body(openapi: &mut OpenApi) -> impl Iterator<Item = &mut Operation> {
+    openapi
+        .paths
+        .paths
+        .values_mut()
+        .flat_map(|item| of_path(item, false))
+}
+
+fn of_path(item: &mut PathItem, with_get: bool) -> impl Iterator<Item = &mut Operation> {
+    [
+        if with_get { item.get.as_mut() } else { None },
+        item.post.as_mut(),
+        item.put.as_mut(),
+        item.patch.as_mut(),
+        item.delete.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
+}

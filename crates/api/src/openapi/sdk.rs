@@ -43,30 +43,19 @@ impl Modify for SdkShape {
         if renamed.is_empty() {
             return;
         }
-        for item in openapi.paths.paths.values_mut() {
-            for operation in [
-                item.get.as_mut(),
-                item.post.as_mut(),
-                item.put.as_mut(),
-                item.patch.as_mut(),
-                item.delete.as_mut(),
-            ]
-            .into_iter()
-            .flatten()
-            {
-                for response in operation.responses.responses.values_mut() {
-                    let RefOr::T(response) = response else {
-                        continue;
-                    };
-                    for content in response.content.values_mut() {
-                        if let RefOr::T(content) = content
-                            && let Some(RefOr::Ref(r)) = content.schema.as_mut()
-                            && let Some((_, new)) = renamed
-                                .iter()
-                                .find(|(old, _)| r.ref_location == format!("{SCHEMAS}{old}"))
-                        {
-                            r.ref_location = format!("{SCHEMAS}{new}");
-                        }
+        for operation in crate::openapi::operations(openapi) {
+            for response in operation.responses.responses.values_mut() {
+                let RefOr::T(response) = response else {
+                    continue;
+                };
+                for content in response.content.values_mut() {
+                    if let RefOr::T(content) = content
+                        && let Some(RefOr::Ref(r)) = content.schema.as_mut()
+                        && let Some((_, new)) = renamed
+                            .iter()
+                            .find(|(old, _)| r.ref_location == format!("{SCHEMAS}{old}"))
+                    {
+                        r.ref_location = format!("{SCHEMAS}{new}");
                     }
                 }
             }
@@ -111,39 +100,29 @@ fn name_pages(openapi: &mut utoipa::openapi::OpenApi) -> Vec<(String, String)> {
 fn optional_bodies(openapi: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::schema::Type;
     use utoipa::openapi::{Required, schema::SchemaType};
-    for item in openapi.paths.paths.values_mut() {
-        for operation in [
-            item.post.as_mut(),
-            item.put.as_mut(),
-            item.patch.as_mut(),
-            item.delete.as_mut(),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let Some(RefOr::T(body)) = operation.request_body.as_mut() else {
+    for operation in crate::openapi::operations_with_body(openapi) {
+        let Some(RefOr::T(body)) = operation.request_body.as_mut() else {
+            continue;
+        };
+        if body.required == Some(Required::True) {
+            continue;
+        }
+        for content in body.content.values_mut() {
+            let RefOr::T(content) = content else { continue };
+            let Some(RefOr::T(Schema::OneOf(one_of))) = content.schema.as_ref() else {
                 continue;
             };
-            if body.required == Some(Required::True) {
-                continue;
-            }
-            for content in body.content.values_mut() {
-                let RefOr::T(content) = content else { continue };
-                let Some(RefOr::T(Schema::OneOf(one_of))) = content.schema.as_ref() else {
-                    continue;
-                };
-                let is_null = |s: &RefOr<Schema>| {
-                    matches!(s, RefOr::T(Schema::Object(o))
-                        if o.schema_type == SchemaType::Type(Type::Null))
-                };
-                if let [only @ RefOr::Ref(_), null] | [null, only @ RefOr::Ref(_)] =
-                    one_of.items.as_slice()
-                    && is_null(null)
-                {
-                    content.schema = Some(only.clone());
-                    // Said outright: some tools take a missing `required` for "required".
-                    body.required = Some(Required::False);
-                }
+            let is_null = |s: &RefOr<Schema>| {
+                matches!(s, RefOr::T(Schema::Object(o))
+                    if o.schema_type == SchemaType::Type(Type::Null))
+            };
+            if let [only @ RefOr::Ref(_), null] | [null, only @ RefOr::Ref(_)] =
+                one_of.items.as_slice()
+                && is_null(null)
+            {
+                content.schema = Some(only.clone());
+                // Said outright: some tools take a missing `required` for "required".
+                body.required = Some(Required::False);
             }
         }
     }

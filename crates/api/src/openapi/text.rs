@@ -103,33 +103,22 @@ fn visit_schema(schema: &mut Schema, refs: &mut Vec<String>) {
 impl Modify for PlainText {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let mut refs = Vec::new();
-        for item in openapi.paths.paths.values_mut() {
-            for operation in [
-                item.get.as_mut(),
-                item.post.as_mut(),
-                item.put.as_mut(),
-                item.patch.as_mut(),
-                item.delete.as_mut(),
-            ]
-            .into_iter()
-            .flatten()
-            {
-                for parameter in operation.parameters.iter_mut().flatten() {
-                    if let RefOr::T(parameter) = parameter
-                        && let Some(schema) = parameter.schema.as_mut()
-                    {
-                        visit(schema, &mut refs);
-                    }
+        for operation in crate::openapi::operations(openapi) {
+            for parameter in operation.parameters.iter_mut().flatten() {
+                if let RefOr::T(parameter) = parameter
+                    && let Some(schema) = parameter.schema.as_mut()
+                {
+                    visit(schema, &mut refs);
                 }
-                let Some(RefOr::T(body)) = operation.request_body.as_mut() else {
-                    continue;
-                };
-                for content in body.content.values_mut() {
-                    if let RefOr::T(content) = content
-                        && let Some(schema) = content.schema.as_mut()
-                    {
-                        visit(schema, &mut refs);
-                    }
+            }
+            let Some(RefOr::T(body)) = operation.request_body.as_mut() else {
+                continue;
+            };
+            for content in body.content.values_mut() {
+                if let RefOr::T(content) = content
+                    && let Some(schema) = content.schema.as_mut()
+                {
+                    visit(schema, &mut refs);
                 }
             }
         }
