@@ -1,17 +1,12 @@
 //! The one way a use case opens and ends its transaction.
-use licentia_persistence::{DatabaseTransaction, PersistenceError, TransactionTrait};
+use licentia_persistence::{DatabaseTransaction, PersistenceError};
 
 use crate::{AppResult, Ctx};
 
 impl Ctx {
     /// Opens a transaction on the primary.
     pub async fn begin(&self) -> AppResult<DatabaseTransaction> {
-        Ok(self
-            .db
-            .conn()
-            .begin()
-            .await
-            .map_err(PersistenceError::from)?)
+        Ok(self.db.begin().await.map_err(PersistenceError::from)?)
     }
 }
 

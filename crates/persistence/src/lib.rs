@@ -129,6 +129,23 @@ pub struct Db {
     replica: Option<Arc<replica::Replica>>,
 }
 
+/// Opens a transaction on `db` (a savepoint when `db` is a transaction).
+///
+/// On SQLite the transaction takes the write lock when it begins (`BEGIN IMMEDIATE`) and
+/// waits for it up to the busy timeout. A deferred transaction that read first and then wrote
+/// would fail at once with `SQLITE_BUSY_SNAPSHOT` whenever another process (a second
+/// `licentia serve` on the same file) had committed in between: the busy timeout does not
+/// apply to that upgrade. PostgreSQL ignores the mode.
+pub async fn begin(
+    db: &impl TransactionTrait<Transaction = DatabaseTransaction>,
+) -> Result<DatabaseTransaction> {
+    let options = sea_orm::TransactionOptions {
+        sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+        ..Default::default()
+    };
+    Ok(db.begin_with_options(options).await?)
+}
+
 impl Db {
     /// Connects to `url` (`sqlite://…` or `postgres://…`).
     ///
@@ -279,6 +296,11 @@ impl Db {
 
     pub fn conn(&self) -> &DatabaseConnection {
         &self.conn
+    }
+
+    /// Opens a transaction on the primary (see [`begin`]).
+    pub async fn begin(&self) -> Result<DatabaseTransaction> {
+        begin(&self.conn).await
     }
 
     pub fn backend(&self) -> DbBackend {

@@ -5,10 +5,10 @@ use actix_web::{HttpResponse, get, post, web};
 use garde::Validate;
 use licentia_domain::auth::Scope;
 use licentia_domain::event::EventType;
+use licentia_persistence::PersistenceError;
 use licentia_persistence::repo::accounts;
 use licentia_persistence::repo::events::{self, NewEvent};
 use licentia_persistence::repo::ledger::{self, LedgerEntry, LedgerKind};
-use licentia_persistence::{PersistenceError, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -102,12 +102,7 @@ pub async fn create_credit(
     let body = body.into_inner()?;
     validate(&body)?;
 
-    let txn = state
-        .db
-        .conn()
-        .begin()
-        .await
-        .map_err(PersistenceError::from)?;
+    let txn = state.db.begin().await.map_err(PersistenceError::from)?;
     let entry = ledger::credit(
         &txn,
         account.id,

@@ -2,7 +2,6 @@
 use actix_web::{HttpResponse, get, post, web};
 use licentia_domain::auth::Scope;
 use licentia_domain::ids::{AccountId, OrderId};
-use licentia_persistence::TransactionTrait;
 use licentia_persistence::repo::orders::{self, Order, OrderItem};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -216,7 +215,6 @@ pub async fn pay_order(
     let id = OrderId::from_uuid(id.into_inner());
     let txn = state
         .db
-        .conn()
         .begin()
         .await
         .map_err(licentia_persistence::PersistenceError::from)?;
@@ -259,7 +257,6 @@ pub async fn cancel_order(
     let id = OrderId::from_uuid(id.into_inner());
     let txn = state
         .db
-        .conn()
         .begin()
         .await
         .map_err(licentia_persistence::PersistenceError::from)?;

@@ -12,11 +12,11 @@ use licentia_domain::event::EventType;
 use licentia_domain::ids::{LicenseId, RegistrationId};
 use licentia_domain::license::LicenseStatus;
 use licentia_domain::license_record::canonical_ip;
+use licentia_persistence::PersistenceError;
 use licentia_persistence::repo::events::{self, Actor, NewEvent};
 use licentia_persistence::repo::licenses::{self, Scope as LicenseScope};
 use licentia_persistence::repo::products;
 use licentia_persistence::repo::registrations::{self, Registration};
-use licentia_persistence::{PersistenceError, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -135,12 +135,7 @@ pub async fn create_registration(
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner()?;
     let ip = checked(&body)?;
-    let txn = state
-        .db
-        .conn()
-        .begin()
-        .await
-        .map_err(PersistenceError::from)?;
+    let txn = state.db.begin().await.map_err(PersistenceError::from)?;
     let license = registrations::lock_license_by_key(&txn, &body.registration_key)
         .await?
         .filter(|l| l.lifecycle.status != LicenseStatus::Deleted)
@@ -286,12 +281,7 @@ pub async fn delete_registrations(
     } else {
         LicenseScope::Tenant(principal.account_id())
     };
-    let txn = state
-        .db
-        .conn()
-        .begin()
-        .await
-        .map_err(PersistenceError::from)?;
+    let txn = state.db.begin().await.map_err(PersistenceError::from)?;
     let license = licenses::lock(&txn, scope, LicenseId::from_uuid(id.into_inner()))
         .await?
         .ok_or(ApiError::not_found())?;
@@ -379,12 +369,7 @@ pub async fn delete_registration(
     } else {
         LicenseScope::Tenant(principal.account_id())
     };
-    let txn = state
-        .db
-        .conn()
-        .begin()
-        .await
-        .map_err(PersistenceError::from)?;
+    let txn = state.db.begin().await.map_err(PersistenceError::from)?;
     let license = licenses::lock(&txn, scope, LicenseId::from_uuid(id))
         .await?
         .ok_or(ApiError::not_found())?;
@@ -472,12 +457,7 @@ pub async fn create_deregistration(
     } else {
         None
     };
-    let txn = state
-        .db
-        .conn()
-        .begin()
-        .await
-        .map_err(PersistenceError::from)?;
+    let txn = state.db.begin().await.map_err(PersistenceError::from)?;
     let license = registrations::lock_license_by_key(&txn, &body.registration_key)
         .await?
         .filter(|l| l.lifecycle.status != LicenseStatus::Deleted)

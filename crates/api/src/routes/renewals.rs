@@ -4,10 +4,10 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use licentia_domain::auth::Scope;
 use licentia_domain::period::Period;
 use licentia_domain::product::Product;
+use licentia_persistence::PersistenceError;
 use licentia_persistence::repo::licenses::{self, Scope as LicenseScope};
 use licentia_persistence::repo::orders::NewItem;
 use licentia_persistence::repo::products;
-use licentia_persistence::{PersistenceError, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -184,12 +184,7 @@ pub(crate) async fn renew(
     body.payment.authorize(&principal)?;
     let period = offered_period(&product, body.period_months)?;
 
-    let txn = state
-        .db
-        .conn()
-        .begin()
-        .await
-        .map_err(PersistenceError::from)?;
+    let txn = state.db.begin().await.map_err(PersistenceError::from)?;
     // Lock order: an existing order first, then the license (licentia_app::licenses::renew).
     let plan = PaymentPlan::resolve(&txn, visible.account_id, &body.payment.0).await?;
     let license = licenses::lock(&txn, license_scope(&principal), visible.id)

@@ -9,9 +9,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use licentia_domain::event::EventType;
 use licentia_domain::signing::ALGORITHM;
+use licentia_persistence::PersistenceError;
 use licentia_persistence::repo::events::{self, NewEvent};
 use licentia_persistence::repo::signing_keys::{self, StoredKey};
-use licentia_persistence::{PersistenceError, TransactionTrait};
 use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -176,12 +176,7 @@ pub async fn rotate_signing_key(
     let (pair, retired) = loop {
         attempt += 1;
         let (pair, new) = keyring::generate(state.signing.encryption_key()).map_err(internal)?;
-        let txn = state
-            .db
-            .conn()
-            .begin()
-            .await
-            .map_err(PersistenceError::from)?;
+        let txn = state.db.begin().await.map_err(PersistenceError::from)?;
         let retired = match signing_keys::rotate(&txn, new).await {
             Err(PersistenceError::Unique(_)) if attempt < 3 => continue,
             other => other?,

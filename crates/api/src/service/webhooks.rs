@@ -14,7 +14,6 @@ pub mod guard;
 use licentia_domain::event::EventType;
 use std::time::Duration;
 
-use licentia_persistence::TransactionTrait;
 use licentia_persistence::repo::events::Event;
 use licentia_persistence::repo::jobs::{self, Job};
 use licentia_persistence::repo::webhooks::{self, Attempt, DeliveryStatus, Endpoint};
@@ -178,10 +177,7 @@ async fn run(state: &AppState, job: &Job) -> ApiResult<()> {
             }
         }
     };
-    let txn = db
-        .begin()
-        .await
-        .map_err(licentia_persistence::PersistenceError::from)?;
+    let txn = licentia_persistence::begin(db).await?;
     webhooks::record_attempt(&txn, delivery.id, job.id, attempt).await?;
     txn.commit()
         .await

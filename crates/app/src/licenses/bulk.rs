@@ -141,7 +141,7 @@ pub async fn create(
         return Err(AppError::TooManyMatches { limit: max });
     }
     let id = Uuid::now_v7();
-    let txn = db.begin().await.map_err(PersistenceError::from)?;
+    let txn = licentia_persistence::begin(db).await?;
     let op = bulk::create(
         &txn,
         bulk::NewOperation {
@@ -295,7 +295,7 @@ async fn evaluate(
     spend: &mut BTreeMap<Uuid, i64>,
 ) -> AppResult<()> {
     let db = ctx.db.conn();
-    let txn = db.begin().await.map_err(PersistenceError::from)?;
+    let txn = licentia_persistence::begin(db).await?;
     let outcome = async {
         if matches!(action, Action::Renew { .. }) {
             // The license first, then its account: the lock order of every money path.
@@ -316,7 +316,7 @@ async fn evaluate(
         Ok((account, amount)) => ("ok", Some((account, amount))),
         Err(e) => (item_code(e)?, None),
     };
-    let txn = db.begin().await.map_err(PersistenceError::from)?;
+    let txn = licentia_persistence::begin(db).await?;
     if bulk::record_result(&txn, id, license, code).await?
         && let Some((account, amount)) = charged.filter(|(_, amount)| *amount > 0)
     {

@@ -20,7 +20,7 @@ use std::collections::HashSet;
 use licentia_domain::ids::{AccountId, LicenseId};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    FromQueryResult, PaginatorTrait, QueryFilter, Statement, TransactionTrait, Value,
+    FromQueryResult, PaginatorTrait, QueryFilter, Statement, Value,
 };
 use uuid::Uuid;
 
@@ -259,7 +259,7 @@ pub async fn open_lease(
     max: u64,
     ttl: time::Duration,
 ) -> Result<Option<Uuid>> {
-    let txn = db.begin().await?;
+    let txn = crate::begin(db).await?;
     super::accounts::lock(&txn, account).await?;
     let now = crate::now();
     let now_ms = unix_ms(now);

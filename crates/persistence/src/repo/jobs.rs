@@ -12,7 +12,7 @@ use licentia_domain::ids::JobId;
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, TransactionTrait, TryInsertResult,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, TryInsertResult,
 };
 use time::OffsetDateTime;
 
@@ -160,7 +160,7 @@ pub async fn claim_kinds(
         .limit(limit)
         .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
         .into_query();
-    let txn = db.conn().begin().await?;
+    let txn = db.begin().await?;
     let rows = Entity::update_many()
         .col_expr(Column::Status, Expr::value(RUNNING))
         .col_expr(Column::LockedBy, Expr::value(worker_id))

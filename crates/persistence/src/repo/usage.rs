@@ -16,7 +16,7 @@
 //! heap-only (see migration m0009).
 use std::net::IpAddr;
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -72,7 +72,7 @@ fn rfc3339(t: OffsetDateTime) -> String {
 /// order of the values (a nested loop over them by primary key).
 async fn in_id_order(db: &DatabaseConnection, sql: String, values: Vec<Value>) -> Result<u64> {
     let backend = db.get_database_backend();
-    let txn = db.begin().await?;
+    let txn = crate::begin(db).await?;
     if backend == DbBackend::Postgres {
         txn.execute_unprepared("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
             .await?;

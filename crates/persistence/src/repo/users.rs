@@ -183,13 +183,12 @@ pub enum DeleteOutcome {
 /// inserts that merely reference the account alone; SQLite has one writer) — so two
 /// concurrent deletes of the last two keepers cannot both pass the check.
 pub async fn delete_unless_last(
-    db: &impl sea_orm::TransactionTrait,
+    db: &impl sea_orm::TransactionTrait<Transaction = crate::DatabaseTransaction>,
     account_id: AccountId,
     id: UserId,
     keeper: Role,
 ) -> Result<DeleteOutcome> {
-    use sea_orm::TransactionSession;
-    let txn = db.begin().await?;
+    let txn = crate::begin(db).await?;
     if !super::accounts::lock(&txn, account_id).await? {
         return Ok(DeleteOutcome::NotFound);
     }

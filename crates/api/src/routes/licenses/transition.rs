@@ -5,7 +5,6 @@ use actix_web::{HttpRequest, HttpResponse, delete, post, web};
 use licentia_domain::auth::Scope;
 use licentia_domain::ids::LicenseId;
 use licentia_domain::license_record::{Annotation, Cause, MAX_NOTE_CHARS};
-use licentia_persistence::TransactionTrait;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -92,7 +91,6 @@ async fn transition(
     let annotation = annotation()?;
     let txn = state
         .db
-        .conn()
         .begin()
         .await
         .map_err(licentia_persistence::PersistenceError::from)?;

@@ -3,9 +3,9 @@ use actix_web::{HttpResponse, post, web};
 use licentia_domain::auth::Scope;
 use licentia_domain::ids::TransferId;
 use licentia_domain::transfer::{TransferError, TransferState};
+use licentia_persistence::PersistenceError;
 use licentia_persistence::repo::events::Actor;
 use licentia_persistence::repo::transfers::{self, Viewer};
-use licentia_persistence::{PersistenceError, TransactionTrait};
 use uuid::Uuid;
 
 use super::{TransferOut, transfer_out, viewer};
@@ -44,12 +44,7 @@ async fn decide(
         return Err(ApiError::not_found());
     }
     let now = state.clock.now();
-    let txn = state
-        .db
-        .conn()
-        .begin()
-        .await
-        .map_err(PersistenceError::from)?;
+    let txn = state.db.begin().await.map_err(PersistenceError::from)?;
     let t = transfers::lock(&txn, Viewer::All, id)
         .await?
         .ok_or(ApiError::not_found())?;

@@ -108,7 +108,6 @@ pub async fn redeliver_webhook_delivery(
     let endpoint = deliverable_endpoint(&state, &principal, id).await?;
     let txn = state
         .db
-        .conn()
         .begin()
         .await
         .map_err(licentia_persistence::PersistenceError::from)?;
@@ -157,7 +156,6 @@ pub async fn ping_webhook_endpoint(
     require_enabled(&endpoint)?;
     let txn = state
         .db
-        .conn()
         .begin()
         .await
         .map_err(licentia_persistence::PersistenceError::from)?;

@@ -6,7 +6,6 @@
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use licentia_domain::auth::Scope;
 use licentia_domain::ids::AccountId;
-use licentia_persistence::TransactionTrait;
 use licentia_persistence::repo::events::{self, NewEvent};
 use licentia_persistence::repo::webhooks::{
     self, Delivery, Endpoint, EndpointChanges, NewEndpoint,
@@ -233,7 +232,6 @@ pub async fn create_webhook_endpoint(
     let account = principal.account_id();
     let txn = state
         .db
-        .conn()
         .begin()
         .await
         .map_err(licentia_persistence::PersistenceError::from)?;
