@@ -124,7 +124,7 @@ pub fn test_config(database_url: &str) -> Config {
         database_url: database_url.to_owned(),
         admin_email: ADMIN_EMAIL.into(),
         admin_password: Some(Secret::new(ADMIN_PASSWORD)),
-        rate_limit: "off".into(),
+        rate_limit: licentia_api::config::Switch::Off,
         log: "warn".into(),
         workers: 1,
         db_max_connections: 5,

@@ -196,7 +196,7 @@ db_test!(
 
 fn limited(url: &str) -> licentia_api::Config {
     licentia_api::Config {
-        rate_limit: "on".into(),
+        rate_limit: licentia_api::config::Switch::On,
         ..licentia_tests::test_config(url)
     }
 }

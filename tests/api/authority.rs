@@ -15,7 +15,7 @@ use tokio::sync::Barrier;
 /// Test settings with the rate limits on.
 fn limited(url: &str) -> licentia_api::Config {
     licentia_api::Config {
-        rate_limit: "on".into(),
+        rate_limit: licentia_api::config::Switch::On,
         ..licentia_tests::test_config(url)
     }
 }

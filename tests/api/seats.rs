@@ -309,7 +309,7 @@ db_test!(
 
 fn rate_limited(url: &str) -> licentia_api::Config {
     licentia_api::Config {
-        rate_limit: "on".into(),
+        rate_limit: licentia_api::config::Switch::On,
         ..licentia_tests::test_config(url)
     }
 }

@@ -195,7 +195,14 @@ impl ApiError {
     }
     /// 500 `internal_error`; `cause` goes to the log only.
     pub fn internal(cause: String) -> Self {
-        AppError::Internal(cause).into()
+        AppError::internal(cause).into()
+    }
+    /// 500 `internal_error`: `context` and the chain of `source` go to the log only.
+    pub fn internal_from(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        AppError::internal_from(context, source).into()
     }
 
     /// The table of statuses and codes: the status of every failure, with its `code` and
@@ -291,8 +298,21 @@ impl ToSchema for ProblemCode {}
 /// first): the OpenAPI enum of `Problem.code`. Every problem body is written by
 /// [`ApiError::problem`], so this is the whole set.
 pub fn all_codes() -> Vec<&'static str> {
+    let mut codes: Vec<&'static str> = app_samples()
+        .into_iter()
+        .map(ApiError::from)
+        .chain(request_samples())
+        .map(|e| e.describe().1)
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    codes.retain(|c| seen.insert(*c));
+    codes
+}
+
+/// One value of every use-case failure ([`sampled`] keeps the list whole).
+fn app_samples() -> [AppError; 20] {
     let field = || vec![FieldError::new("f", "m")];
-    let app = [
+    [
         AppError::Forbidden(String::new()),
         AppError::NotFound,
         AppError::Validation {
@@ -321,9 +341,13 @@ pub fn all_codes() -> Vec<&'static str> {
         AppError::TooManyMatches { limit: 0 },
         AppError::PreconditionFailed,
         AppError::Unavailable,
-        AppError::Internal(String::new()),
-    ];
-    let request = [
+        AppError::internal(""),
+    ]
+}
+
+/// One value of every failure of the request itself ([`sampled`] keeps the list whole).
+fn request_samples() -> [ApiError; 11] {
+    [
         ApiError::BadRequest(String::new()),
         ApiError::MalformedJson(String::new()),
         ApiError::unauthorized(""),
@@ -335,9 +359,14 @@ pub fn all_codes() -> Vec<&'static str> {
         ApiError::InvalidWebhookUrl(String::new()),
         ApiError::UnsupportedMediaType(String::new()),
         ApiError::RateLimited { retry_after: 1 },
-    ];
-    // A new variant fails to compile here until it is added to the lists above.
-    let _ = |e: &ApiError| match e {
+    ]
+}
+
+/// A new variant fails to compile here until it is added to [`app_samples`] or
+/// [`request_samples`].
+#[allow(dead_code)]
+fn sampled(e: &ApiError) {
+    match e {
         ApiError::App(
             AppError::Forbidden(_)
             | AppError::NotFound
@@ -371,16 +400,7 @@ pub fn all_codes() -> Vec<&'static str> {
         | ApiError::InvalidWebhookUrl(_)
         | ApiError::UnsupportedMediaType(_)
         | ApiError::RateLimited { .. } => {}
-    };
-    let mut codes: Vec<&'static str> = app
-        .into_iter()
-        .map(ApiError::from)
-        .chain(request)
-        .map(|e| e.describe().1)
-        .collect();
-    let mut seen = std::collections::BTreeSet::new();
-    codes.retain(|c| seen.insert(*c));
-    codes
+    }
 }
 
 /// The status of a use case's failure.
@@ -415,7 +435,7 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         if let Self::App(AppError::Internal(cause)) = self {
-            tracing::error!(cause = %cause, "internal error");
+            tracing::error!(cause = %cause.chain(), "internal error");
         }
         let mut res = HttpResponse::build(self.status_code());
         res.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));

@@ -67,7 +67,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(&config.log, config.log_format == "json");
+    telemetry::init(
+        &config.log,
+        config.log_format == licentia_api::config::LogFormat::Json,
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -96,7 +99,7 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             Ok(())
         }
         Command::Serve { no_migrate } => {
-            let addr = config.bind_addr();
+            let addr = config.bind.addr();
             // The port first: a port in use is said before anything touches the database.
             let listener = TcpListener::bind(addr).map_err(|e| {
                 format!("cannot listen on {addr} ({e}); choose another with LICENTIA_BIND")

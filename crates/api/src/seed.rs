@@ -183,16 +183,7 @@ fn license(
 ) -> License {
     let mut rng = StdRng::seed_from_u64(n ^ 0x5eed_5eed);
     let product = &product_list[rng.random_range(0..product_list.len())];
-    let periods = [1, 3, 6, 12, 12, 12, 24, 36];
-    let mut period = Period::new(periods[rng.random_range(0..periods.len())]).unwrap_or(Period::M1);
-    if product
-        .pricing
-        .options
-        .iter()
-        .any(|o| o.price_for(period).is_none())
-    {
-        period = Period::M12;
-    }
+    let period = random_period(&mut rng, product);
     let created_ms = manifest.base_ms + n as i64 * manifest.step_ms;
     let created_at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(created_ms) * 1_000_000)
         .unwrap_or(now);
@@ -205,22 +196,7 @@ fn license(
         | (LicenseStatus::Deleted, _) => Some(past),
         _ => Some(future),
     };
-    let ip = if rng.random_ratio(9, 10) {
-        IpAddr::V4(Ipv4Addr::from(
-            0x0a00_0000 | rng.random_range(1..0x00ff_ffffu32),
-        ))
-    } else {
-        IpAddr::V6(Ipv6Addr::new(
-            0x2001,
-            0x0db8,
-            rng.random(),
-            rng.random(),
-            0,
-            0,
-            0,
-            rng.random_range(1..u16::MAX),
-        ))
-    };
+    let ip = random_ip(&mut rng);
     let name = format!(
         "{}-{}-{n}.example.{}",
         WORDS[rng.random_range(0..WORDS.len())],
@@ -264,6 +240,38 @@ fn license(
         created_at,
         updated_at: created_at,
         last_validated_at: None,
+    }
+}
+
+/// A period the product has prices for: one of the usual terms, else a year.
+fn random_period(rng: &mut StdRng, product: &Product) -> Period {
+    let periods = [1, 3, 6, 12, 12, 12, 24, 36];
+    let period = Period::new(periods[rng.random_range(0..periods.len())]).unwrap_or(Period::M1);
+    let priced = product
+        .pricing
+        .options
+        .iter()
+        .all(|o| o.price_for(period).is_some());
+    if priced { period } else { Period::M12 }
+}
+
+/// A private IPv4 address nine times in ten, else one of the IPv6 documentation prefix.
+fn random_ip(rng: &mut StdRng) -> IpAddr {
+    if rng.random_ratio(9, 10) {
+        IpAddr::V4(Ipv4Addr::from(
+            0x0a00_0000 | rng.random_range(1..0x00ff_ffffu32),
+        ))
+    } else {
+        IpAddr::V6(Ipv6Addr::new(
+            0x2001,
+            0x0db8,
+            rng.random(),
+            rng.random(),
+            0,
+            0,
+            0,
+            rng.random_range(1..u16::MAX),
+        ))
     }
 }
 

@@ -42,6 +42,57 @@ pub enum StartError {
 pub async fn prepare(config: Config, migrate: bool) -> Result<AppState, StartError> {
     // Before any HTTP client is built: reqwest's rustls has no provider of its own.
     crate::service::webhooks::install_tls_provider();
+    let db = connect(&config, migrate).await?;
+    let currency = config.currency;
+    let jwt_secret = match &config.jwt_secret {
+        Some(secret) => secret.expose().to_owned(),
+        // Generated once and kept in the database so that every process of the service agrees.
+        None => settings::get_or_insert(db.conn(), "jwt_secret", crypto::random_token(48)).await?,
+    };
+    let jwt = JwtKeys::new(
+        config.jwt_algorithm.algorithm(),
+        std::slice::from_ref(&jwt_secret),
+        &config.jwt_issuer,
+        &config.jwt_audience,
+        config.access_token_ttl_secs,
+        config.jwt_leeway_secs,
+    )
+    .map_err(StartError::Other)?;
+    let encryption_key = encryption_key(&config)?;
+    let cursor_key = sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(
+        format!("licentia-cursor:{jwt_secret}"),
+    ));
+    bootstrap_admin(&db, &config, currency).await?;
+    let limits = Arc::new(crate::limits::Limits::new(config.rate_limit_enabled()));
+    let signing = crate::keyring::Keyring::load(db.clone(), Arc::new(encryption_key))
+        .await
+        .map_err(|e| StartError::Other(e.to_string()))?;
+    let events = crate::service::event_stream::EventHub::new(db.clone());
+    let ctx = licentia_app::Ctx {
+        db,
+        clock: Arc::new(crate::clock::SystemClock),
+        policy: Arc::new(config.policy()),
+        currency,
+        encryption_key: Arc::new(encryption_key),
+        provisioner: Arc::new(licentia_app::provisioning::LocalProvisioner),
+    };
+    Ok(AppState {
+        ctx,
+        config: Arc::new(config),
+        jwt: Arc::new(jwt),
+        cursors: CursorCodec::new(cursor_key.into()),
+        limits,
+        signing: Arc::new(signing),
+        product_codes: Arc::default(),
+        events,
+        usage: Arc::default(),
+        caches: Arc::default(),
+    })
+}
+
+/// The primary (migrated unless told not to) and, when configured, the read replica with
+/// its lag probe.
+async fn connect(config: &Config, migrate: bool) -> Result<Db, StartError> {
     let pool = PoolConfig {
         max_connections: config.db_max_connections,
         acquire_timeout: Duration::from_millis(config.db_acquire_timeout_ms),
@@ -72,56 +123,7 @@ pub async fn prepare(config: Config, migrate: bool) -> Result<AppState, StartErr
             }
         });
     }
-    let currency = Currency::parse(&config.currency)
-        .map_err(|_| StartError::Other("LICENTIA_CURRENCY is invalid".into()))?;
-    let jwt_secret = match &config.jwt_secret {
-        Some(secret) => secret.expose().to_owned(),
-        // Generated once and kept in the database so that every process of the service agrees.
-        None => settings::get_or_insert(db.conn(), "jwt_secret", crypto::random_token(48)).await?,
-    };
-    let jwt = JwtKeys::new(
-        &config.jwt_algorithm,
-        std::slice::from_ref(&jwt_secret),
-        &config.jwt_issuer,
-        &config.jwt_audience,
-        config.access_token_ttl_secs,
-        config.jwt_leeway_secs,
-    )
-    .map_err(StartError::Other)?;
-    let encryption_key = encryption_key(&config)?;
-    let cursor_key = sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(
-        format!("licentia-cursor:{jwt_secret}"),
-    ));
-    bootstrap_admin(&db, &config, currency).await?;
-    let limits = Arc::new(crate::rate_limit::Limits::new(config.rate_limit_enabled()));
-    let signing = crate::keyring::Keyring::load(db.clone(), Arc::new(encryption_key))
-        .await
-        .map_err(|e| StartError::Other(e.to_string()))?;
-    let validate_limits = Arc::new(crate::keyed_limit::ValidateLimits::from_config(&config));
-    let deregister_limits = Arc::new(crate::keyed_limit::ValidateLimits::from_config(&config));
-    let events = crate::service::event_stream::EventHub::new(db.clone());
-    let ctx = licentia_app::Ctx {
-        db,
-        clock: Arc::new(crate::clock::SystemClock),
-        policy: Arc::new(config.policy()),
-        currency,
-        encryption_key: Arc::new(encryption_key),
-        provisioner: Arc::new(licentia_app::provisioning::LocalProvisioner),
-    };
-    Ok(AppState {
-        ctx,
-        config: Arc::new(config),
-        jwt: Arc::new(jwt),
-        cursors: CursorCodec::new(cursor_key.into()),
-        limits,
-        signing: Arc::new(signing),
-        validate_limits,
-        product_codes: Arc::default(),
-        events,
-        usage: Arc::default(),
-        caches: Arc::default(),
-        deregister_limits,
-    })
+    Ok(db)
 }
 
 /// The key for secrets at rest. From `LICENTIA_ENCRYPTION_KEY`; on SQLite, when unset, a
@@ -356,7 +358,7 @@ pub fn serve_with_worker(
     let body_limit = usize::try_from(state.config.body_limit_bytes).unwrap_or(usize::MAX);
     let request_timeout = Duration::from_secs(state.config.request_timeout_secs);
     let workers = state.config.workers;
-    let cors_origins = state.config.cors_origins();
+    let cors_origins = state.config.cors_origins.items().to_vec();
     // Every serving process also works the job queue; jobs are leased, so several can.
     let worker = crate::worker::spawn_worker(state.clone());
     // Each serving process writes the usage its validations recorded.

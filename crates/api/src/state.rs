@@ -18,12 +18,10 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub jwt: Arc<JwtKeys>,
     pub cursors: CursorCodec,
-    /// In-process rate limits.
-    pub limits: Arc<crate::rate_limit::Limits>,
+    /// The rate limits (see [`crate::limits`]).
+    pub limits: Arc<crate::limits::Limits>,
     /// The Ed25519 key that signs validations and license files, decrypted.
     pub signing: Arc<crate::keyring::Keyring>,
-    /// In-process GCRA limits of `POST /v1/validate`.
-    pub validate_limits: Arc<crate::keyed_limit::ValidateLimits>,
     /// Product codes by id, for answers to the licensed software.
     pub product_codes: Arc<crate::catalog::ProductCodes>,
     /// What wakes live event streams, and their shutdown signal.
@@ -32,8 +30,6 @@ pub struct AppState {
     pub usage: Arc<crate::usage::UsageBuffer>,
     /// API keys and products held in memory while the invalidation feed is live.
     pub caches: Arc<crate::cache::Caches>,
-    /// In-process GCRA limits of `POST /v1/deregistrations` (the same allowances as validate's).
-    pub deregister_limits: Arc<crate::keyed_limit::ValidateLimits>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -109,12 +109,56 @@ pub enum AppError {
     Unavailable,
     /// A fault of the service itself; the cause is for the log, never for the client.
     #[error("internal error")]
-    Internal(String),
+    Internal(#[source] InternalError),
 }
 
 pub type AppResult<T> = Result<T, AppError>;
 
+/// What went wrong inside the service: what it was doing, and the error that stopped it when
+/// there is one, kept as the [`std::error::Error::source`] so the log shows the whole chain
+/// ([`InternalError::chain`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{context}")]
+pub struct InternalError {
+    context: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl InternalError {
+    /// The error and each of its causes, outermost first, joined by ": ".
+    pub fn chain(&self) -> String {
+        let mut out = self.context.clone();
+        let mut next = std::error::Error::source(self);
+        while let Some(cause) = next {
+            out.push_str(": ");
+            out.push_str(&cause.to_string());
+            next = cause.source();
+        }
+        out
+    }
+}
+
 impl AppError {
+    /// An internal error described by `context` alone.
+    pub fn internal(context: impl Into<String>) -> Self {
+        Self::Internal(InternalError {
+            context: context.into(),
+            source: None,
+        })
+    }
+
+    /// An internal error: `context` says what the service was doing when `source` stopped it.
+    pub fn internal_from(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Internal(InternalError {
+            context: context.into(),
+            source: Some(Box::new(source)),
+        })
+    }
+
     /// A failure on named fields: `validation_failed`, or `amount_too_large` when one of the
     /// errors is [`FieldError::amount_too_large`].
     pub fn validation(errors: Vec<FieldError>) -> Self {
@@ -212,7 +256,7 @@ impl From<PersistenceError> for AppError {
                 tracing::warn!(cause = %cause, "database unavailable");
                 Self::Unavailable
             }
-            other => Self::Internal(other.to_string()),
+            other => Self::internal_from("the database failed", other),
         }
     }
 }
@@ -252,5 +296,33 @@ impl From<licentia_domain::transfer::TransferError> for AppError {
             ),
             TransferError::InvalidSecret(_) => Self::InvalidSecret,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_internal_error_keeps_its_causes_for_the_log_only() {
+        let disk = std::io::Error::other("disk full");
+        let err = AppError::internal_from("writing the ledger", disk);
+        assert_eq!(
+            err.to_string(),
+            "internal error",
+            "the client sees no cause"
+        );
+        let AppError::Internal(inner) = &err else {
+            panic!("not internal: {err:?}");
+        };
+        assert_eq!(inner.chain(), "writing the ledger: disk full");
+        let corrupt = AppError::from(PersistenceError::Corrupt("license.status: \"x\"".into()));
+        let AppError::Internal(inner) = &corrupt else {
+            panic!("not internal: {corrupt:?}");
+        };
+        assert_eq!(
+            inner.chain(),
+            "the database failed: stored data is invalid: license.status: \"x\""
+        );
     }
 }

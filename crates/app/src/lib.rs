@@ -14,6 +14,7 @@ pub mod orders;
 pub mod payment;
 pub mod policy;
 pub mod provisioning;
+pub mod registrations;
 pub mod snapshot;
 pub mod sweeps;
 pub mod transfers;

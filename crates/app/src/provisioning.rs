@@ -89,7 +89,7 @@ async fn admin_password(
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .map(|p| Some(AdminPassword::new(p)))
         .ok_or_else(|| {
-            AppError::Internal(format!(
+            AppError::internal(format!(
                 "the administrator password of license {id} cannot be decrypted"
             ))
         })
@@ -116,7 +116,7 @@ pub async fn enqueue(
 /// Runs one provisioning job: in one transaction, the license leaves `in_progress`.
 pub async fn run(ctx: &Ctx, provisioner: &dyn Provisioner, job: &Job) -> AppResult<()> {
     let id: LicenseId = serde_json::from_value(job.payload["license_id"].clone())
-        .map_err(|e| AppError::Internal(format!("bad provisioning payload: {e}")))?;
+        .map_err(|e| AppError::internal_from("bad provisioning payload", e))?;
     let txn = ctx.begin().await?;
     let Some(license) = licenses::lock(&txn, Scope::All, id).await? else {
         return Ok(());
@@ -158,7 +158,7 @@ pub async fn run(ctx: &Ctx, provisioner: &dyn Provisioner, job: &Job) -> AppResu
         txn.commit()
             .await
             .map_err(licentia_persistence::PersistenceError::from)?;
-        return Err(AppError::Internal(why));
+        return Err(AppError::internal(why));
     }
     next.lifecycle = license.lifecycle.clone().provisioning_succeeded()?;
     next.provisioning_error = None;

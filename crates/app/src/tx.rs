@@ -6,7 +6,7 @@ use crate::{AppResult, Ctx};
 impl Ctx {
     /// Opens a transaction on the primary.
     pub async fn begin(&self) -> AppResult<DatabaseTransaction> {
-        Ok(self.db.begin().await.map_err(PersistenceError::from)?)
+        Ok(self.db.begin().await?)
     }
 }
 

@@ -50,6 +50,9 @@ pub const fn bounded(amount: i64) -> Result<i64, MoneyError> {
 pub struct Currency([u8; 3]);
 
 impl Currency {
+    /// The United States dollar, the default of a deployment.
+    pub const USD: Self = Self(*b"USD");
+
     /// Parses a currency code; only `[A-Z]{3}` is accepted (no case folding, so the stored
     /// configuration value is exactly what appears on the wire).
     pub fn parse(code: &str) -> Result<Self, MoneyError> {

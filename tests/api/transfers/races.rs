@@ -132,7 +132,7 @@ db_test!(
 
 fn rate_limited(url: &str) -> Config {
     Config {
-        rate_limit: "on".into(),
+        rate_limit: licentia_api::config::Switch::On,
         ..test_config(url)
     }
 }

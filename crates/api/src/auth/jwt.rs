@@ -52,19 +52,13 @@ pub struct TokenRejected(pub String);
 impl JwtKeys {
     /// `secrets[0]` signs; every secret verifies (older ones stay valid until removed).
     pub fn new(
-        algorithm: &str,
+        algorithm: Algorithm,
         secrets: &[String],
         issuer: &str,
         audience: &str,
         ttl_secs: u64,
         leeway_secs: u64,
     ) -> Result<Self, String> {
-        let algorithm = match algorithm {
-            "HS256" => Algorithm::HS256,
-            "HS384" => Algorithm::HS384,
-            "HS512" => Algorithm::HS512,
-            other => return Err(format!("unsupported JWT algorithm {other}")),
-        };
         let first = secrets.first().ok_or("no JWT secret")?;
         let encoding = EncodingKey::from_secret(first.as_bytes()).map_err(|e| e.to_string())?;
         let mut decoding = HashMap::new();

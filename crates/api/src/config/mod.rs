@@ -1,66 +1,27 @@
 //! Layered configuration: defaults, then an optional `licentia.toml`, then `LICENTIA_*`
 //! environment variables. A bad value stops the start with one line naming it.
-use std::net::SocketAddr;
+mod values;
+
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use licentia_domain::money::Currency;
 use serde::{Deserialize, Serialize};
 
-/// A secret value: its `Debug` never shows it.
-#[derive(Clone, Default, Serialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-/// Environment values are parsed as TOML-like scalars, so a secret made only of digits
-/// arrives as a number; it is still a string to us.
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Scalar {
-            Text(String),
-            Int(i64),
-            UInt(u64),
-            Float(f64),
-            Bool(bool),
-        }
-        Ok(Secret(match Scalar::deserialize(d)? {
-            Scalar::Text(s) => s,
-            Scalar::Int(n) => n.to_string(),
-            Scalar::UInt(n) => n.to_string(),
-            Scalar::Float(n) => n.to_string(),
-            Scalar::Bool(b) => b.to_string(),
-        }))
-    }
-}
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+pub use values::{Bind, JwtAlgorithm, List, LogFormat, Secret, Switch};
 
 /// Every setting of the service. Field names are the environment variables without the
 /// `LICENTIA_` prefix, lower-cased.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Config {
     pub database_url: String,
-    pub bind: String,
+    pub bind: Bind,
     pub admin_email: String,
     pub admin_password: Option<Secret>,
-    pub currency: String,
+    pub currency: Currency,
     pub jwt_secret: Option<Secret>,
-    pub jwt_algorithm: String,
+    pub jwt_algorithm: JwtAlgorithm,
     pub jwt_issuer: String,
     pub jwt_audience: String,
     /// Clock skew tolerated on `exp`/`nbf`; kept small on purpose.
@@ -77,15 +38,15 @@ pub struct Config {
     pub transfer_ttl_hours: u64,
     pub license_file_ttl_days: u64,
     pub body_limit_bytes: u64,
-    pub cors_origins: String,
+    pub cors_origins: List,
     /// Host names or IP literals webhooks may target even when they are (or resolve to)
     /// loopback, private or link-local addresses; comma-separated, matched exactly.
-    pub webhook_allowed_hosts: String,
+    pub webhook_allowed_hosts: List,
     /// The first webhook retry waits this long; each next one twice as long, up to an hour.
     pub webhook_retry_base_ms: u64,
-    pub rate_limit: String,
+    pub rate_limit: Switch,
     pub log: String,
-    pub log_format: String,
+    pub log_format: LogFormat,
     pub db_max_connections: u32,
     pub db_acquire_timeout_ms: u64,
     pub request_timeout_secs: u64,
@@ -112,12 +73,12 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             database_url: "sqlite://licentia.db?mode=rwc".into(),
-            bind: "127.0.0.1:8080".into(),
+            bind: Bind::from(std::net::SocketAddr::from(([127, 0, 0, 1], 8080))),
             admin_email: "admin@licentia.local".into(),
             admin_password: None,
-            currency: "USD".into(),
+            currency: Currency::USD,
             jwt_secret: None,
-            jwt_algorithm: "HS256".into(),
+            jwt_algorithm: JwtAlgorithm::HS256,
             jwt_issuer: "licentia".into(),
             jwt_audience: "licentia-api".into(),
             jwt_leeway_secs: 5,
@@ -133,12 +94,12 @@ impl Default for Config {
             transfer_ttl_hours: 168,
             license_file_ttl_days: 30,
             body_limit_bytes: 65536,
-            cors_origins: String::new(),
-            webhook_allowed_hosts: String::new(),
+            cors_origins: List::default(),
+            webhook_allowed_hosts: List::default(),
             webhook_retry_base_ms: 1000,
-            rate_limit: "on".into(),
+            rate_limit: Switch::On,
             log: "info".into(),
-            log_format: "text".into(),
+            log_format: LogFormat::Text,
             db_max_connections: 10,
             db_acquire_timeout_ms: 2000,
             request_timeout_secs: 30,
@@ -222,18 +183,6 @@ impl Config {
                 "must start with sqlite:, postgres:// or postgresql://",
             );
         }
-        if let Err(why) = resolve_bind(&self.bind) {
-            return bad("bind", &why);
-        }
-        if licentia_domain::money::Currency::parse(&self.currency).is_err() {
-            return bad(
-                "currency",
-                "must be three upper-case letters (ISO 4217), e.g. USD",
-            );
-        }
-        if !matches!(self.jwt_algorithm.as_str(), "HS256" | "HS384" | "HS512") {
-            return bad("jwt_algorithm", "must be one of HS256, HS384, HS512");
-        }
         if let Some(secret) = &self.jwt_secret
             && secret.expose().len() < 32
         {
@@ -283,36 +232,21 @@ impl Config {
                 return bad(name, "must be a positive integer");
             }
         }
-        if !matches!(self.rate_limit.as_str(), "on" | "off") {
-            return bad("rate_limit", "must be on or off");
-        }
-        if !matches!(self.log_format.as_str(), "text" | "json") {
-            return bad("log_format", "must be text or json");
-        }
         if tracing_subscriber::EnvFilter::try_new(&self.log).is_err() {
             return bad("log", "is not a valid tracing filter");
         }
         Ok(())
     }
 
-    /// The address to listen on: `bind` as an IP and port, or a host name and port
-    /// (`localhost:8080`) resolved, IPv4 first. [`Config::load`] has checked that it resolves.
-    pub fn bind_addr(&self) -> SocketAddr {
-        resolve_bind(&self.bind).unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080)))
-    }
-
     pub fn rate_limit_enabled(&self) -> bool {
-        self.rate_limit == "on"
+        self.rate_limit == Switch::On
     }
 
-    pub fn cors_origins(&self) -> Vec<String> {
-        split_list(&self.cors_origins)
-    }
-
-    /// `webhook_allowed_hosts` as a list, lower-cased (host names compare case-insensitively).
+    /// `webhook_allowed_hosts` lower-cased (host names compare case-insensitively).
     pub fn webhook_allowed_hosts(&self) -> Vec<String> {
-        split_list(&self.webhook_allowed_hosts)
-            .into_iter()
+        self.webhook_allowed_hosts
+            .items()
+            .iter()
             .map(|h| h.to_ascii_lowercase())
             .collect()
     }
@@ -320,37 +254,6 @@ impl Config {
     pub fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")
     }
-}
-
-/// `host:port` → the address to listen on (an IPv4 one when the name has both).
-fn resolve_bind(bind: &str) -> Result<SocketAddr, String> {
-    use std::net::ToSocketAddrs;
-    if let Ok(addr) = bind.parse::<SocketAddr>() {
-        return Ok(addr);
-    }
-    let not_an_address =
-        || format!("is not host:port (e.g. 127.0.0.1:8080 or localhost:8080): {bind:?}");
-    if !bind.contains(':') {
-        return Err(not_an_address());
-    }
-    let addrs: Vec<SocketAddr> = bind
-        .to_socket_addrs()
-        .map_err(|e| format!("{bind:?} does not resolve: {e}"))?
-        .collect();
-    addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or(addrs.first())
-        .copied()
-        .ok_or_else(not_an_address)
-}
-
-fn split_list(s: &str) -> Vec<String> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
 }
 
 /// Turns a figment error into one line naming the variable, e.g.
@@ -383,7 +286,7 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         let config = with("").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(config.bind, "127.0.0.1:8080");
+        assert_eq!(config.bind.as_str(), "127.0.0.1:8080");
         assert_eq!(config.access_token_ttl_secs, 900);
         assert!(config.rate_limit_enabled());
     }
@@ -410,6 +313,8 @@ mod tests {
                 "LICENTIA_ENCRYPTION_KEY",
             ),
             ("rate_limit = \"maybe\"", "LICENTIA_RATE_LIMIT"),
+            ("log_format = \"xml\"", "LICENTIA_LOG_FORMAT"),
+            ("jwt_algorithm = \"HS257\"", "LICENTIA_JWT_ALGORITHM"),
             ("database_url = \"mysql://x\"", "LICENTIA_DATABASE_URL"),
         ] {
             let err = with(toml).err().unwrap_or_default();
@@ -421,11 +326,31 @@ mod tests {
     #[test]
     fn bind_accepts_a_host_name_and_port() {
         let config = with("bind = \"localhost:9091\"").unwrap_or_else(|e| panic!("{e}"));
-        let addr = config.bind_addr();
+        let addr = config.bind.addr();
         assert!(addr.ip().is_loopback(), "{addr}");
         assert_eq!(addr.port(), 9091);
         let err = with("bind = \"localhost\"").err().unwrap_or_default();
         assert!(err.contains("host:port"), "{err}");
+    }
+
+    #[test]
+    fn lists_come_as_one_string_or_an_array() {
+        let config = with("cors_origins = \" https://a.test, ,https://b.test \"")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            config.cors_origins.items(),
+            ["https://a.test", "https://b.test"]
+        );
+        let config = with("webhook_allowed_hosts = [\"Hooks.Local\", \"::1\"]")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.webhook_allowed_hosts(), ["hooks.local", "::1"]);
+        assert!(
+            with("")
+                .unwrap_or_else(|e| panic!("{e}"))
+                .cors_origins
+                .items()
+                .is_empty()
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::accounts::AccountOut;
 use crate::auth::{Caller, Principal};
 use crate::crypto;
 use crate::error::{ApiError, ApiResult};
-use crate::rate_limit::LOGIN_FAILURES;
+use crate::limits::LOGIN_FAILURES;
 use crate::state::AppState;
 
 /// Credentials for a password login.
@@ -148,14 +148,14 @@ pub async fn create_token(
         Some((user, hash)) => {
             let ok = web::block(move || crypto::verify_password(&password, &hash))
                 .await
-                .map_err(|e| ApiError::internal(e.to_string()))?;
+                .map_err(|e| ApiError::internal_from("a blocking task failed", e))?;
             (Some(user), ok)
         }
         None => {
             // Same work for unknown addresses, so timing does not reveal which exist.
             web::block(move || crypto::verify_password(&password, crypto::dummy_hash()))
                 .await
-                .map_err(|e| ApiError::internal(e.to_string()))?;
+                .map_err(|e| ApiError::internal_from("a blocking task failed", e))?;
             (None, false)
         }
     };
@@ -214,13 +214,10 @@ pub async fn refresh_token(
     let token = tokens::find_by_hash(db, &crypto::sha256_hex(&body.refresh_token))
         .await?
         .ok_or_else(invalid)?;
-    if state.limits.enabled {
-        let d = state.limits.refresh.hit(&token.family_id);
-        if !d.allowed {
-            return Err(ApiError::RateLimited {
-                retry_after: d.reset_secs,
-            });
-        }
+    if state.limits.enabled
+        && let Some(refusal) = state.limits.refresh.check(&token.family_id).refusal()
+    {
+        return Ok(refusal);
     }
     if token.revoked {
         return Err(invalid());
@@ -389,7 +386,7 @@ pub async fn change_my_password(
     let current = body.current_password;
     let ok = web::block(move || crypto::verify_password(&current, &stored))
         .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+        .map_err(|e| ApiError::internal_from("a blocking task failed", e))?;
     if !ok {
         return Err(ApiError::unauthorized("the current password is wrong"));
     }
@@ -401,11 +398,9 @@ pub async fn change_my_password(
     let new = body.new_password;
     let hash = web::block(move || crypto::hash_password(&new))
         .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::internal_from("a blocking task failed", e))?
         .map_err(ApiError::internal)?;
-    let txn = licentia_persistence::TransactionTrait::begin(db)
-        .await
-        .map_err(licentia_persistence::PersistenceError::from)?;
+    let txn = licentia_persistence::begin(db).await?;
     users::set_password_hash(&txn, id, &hash).await?;
     tokens::revoke_all_of_user(&txn, id).await?;
     txn.commit()

@@ -5,7 +5,6 @@ use actix_web::{HttpResponse, get, post, web};
 use garde::Validate;
 use licentia_domain::auth::Scope;
 use licentia_domain::event::EventType;
-use licentia_persistence::PersistenceError;
 use licentia_persistence::repo::accounts;
 use licentia_persistence::repo::events::{self, NewEvent};
 use licentia_persistence::repo::ledger::{self, LedgerEntry, LedgerKind};
@@ -102,7 +101,7 @@ pub async fn create_credit(
     let body = body.into_inner()?;
     validate(&body)?;
 
-    let txn = state.db.begin().await.map_err(PersistenceError::from)?;
+    let txn = state.db.begin().await?;
     let entry = ledger::credit(
         &txn,
         account.id,

@@ -110,7 +110,7 @@ fn issue(
         key_id: signer.key_id().to_owned(),
     };
     let file = license_file::issue(&signer, &payload)
-        .map_err(|e| ApiError::internal(format!("signing a license file: {e}")))?;
+        .map_err(|e| ApiError::internal_from("signing a license file", e))?;
     Ok(HttpResponse::Created().json(LicenseFileOut {
         file,
         key_id: payload.key_id,

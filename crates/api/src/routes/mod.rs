@@ -28,9 +28,18 @@ pub mod webhooks;
 
 use utoipa_actix_web::service_config::ServiceConfig;
 
+/// Every route. actix tries routes in registration order (a regex per templated route on the
+/// way), and the metrics and tracing middleware look the template up again: the hot paths go
+/// first.
 pub fn configure(cfg: &mut ServiceConfig<'_>) {
-    // actix tries routes in registration order (a regex per templated route on the way), and
-    // the metrics and tracing middleware look the template up again: the hot paths go first.
+    hot_paths(cfg);
+    identity_and_catalog(cfg);
+    license_life(cfg);
+    platform(cfg);
+}
+
+/// The licensed software's calls, list pages, single licenses and the probes.
+fn hot_paths(cfg: &mut ServiceConfig<'_>) {
     cfg.service(validate::validate_license)
         .service(registrations::create_registration)
         .service(licenses::list_licenses)
@@ -39,8 +48,12 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
         .service(licenses::get_license)
         .service(system::get_health)
         .service(system::get_readiness)
-        .service(metrics::get_metrics)
-        .service(auth::create_token)
+        .service(metrics::get_metrics);
+}
+
+/// Sign-in, keys, accounts, their money and users, and the product catalog.
+fn identity_and_catalog(cfg: &mut ServiceConfig<'_>) {
+    cfg.service(auth::create_token)
         .service(auth::refresh_token)
         .service(auth::logout)
         .service(auth::get_me)
@@ -61,8 +74,12 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
         .service(products::list_products)
         .service(products::get_product)
         .service(products::update_product)
-        .service(products::archive_product)
-        .service(licenses::create_license)
+        .service(products::archive_product);
+}
+
+/// A license's life: order, previews, edits, transitions, renewals, machines, files.
+fn license_life(cfg: &mut ServiceConfig<'_>) {
+    cfg.service(licenses::create_license)
         .service(previews::preview_create_license)
         .service(previews::preview_renew_license)
         .service(previews::preview_update_license_configuration)
@@ -84,8 +101,12 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
         .service(reports::get_license_report)
         .service(reports::get_revenue_report)
         .service(license_files::create_owner_license_file)
-        .service(license_files::create_license_file)
-        .service(signing_keys::get_signing_key)
+        .service(license_files::create_license_file);
+}
+
+/// Signing keys, events, orders, transfers and webhooks.
+fn platform(cfg: &mut ServiceConfig<'_>) {
+    cfg.service(signing_keys::get_signing_key)
         .service(signing_keys::list_signing_keys)
         .service(signing_keys::rotate_signing_key)
         .service(events::list_events)

@@ -213,11 +213,7 @@ pub async fn pay_order(
 ) -> ApiResult<HttpResponse> {
     principal.require(Scope::BillingWrite)?;
     let id = OrderId::from_uuid(id.into_inner());
-    let txn = state
-        .db
-        .begin()
-        .await
-        .map_err(licentia_persistence::PersistenceError::from)?;
+    let txn = state.db.begin().await?;
     let attempts = i32::try_from(state.config.provision_attempts).unwrap_or(10);
     let order = billing::pay_order(
         &txn,
@@ -255,11 +251,7 @@ pub async fn cancel_order(
 ) -> ApiResult<HttpResponse> {
     principal.require(Scope::BillingWrite)?;
     let id = OrderId::from_uuid(id.into_inner());
-    let txn = state
-        .db
-        .begin()
-        .await
-        .map_err(licentia_persistence::PersistenceError::from)?;
+    let txn = state.db.begin().await?;
     let order = billing::cancel_order(&txn, tenant(&principal), id, principal.actor()).await?;
     crate::idempotency::commit(txn, HttpResponse::Ok().json(OrderOut::from(order))).await
 }

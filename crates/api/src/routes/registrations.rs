@@ -7,15 +7,11 @@
 //! The seat check counts the license's registrations while its row is locked, so concurrent
 //! registrations never exceed the product's `max_registrations`.
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
+use licentia_app::registrations::{self as machines, Register};
 use licentia_domain::auth::Scope;
-use licentia_domain::event::EventType;
 use licentia_domain::ids::{LicenseId, RegistrationId};
-use licentia_domain::license::LicenseStatus;
 use licentia_domain::license_record::canonical_ip;
-use licentia_persistence::PersistenceError;
-use licentia_persistence::repo::events::{self, Actor, NewEvent};
-use licentia_persistence::repo::licenses::{self, Scope as LicenseScope};
-use licentia_persistence::repo::products;
+use licentia_persistence::repo::licenses::Scope as LicenseScope;
 use licentia_persistence::repo::registrations::{self, Registration};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -26,7 +22,7 @@ use super::accounts::ListQuery;
 use super::licenses::visible_license;
 use super::validate::{check_text, parse_ip};
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult, AppError, FieldError};
+use crate::error::{ApiError, ApiResult, FieldError};
 use crate::pagination::{CursorKey, Page, page_of};
 use crate::state::AppState;
 
@@ -100,15 +96,6 @@ impl From<Registration> for RegistrationOut {
     }
 }
 
-fn registration_snapshot(r: &Registration) -> serde_json::Value {
-    serde_json::json!({
-        "registration_id": r.id,
-        "fingerprint": r.fingerprint,
-        "hostname": r.hostname,
-        "ip": r.ip.map(|ip| ip.to_string()),
-    })
-}
-
 /// Register a machine
 ///
 /// Public: the licensed software authenticates with the registration key. A fingerprint
@@ -135,59 +122,24 @@ pub async fn create_registration(
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner()?;
     let ip = checked(&body)?;
-    let txn = state.db.begin().await.map_err(PersistenceError::from)?;
-    let license = registrations::lock_license_by_key(&txn, &body.registration_key)
-        .await?
-        .filter(|l| l.lifecycle.status != LicenseStatus::Deleted)
-        .ok_or(ApiError::not_found())?;
-    let now = licentia_persistence::now();
     let seen_from = ip.or_else(|| req.peer_addr().map(|peer| canonical_ip(peer.ip())));
-    if let Some(existing) = registrations::find(&txn, license.id, &body.fingerprint).await? {
-        registrations::touch(&txn, existing.id, now, seen_from).await?;
-        let touched = registrations::find(&txn, license.id, &body.fingerprint)
-            .await?
-            .unwrap_or(existing);
-        txn.commit().await.map_err(PersistenceError::from)?;
-        return Ok(HttpResponse::Ok().json(RegistrationOut::from(touched)));
-    }
-    let product = products::find(&txn, license.product_id)
-        .await?
-        .ok_or_else(|| ApiError::internal(format!("license {} has no product", license.id)))?;
-    let taken = registrations::count(&txn, license.id).await?;
-    if let Some(max) = product.max_registrations
-        && taken >= u64::from(max)
-    {
-        return Err(AppError::RegistrationLimit { max }.into());
-    }
-    let registration = registrations::insert(
-        &txn,
-        &Registration {
-            id: RegistrationId::new(),
-            license_id: license.id,
+    let registered = machines::register(
+        &state,
+        Register {
+            registration_key: body.registration_key,
             fingerprint: body.fingerprint,
             hostname: body.hostname,
             ip,
-            created_at: now,
-            last_seen_at: Some(now),
-            last_ip: seen_from,
+            seen_from,
         },
     )
     .await?;
-    registrations::set_count(&txn, license.id, taken + 1).await?;
-    events::record(
-        &txn,
-        NewEvent {
-            event_type: EventType::LicenseRegistrationCreated,
-            account_id: license.account_id,
-            license_id: Some(license.id),
-            actor: Actor::SYSTEM,
-            before: None,
-            after: Some(registration_snapshot(&registration)),
-        },
-    )
-    .await?;
-    txn.commit().await.map_err(PersistenceError::from)?;
-    Ok(HttpResponse::Created().json(RegistrationOut::from(registration)))
+    let out = RegistrationOut::from(registered.registration);
+    Ok(if registered.created {
+        HttpResponse::Created().json(out)
+    } else {
+        HttpResponse::Ok().json(out)
+    })
 }
 
 /// The request's fields checked, all at once (422 naming each invalid one); answers the
@@ -281,60 +233,9 @@ pub async fn delete_registrations(
     } else {
         LicenseScope::Tenant(principal.account_id())
     };
-    let txn = state.db.begin().await.map_err(PersistenceError::from)?;
-    let license = licenses::lock(&txn, scope, LicenseId::from_uuid(id.into_inner()))
-        .await?
-        .ok_or(ApiError::not_found())?;
-    let deleted = registrations::delete_all(&txn, license.id).await?;
-    registrations::set_count(&txn, license.id, 0).await?;
-    if deleted > 0 {
-        events::record(
-            &txn,
-            NewEvent {
-                event_type: EventType::LicenseRegistrationsDeleted,
-                account_id: license.account_id,
-                license_id: Some(license.id),
-                actor: principal.actor(),
-                before: Some(serde_json::json!({"registrations_count": deleted})),
-                after: Some(serde_json::json!({"registrations_count": 0})),
-            },
-        )
-        .await?;
-    }
-    txn.commit().await.map_err(PersistenceError::from)?;
+    let license = LicenseId::from_uuid(id.into_inner());
+    machines::remove_all(&state, scope, principal.actor(), license).await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// Deletes one registration of a locked license, keeps the seat count in step and records
-/// `license.registration_deleted`.
-async fn release_seat(
-    txn: &licentia_persistence::DatabaseTransaction,
-    license: &licentia_domain::license_record::License,
-    registration: &Registration,
-    actor: Actor,
-    released_by: &str,
-) -> ApiResult<()> {
-    if !registrations::delete_one(txn, registration.id).await? {
-        return Err(ApiError::not_found());
-    }
-    let left = registrations::count(txn, license.id).await?;
-    registrations::set_count(txn, license.id, left).await?;
-    events::record(
-        txn,
-        NewEvent {
-            event_type: EventType::LicenseRegistrationDeleted,
-            account_id: license.account_id,
-            license_id: Some(license.id),
-            actor,
-            before: Some(registration_snapshot(registration)),
-            after: Some(serde_json::json!({
-                "registrations_count": left,
-                "released_by": released_by,
-            })),
-        },
-    )
-    .await?;
-    Ok(())
 }
 
 /// Delete one registration of a license
@@ -369,16 +270,14 @@ pub async fn delete_registration(
     } else {
         LicenseScope::Tenant(principal.account_id())
     };
-    let txn = state.db.begin().await.map_err(PersistenceError::from)?;
-    let license = licenses::lock(&txn, scope, LicenseId::from_uuid(id))
-        .await?
-        .ok_or(ApiError::not_found())?;
-    let registration =
-        registrations::find_by_id(&txn, license.id, RegistrationId::from_uuid(registration_id))
-            .await?
-            .ok_or(ApiError::not_found())?;
-    release_seat(&txn, &license, &registration, principal.actor(), "owner").await?;
-    txn.commit().await.map_err(PersistenceError::from)?;
+    machines::remove(
+        &state,
+        scope,
+        principal.actor(),
+        LicenseId::from_uuid(id),
+        RegistrationId::from_uuid(registration_id),
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -430,8 +329,9 @@ pub async fn create_deregistration(
     req: HttpRequest,
     body: crate::extract::Json<DeregistrationRequest>,
 ) -> ApiResult<HttpResponse> {
-    let limits = &state.deregister_limits;
-    if limits.enabled
+    let enabled = state.limits.enabled;
+    let limits = &state.limits.deregister;
+    if enabled
         && let Some(peer) = req.peer_addr()
         && let Some(refusal) = limits.per_ip.check(&canonical_ip(peer.ip())).refusal()
     {
@@ -444,7 +344,7 @@ pub async fn create_deregistration(
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    let decision = if limits.enabled {
+    let decision = if enabled {
         let decision = limits
             .per_key
             .check(&licentia_domain::transfer::hash_secret(
@@ -457,16 +357,7 @@ pub async fn create_deregistration(
     } else {
         None
     };
-    let txn = state.db.begin().await.map_err(PersistenceError::from)?;
-    let license = registrations::lock_license_by_key(&txn, &body.registration_key)
-        .await?
-        .filter(|l| l.lifecycle.status != LicenseStatus::Deleted)
-        .ok_or(ApiError::not_found())?;
-    let registration = registrations::find(&txn, license.id, &body.fingerprint)
-        .await?
-        .ok_or(ApiError::not_found())?;
-    release_seat(&txn, &license, &registration, Actor::SYSTEM, "software").await?;
-    txn.commit().await.map_err(PersistenceError::from)?;
+    machines::deregister(&state, &body.registration_key, &body.fingerprint).await?;
     let mut res = HttpResponse::NoContent();
     if let Some(decision) = decision {
         for h in decision.headers() {

@@ -184,7 +184,7 @@ pub(crate) async fn renew(
     body.payment.authorize(&principal)?;
     let period = offered_period(&product, body.period_months)?;
 
-    let txn = state.db.begin().await.map_err(PersistenceError::from)?;
+    let txn = state.db.begin().await?;
     // Lock order: an existing order first, then the license (licentia_app::licenses::renew).
     let plan = PaymentPlan::resolve(&txn, visible.account_id, &body.payment.0).await?;
     let license = licenses::lock(&txn, license_scope(&principal), visible.id)

@@ -170,13 +170,14 @@ pub async fn rotate_signing_key(
     principal: Principal,
 ) -> ApiResult<HttpResponse> {
     principal.require_admin()?;
-    let internal = |e: keyring::KeyringError| ApiError::internal(e.to_string());
+    let internal =
+        |e: keyring::KeyringError| ApiError::internal_from("rotating the signing key", e);
     // A rotation that raced another one and lost (unique current key) simply runs again.
     let mut attempt = 0;
     let (pair, retired) = loop {
         attempt += 1;
         let (pair, new) = keyring::generate(state.signing.encryption_key()).map_err(internal)?;
-        let txn = state.db.begin().await.map_err(PersistenceError::from)?;
+        let txn = state.db.begin().await?;
         let retired = match signing_keys::rotate(&txn, new).await {
             Err(PersistenceError::Unique(_)) if attempt < 3 => continue,
             other => other?,

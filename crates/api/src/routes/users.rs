@@ -151,7 +151,7 @@ pub async fn create_user(
     let password = body.password;
     let hash = web::block(move || crypto::hash_password(&password))
         .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::internal_from("a blocking task failed", e))?
         .map_err(ApiError::internal)?;
     match users::create(state.db.conn(), account.id, &body.email, hash, role).await {
         Ok(user) => Ok(HttpResponse::Created().json(UserOut::from(user))),

@@ -106,10 +106,10 @@ pub struct ValidationOut {
 /// Signs a response object: the signature covers its canonical form without `signature`.
 pub fn sign_response<T: Serialize>(signer: &KeyPair, out: &T) -> ApiResult<String> {
     let value = serde_json::to_value(out)
-        .map_err(|e| ApiError::internal(format!("serializing a signed answer: {e}")))?;
+        .map_err(|e| ApiError::internal_from("serializing a signed answer", e))?;
     signer
         .sign_object(&value)
-        .map_err(|e| ApiError::internal(format!("signing an answer: {e}")))
+        .map_err(|e| ApiError::internal_from("signing an answer", e))
 }
 
 /// Checks a text field of the licensed software's requests.
@@ -162,8 +162,9 @@ pub async fn validate_license(
     req: HttpRequest,
     body: crate::extract::Json<ValidateRequest>,
 ) -> ApiResult<HttpResponse> {
-    let limits = &state.validate_limits;
-    if limits.enabled
+    let enabled = state.limits.enabled;
+    let limits = &state.limits.validate;
+    if enabled
         && let Some(peer) = req.peer_addr()
         && let Some(refusal) = limits.per_ip.check(&canonical_ip(peer.ip())).refusal()
     {
@@ -171,7 +172,7 @@ pub async fn validate_license(
     }
     let body = body.into_inner()?;
     let ip = checked(&body)?;
-    let decision = if limits.enabled {
+    let decision = if enabled {
         let decision = limits.per_key.check(&hash_secret(&body.registration_key));
         if let Some(refusal) = decision.refusal() {
             return Ok(refusal);

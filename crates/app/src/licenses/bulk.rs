@@ -91,7 +91,7 @@ impl Action {
                     .as_i64()
                     .and_then(|n| Period::new(n).ok())
                     .map(Some)
-                    .ok_or_else(|| AppError::Internal(format!("bulk operation: bad {key}"))),
+                    .ok_or_else(|| AppError::internal(format!("bulk operation: bad {key}"))),
             }
         };
         Ok(match name {
@@ -99,15 +99,14 @@ impl Action {
             "enable" => Self::Enable,
             "delete" => Self::Delete,
             "renew" => Self::Renew {
-                period: period("period_months")?.ok_or_else(|| {
-                    AppError::Internal("bulk operation: renew without a period".into())
-                })?,
+                period: period("period_months")?
+                    .ok_or_else(|| AppError::internal("bulk operation: renew without a period"))?,
             },
             "set_auto_renew" => Self::SetAutoRenew {
                 period: period("auto_renew_months")?,
             },
             other => {
-                return Err(AppError::Internal(format!(
+                return Err(AppError::internal(format!(
                     "bulk operation: unknown action {other}"
                 )));
             }
@@ -188,7 +187,7 @@ async fn enqueue(db: &impl licentia_persistence::ConnectionTrait, id: Uuid) -> A
 /// attempt fails.
 pub async fn run(ctx: &Ctx, job: &Job) -> AppResult<()> {
     let id: Uuid = serde_json::from_value(job.payload["operation_id"].clone())
-        .map_err(|e| AppError::Internal(format!("bad bulk operation payload: {e}")))?;
+        .map_err(|e| AppError::internal(format!("bad bulk operation payload: {e}")))?;
     let outcome = run_batch(ctx, id).await;
     if let Err(e) = &outcome
         && job.retry_at(licentia_persistence::now()).is_none()
@@ -252,7 +251,7 @@ fn item_code(e: AppError) -> AppResult<&'static str> {
         AppError::Unavailable => Err(e),
         e => {
             if let AppError::Internal(cause) = &e {
-                tracing::error!(cause = %cause, "bulk operation item failed");
+                tracing::error!(cause = %cause.chain(), "bulk operation item failed");
             }
             Ok(e.code().0)
         }

@@ -72,7 +72,7 @@ pub async fn edit(
     let sealed = match &cmd.admin_password {
         Some(Some(pw)) => Some(Some(
             crate::crypto::seal(&ctx.encryption_key, pw.expose().as_bytes())
-                .map_err(AppError::Internal)?,
+                .map_err(AppError::internal)?,
         )),
         Some(None) => Some(None),
         None => None,

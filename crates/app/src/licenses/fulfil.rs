@@ -81,7 +81,7 @@ pub async fn fulfil_configuration(
         return Ok(());
     };
     let options: BTreeMap<String, u32> = serde_json::from_value(options.clone())
-        .map_err(|e| AppError::Internal(format!("order item {}: bad options: {e}", item.id)))?;
+        .map_err(|e| AppError::internal_from(format!("order item {}: bad options", item.id), e))?;
     apply_options(txn, license, options, actor, provision_attempts).await?;
     Ok(())
 }

@@ -146,7 +146,7 @@ pub async fn order(
         .as_ref()
         .map(|p| crate::crypto::seal(&ctx.encryption_key, p.expose().as_bytes()))
         .transpose()
-        .map_err(AppError::Internal)?;
+        .map_err(AppError::internal)?;
     let now = ctx.clock.now();
     let trial = matches!(cmd.term, Term::Trial);
     let license = License {

@@ -89,11 +89,7 @@ async fn transition(
     principal.require(Scope::LicensesWrite)?;
     let (_, product) = visible_license(state, principal, id).await?;
     let annotation = annotation()?;
-    let txn = state
-        .db
-        .begin()
-        .await
-        .map_err(licentia_persistence::PersistenceError::from)?;
+    let txn = state.db.begin().await?;
     let attempts = i32::try_from(state.config.provision_attempts).unwrap_or(10);
     let saved = lifecycle::transition(
         &txn,

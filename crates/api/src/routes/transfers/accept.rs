@@ -65,8 +65,8 @@ pub async fn accept_transfer(
     principal.require(Scope::TransfersWrite)?;
     let id = TransferId::from_uuid(id.into_inner());
     // Counted in the database before the attempt is looked at, shared by every process.
-    if state.config.rate_limit_enabled()
-        && let Some(refusal) = crate::rate_limit::TRANSFER_ACCEPTS
+    if state.limits.enabled
+        && let Some(refusal) = crate::limits::TRANSFER_ACCEPTS
             .attempt(
                 state.db.conn(),
                 state.clock.now(),

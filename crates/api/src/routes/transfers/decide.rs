@@ -44,7 +44,7 @@ async fn decide(
         return Err(ApiError::not_found());
     }
     let now = state.clock.now();
-    let txn = state.db.begin().await.map_err(PersistenceError::from)?;
+    let txn = state.db.begin().await?;
     let t = transfers::lock(&txn, Viewer::All, id)
         .await?
         .ok_or(ApiError::not_found())?;

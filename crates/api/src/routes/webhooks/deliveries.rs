@@ -106,11 +106,7 @@ pub async fn redeliver_webhook_delivery(
 ) -> ApiResult<HttpResponse> {
     let (id, delivery_id) = path.into_inner();
     let endpoint = deliverable_endpoint(&state, &principal, id).await?;
-    let txn = state
-        .db
-        .begin()
-        .await
-        .map_err(licentia_persistence::PersistenceError::from)?;
+    let txn = state.db.begin().await?;
     let original = webhooks::find_delivery(&txn, endpoint.id, delivery_id)
         .await?
         .ok_or(ApiError::not_found())?;
@@ -154,11 +150,7 @@ pub async fn ping_webhook_endpoint(
 ) -> ApiResult<HttpResponse> {
     let endpoint = deliverable_endpoint(&state, &principal, id.into_inner()).await?;
     require_enabled(&endpoint)?;
-    let txn = state
-        .db
-        .begin()
-        .await
-        .map_err(licentia_persistence::PersistenceError::from)?;
+    let txn = state.db.begin().await?;
     let (event_id, at) = events::record_undelivered(
         &txn,
         NewEvent {

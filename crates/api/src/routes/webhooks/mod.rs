@@ -230,11 +230,7 @@ pub async fn create_webhook_endpoint(
     let event_types = event_types(&body.event_types)?;
     let url = service::check_url(&state, &body.url).await?;
     let account = principal.account_id();
-    let txn = state
-        .db
-        .begin()
-        .await
-        .map_err(licentia_persistence::PersistenceError::from)?;
+    let txn = state.db.begin().await?;
     if webhooks::count(&txn, account).await? >= MAX_ENDPOINTS {
         return Err(ApiError::conflict(format!(
             "an account may register at most {MAX_ENDPOINTS} webhook endpoints; delete one first"

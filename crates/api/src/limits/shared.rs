@@ -1,113 +1,13 @@
-//! Rate limits of the auth and transfer routes.
-//!
-//! - [`SharedLimit`]s are counted in the database (`attempt_counters`), so every process of a
-//!   deployment counts against one allowance, and an attempt is counted atomically *before*
-//!   the work it limits: 48 parallel wrong passwords check at most 5 (CONTRACT §9). Failed
-//!   logins and transfer accepts use them.
-//! - [`Window`]s are in-process sliding windows, answered without touching the database; each
-//!   process keeps its own, so with several processes a client may get up to N × the limit.
-//!   Refresh uses one: a floor against abuse, not a quota.
-use std::collections::{HashMap, VecDeque};
-use std::hash::Hash;
-use std::sync::Mutex;
+//! Limits counted in the database (`attempt_counters`), shared by every process.
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::HttpResponse;
 use licentia_persistence::repo::attempts;
 use licentia_persistence::sea_orm::DatabaseConnection;
 
+use super::Decision;
 use crate::error::ApiResult;
-use crate::keyed_limit::Decision as KeyedDecision;
-
-/// At most `limit` events per `window` for each key.
-#[derive(Debug)]
-pub struct Window<K> {
-    limit: usize,
-    window: Duration,
-    events: Mutex<HashMap<K, VecDeque<Instant>>>,
-}
-
-/// The outcome of a check: whether the event is allowed, and what to tell the client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Decision {
-    pub allowed: bool,
-    pub limit: usize,
-    pub remaining: usize,
-    /// Seconds until a slot frees up (at least 1 when refused).
-    pub reset_secs: u64,
-}
-
-impl<K: Eq + Hash + Clone> Window<K> {
-    pub fn new(limit: usize, window: Duration) -> Self {
-        Self {
-            limit,
-            window,
-            events: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn decide(&self, key: &K, now: Instant, record: bool, only_peek: bool) -> Decision {
-        let mut map = self
-            .events
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Forget idle keys now and then so the map cannot grow without bound.
-        if map.len() > 10_000 {
-            let window = self.window;
-            map.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < window));
-        }
-        let queue = map.entry(key.clone()).or_default();
-        while queue
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= self.window)
-        {
-            queue.pop_front();
-        }
-        let full = queue.len() >= self.limit;
-        if !full && record && !only_peek {
-            queue.push_back(now);
-        }
-        let reset = queue
-            .front()
-            .map(|t| self.window.saturating_sub(now.duration_since(*t)))
-            .unwrap_or_default();
-        Decision {
-            allowed: !full,
-            limit: self.limit,
-            remaining: self.limit.saturating_sub(queue.len()),
-            reset_secs: reset.as_secs().max(u64::from(full)),
-        }
-    }
-
-    /// Counts one event for `key` if the window has room.
-    pub fn hit(&self, key: &K) -> Decision {
-        self.decide(key, Instant::now(), true, false)
-    }
-
-    /// Whether `key` is over its limit, without counting anything.
-    pub fn peek(&self, key: &K) -> Decision {
-        self.decide(key, Instant::now(), false, true)
-    }
-}
-
-/// The in-process limits of the service; disabled entirely by `LICENTIA_RATE_LIMIT=off`
-/// (which turns off the [`SharedLimit`]s as well).
-#[derive(Debug)]
-pub struct Limits {
-    pub enabled: bool,
-    /// Refreshes per token family: 30 a minute.
-    pub refresh: Window<uuid::Uuid>,
-}
-
-impl Limits {
-    pub fn new(enabled: bool) -> Self {
-        Self {
-            enabled,
-            refresh: Window::new(30, Duration::from_secs(60)),
-        }
-    }
-}
 
 /// A limit counted in the database: at most `limit` attempts per `window` for each key, shared
 /// by every process. A window starts at the first attempt after the previous one passed.
@@ -138,7 +38,7 @@ pub enum Attempt {
     /// Within the limit; the reservation can give the attempt back.
     Allowed(Reservation),
     /// Over the limit: answer 429 (see [`Attempt::refusal`]).
-    Limited(KeyedDecision),
+    Limited(Decision),
 }
 
 impl Attempt {
@@ -227,7 +127,7 @@ impl SharedLimit {
         // Seconds, rounded up: the window has passed when they have.
         let reset_secs = u64::try_from(left_ms).unwrap_or(0).div_ceil(1000);
         if used > u64::from(self.limit) {
-            return Ok(Attempt::Limited(KeyedDecision::Limited {
+            return Ok(Attempt::Limited(Decision::Limited {
                 limit: self.limit,
                 retry_after_secs: reset_secs.max(1),
             }));
@@ -237,23 +137,5 @@ impl SharedLimit {
             key: key.to_owned(),
             window_start_ms: counted.window_start_ms,
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn window_refuses_past_the_limit_and_recovers() {
-        let w = Window::new(2, Duration::from_millis(50));
-        assert!(w.hit(&"k").allowed);
-        assert!(w.hit(&"k").allowed);
-        let refused = w.hit(&"k");
-        assert!(!refused.allowed && refused.remaining == 0 && refused.reset_secs >= 1);
-        assert!(w.hit(&"other").allowed, "keys are independent");
-        assert!(!w.peek(&"k").allowed);
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(w.hit(&"k").allowed);
     }
 }

@@ -1,104 +1,20 @@
-//! In-memory, per-process GCRA rate limits (the `governor` crate) for hot paths such as
-//! `POST /v1/validate`, answered without a database query: lock-free per key, constant memory
-//! per key (unlike the sliding windows of the auth routes, which keep every event of the
-//! window). Each limit is a number of requests per minute per key, with a burst of the whole
-//! minute's allowance; `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`
-//! (draft-ietf-httpapi-ratelimit-headers) describe it, and a refusal is a 429 `rate_limited`
-//! problem with `Retry-After`.
-//!
-//! Several `licentia serve` processes each count on their own, so behind a load balancer the
-//! effective limit is up to N times the configured one: a limit that protects the service, not
-//! a billing quota.
+//! In-process GCRA limits (the `governor` crate), answered without a database query: lock-free
+//! per key, constant memory per key. Each limit is a number of requests per minute per key,
+//! with a burst of the whole minute's allowance.
 use std::hash::Hash;
-use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::{HttpResponse, ResponseError};
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::{NoOpMiddleware, StateInformationMiddleware};
 use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
 
-use crate::config::Config;
-use crate::error::ApiError;
+use super::Decision;
 
 /// How many checks between two sweeps of keys that are back to a full allowance.
 const PURGE_EVERY: u64 = 8_192;
-
-/// Requests per minute per registration key on `POST /v1/validate` (CONTRACT §9).
-pub const VALIDATE_PER_KEY_PER_MINUTE: u32 = 600;
-/// Requests per minute per client address on `POST /v1/validate` (CONTRACT §9).
-pub const VALIDATE_PER_IP_PER_MINUTE: u32 = 6_000;
-
-/// The outcome of one check, with what the `RateLimit-*` headers say.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Decision {
-    Allowed {
-        limit: u32,
-        /// Requests left right now.
-        remaining: u32,
-        /// Seconds until the full allowance is back.
-        reset_secs: u64,
-    },
-    Limited {
-        limit: u32,
-        /// Seconds until the next request may pass (at least 1).
-        retry_after_secs: u64,
-    },
-}
-
-impl Decision {
-    /// The `RateLimit-*` headers of this decision.
-    pub fn headers(&self) -> [(HeaderName, HeaderValue); 3] {
-        let (limit, remaining, reset) = match *self {
-            Decision::Allowed {
-                limit,
-                remaining,
-                reset_secs,
-            } => (limit, remaining, reset_secs),
-            Decision::Limited {
-                limit,
-                retry_after_secs,
-            } => (limit, 0, retry_after_secs),
-        };
-        [
-            (
-                HeaderName::from_static("ratelimit-limit"),
-                HeaderValue::from(limit),
-            ),
-            (
-                HeaderName::from_static("ratelimit-remaining"),
-                HeaderValue::from(remaining),
-            ),
-            (
-                HeaderName::from_static("ratelimit-reset"),
-                HeaderValue::from(reset),
-            ),
-        ]
-    }
-
-    /// The 429 problem response for a `Limited` decision; `None` when allowed.
-    pub fn refusal(&self) -> Option<HttpResponse> {
-        let Decision::Limited {
-            retry_after_secs, ..
-        } = *self
-        else {
-            return None;
-        };
-        let mut res = ApiError::RateLimited {
-            retry_after: retry_after_secs,
-        }
-        .error_response();
-        // `ApiError` sets `Retry-After` and part of the `RateLimit-*` set; these complete it.
-        for (name, value) in self.headers() {
-            res.headers_mut().insert(name, value);
-        }
-        Some(res)
-    }
-}
 
 /// Seconds, rounded up, never 0 for a positive duration.
 fn ceil_secs(d: Duration) -> u64 {
@@ -170,34 +86,6 @@ impl<K: Hash + Eq + Clone, C: Clock + Clone> KeyedLimiter<K, C> {
     /// How many keys are tracked (for tests and metrics).
     pub fn tracked_keys(&self) -> usize {
         self.inner.len()
-    }
-}
-
-/// The limits of `POST /v1/validate` in one process; off when `LICENTIA_RATE_LIMIT=off`.
-pub struct ValidateLimits {
-    pub enabled: bool,
-    /// `POST /v1/validate` per registration key (keyed by the key's SHA-256).
-    pub per_key: KeyedLimiter<[u8; 32]>,
-    /// `POST /v1/validate` per client address.
-    pub per_ip: KeyedLimiter<IpAddr>,
-}
-
-impl std::fmt::Debug for ValidateLimits {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ValidateLimits")
-            .field("enabled", &self.enabled)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ValidateLimits {
-    pub fn from_config(config: &Config) -> Self {
-        let per_minute = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
-        Self {
-            enabled: config.rate_limit_enabled(),
-            per_key: KeyedLimiter::per_minute(per_minute(VALIDATE_PER_KEY_PER_MINUTE)),
-            per_ip: KeyedLimiter::per_minute(per_minute(VALIDATE_PER_IP_PER_MINUTE)),
-        }
     }
 }
 
@@ -307,31 +195,5 @@ mod tests {
         clock.advance(Duration::from_secs(61));
         limiter.inner.retain_recent();
         assert_eq!(limiter.tracked_keys(), 0);
-    }
-
-    #[test]
-    fn refusals_carry_the_headers() {
-        let decision = Decision::Limited {
-            limit: 600,
-            retry_after_secs: 2,
-        };
-        let Some(res) = decision.refusal() else {
-            panic!("a Limited decision must refuse");
-        };
-        assert_eq!(res.status().as_u16(), 429);
-        let header = |name: &str| res.headers().get(name).and_then(|v| v.to_str().ok());
-        assert_eq!(header("retry-after"), Some("2"));
-        assert_eq!(header("ratelimit-limit"), Some("600"));
-        assert_eq!(header("ratelimit-remaining"), Some("0"));
-        assert_eq!(header("ratelimit-reset"), Some("2"));
-        assert!(
-            Decision::Allowed {
-                limit: 1,
-                remaining: 0,
-                reset_secs: 1
-            }
-            .refusal()
-            .is_none()
-        );
     }
 }
