@@ -41,3 +41,4 @@ mod transfers;
 mod usage;
 mod value_invariants;
 mod webhooks;
+mod wire;
