@@ -31,7 +31,13 @@ fn stable(value: &Value) -> Value {
 }
 
 fn stable_field(key: &str, value: &Value) -> Value {
-    const SECRETS: [&str; 5] = ["registration_key", "signature", "secret", "key", "request_id"];
+    const SECRETS: [&str; 5] = [
+        "registration_key",
+        "signature",
+        "secret",
+        "key",
+        "request_id",
+    ];
     let Value::String(_) = value else {
         return stable(value);
     };
@@ -116,7 +122,9 @@ async fn wire_format(app: &TestApp) {
     endpoint.assert_status(StatusCode::CREATED);
     insta::assert_json_snapshot!("webhook_endpoint", stable(&endpoint.body));
 
-    let events = app.get(&format!("/v1/events?license_id={id}"), &owner).await;
+    let events = app
+        .get(&format!("/v1/events?license_id={id}"), &owner)
+        .await;
     events.assert_status(StatusCode::OK);
     insta::assert_json_snapshot!("event", stable(&events.body["items"][0]));
 

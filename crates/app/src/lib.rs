@@ -6,6 +6,7 @@
 //! domain crates; nothing here knows HTTP, actix or the API's types.
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod clock;
 pub mod crypto;
 pub mod error;

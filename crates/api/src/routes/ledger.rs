@@ -4,12 +4,8 @@
 use actix_web::{HttpResponse, get, post, web};
 use garde::Validate;
 use licentia_domain::auth::Scope;
-use licentia_domain::event::EventType;
-use licentia_persistence::repo::accounts;
-use licentia_persistence::repo::events::{self, NewEvent};
-use licentia_persistence::repo::ledger::{self, LedgerEntry, LedgerKind};
+use licentia_persistence::repo::ledger::{self, LedgerEntry};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -102,31 +98,12 @@ pub async fn create_credit(
     validate(&body)?;
 
     let txn = state.db.begin().await?;
-    let entry = ledger::credit(
+    let entry = licentia_app::accounts::credit(
         &txn,
         account.id,
         body.amount,
-        LedgerKind::Credit,
         &body.reference,
-        None,
-    )
-    .await?;
-    let after = accounts::get(&txn, account.id).await?;
-    events::record(
-        &txn,
-        NewEvent {
-            event_type: EventType::AccountCredited,
-            account_id: account.id,
-            license_id: None,
-            actor: principal.actor(),
-            before: Some(json!({"balance": after.balance - entry.amount})),
-            after: Some(json!({
-                "balance": after.balance,
-                "ledger_entry_id": entry.id,
-                "amount": entry.amount,
-                "reference": entry.reference,
-            })),
-        },
+        principal.actor(),
     )
     .await?;
     crate::idempotency::commit(

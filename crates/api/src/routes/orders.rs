@@ -214,7 +214,7 @@ pub async fn pay_order(
     principal.require(Scope::BillingWrite)?;
     let id = OrderId::from_uuid(id.into_inner());
     let txn = state.db.begin().await?;
-    let attempts = i32::try_from(state.config.provision_attempts).unwrap_or(10);
+    let attempts = state.policy.provision_attempts;
     let order = billing::pay_order(
         &txn,
         tenant(&principal),

@@ -42,7 +42,7 @@ pub async fn retry_provisioning(
             license.lifecycle.status.as_str()
         )));
     }
-    let attempts = i32::try_from(state.config.provision_attempts).unwrap_or(10);
+    let attempts = state.policy.provision_attempts;
     provisioning::enqueue(state.db.conn(), license.id, attempts).await?;
     let version = license.version;
     Ok(with_etag(

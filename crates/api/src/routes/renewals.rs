@@ -2,12 +2,7 @@
 //! term by any period its product prices, paid like an order.
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use licentia_domain::auth::Scope;
-use licentia_domain::period::Period;
-use licentia_domain::product::Product;
 use licentia_persistence::PersistenceError;
-use licentia_persistence::repo::licenses::{self, Scope as LicenseScope};
-use licentia_persistence::repo::orders::NewItem;
-use licentia_persistence::repo::products;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -21,7 +16,9 @@ use super::orders::OrderOut;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use licentia_app::licenses::renew::{Checkout, PaymentPlan, RENEWAL, renewal_cost, renewed_until};
+use licentia_app::licenses::renew::{
+    self, RenewLicense, Renewed, offered_period, renewal_cost, renewed_until,
+};
 
 /// `?period_months=N`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -57,27 +54,6 @@ pub struct CreateRenewal {
     #[schema(value_type = crate::openapi::types::PeriodMonths)]
     pub period_months: i64,
     pub payment: PaymentIn,
-}
-
-/// The period as a [`Period`] the product prices, or 422 naming `period_months`.
-fn offered_period(product: &Product, months: i64) -> ApiResult<Period> {
-    let period = Period::new(months)
-        .map_err(|_| ApiError::field("period_months", "must be one of 1, 3, 6, 12, 24, 36"))?;
-    if product.pricing.price_for(period).is_none() {
-        return Err(ApiError::field(
-            "period_months",
-            format!("the product does not offer {months} months"),
-        ));
-    }
-    Ok(period)
-}
-
-fn license_scope(principal: &Principal) -> LicenseScope {
-    if principal.is_admin() {
-        LicenseScope::All
-    } else {
-        LicenseScope::Tenant(principal.account_id())
-    }
 }
 
 /// Quote a renewal
@@ -182,52 +158,28 @@ pub(crate) async fn renew(
     let (visible, product) = visible_license(&state, &principal, id).await?;
     let body = body.into_inner()?;
     body.payment.authorize(&principal)?;
-    let period = offered_period(&product, body.period_months)?;
-
+    // Checked before anything is locked; the use case checks again with the product the
+    // license has under the lock.
+    offered_period(&product, body.period_months)?;
     let txn = state.db.begin().await?;
-    // Lock order: an existing order first, then the license (licentia_app::licenses::renew).
-    let plan = PaymentPlan::resolve(&txn, visible.account_id, &body.payment.0).await?;
-    let license = licenses::lock(&txn, license_scope(&principal), visible.id)
-        .await?
-        .ok_or(ApiError::not_found())?;
-    check_if_match(&req, license.version)?;
-    if license.account_id != visible.account_id {
-        // Transferred between the read and the lock: the payment was checked for the old owner.
-        return Err(ApiError::conflict(
-            "the license changed owner during the request; retry".into(),
-        ));
-    }
-    // A product switch committed between the read and the lock: price with the product the
-    // license has now (serialized, not refused).
-    let (product, period) = if license.product_id == product.id {
-        (product, period)
-    } else {
-        let product = products::find(&txn, license.product_id)
-            .await?
-            .ok_or(ApiError::not_found())?;
-        let period = offered_period(&product, body.period_months)?;
-        (product, period)
-    };
-    let amount = renewal_cost(&product, &license, period)?;
-    license.lifecycle.can_renew()?;
-    let checkout = Checkout {
-        account: license.account_id,
-        currency: state.currency.as_str(),
-        actor: principal.actor(),
-        provision_attempts: i32::try_from(state.config.provision_attempts).unwrap_or(10),
-        now: state.clock.now(),
-    };
-    let item = NewItem::for_license(
-        &license,
-        RENEWAL,
-        period,
+    let Renewed {
+        license,
+        product,
+        order,
         amount,
-        serde_json::json!({"period_months": period.months()}),
-    );
-    let order = plan.place(&txn, &checkout, item).await?;
-    let license = licenses::find(&txn, LicenseScope::All, license.id)
-        .await?
-        .ok_or(ApiError::not_found())?;
+    } = renew::renew(
+        &txn,
+        &state,
+        &principal.caller(),
+        RenewLicense {
+            license: visible.id,
+            account: visible.account_id,
+            period_months: body.period_months,
+            payment: body.payment.0,
+        },
+        |license| check_if_match(&req, license.version),
+    )
+    .await?;
     if dry_run {
         // Every check ran inside the transaction; rolling back changes nothing.
         txn.rollback().await.map_err(PersistenceError::from)?;

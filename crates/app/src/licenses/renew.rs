@@ -7,20 +7,23 @@
 use std::collections::BTreeMap;
 
 use licentia_domain::calendar::{add_months_saturating, renewal_start, sub_months};
-use licentia_domain::ids::{AccountId, OrderId};
+use licentia_domain::ids::{AccountId, LicenseId, OrderId};
 use licentia_domain::license_record::License;
 use licentia_domain::period::Period;
 use licentia_domain::pricing::prorate;
 use licentia_domain::product::Product;
 use licentia_persistence::DatabaseTransaction;
 use licentia_persistence::repo::events::Actor;
+use licentia_persistence::repo::licenses::{self, Scope as LicenseScope};
 use licentia_persistence::repo::orders::{self, NewItem, Order};
+use licentia_persistence::repo::products;
 use time::OffsetDateTime;
 
-use crate::Payment;
+use super::transition::Caller;
 use crate::error::pricing_error;
 use crate::error::{AppError, AppResult};
 use crate::orders as billing;
+use crate::{Ctx, Payment};
 use licentia_domain::order::{ItemKind, OrderStatus};
 
 /// Order item kind of a renewal; its payload is `{period_months}` (plus `auto_renew_for`, the
@@ -28,6 +31,95 @@ use licentia_domain::order::{ItemKind, OrderStatus};
 pub const RENEWAL: ItemKind = ItemKind::Renewal;
 /// Order item kind of a configuration change; its payload is `{options}`, the new quantities.
 pub const CONFIGURATION_CHANGE: ItemKind = ItemKind::ConfigurationChange;
+
+/// Renewing a license: extending its term by `period_months`, paid like an order.
+#[derive(Debug)]
+pub struct RenewLicense {
+    pub license: LicenseId,
+    /// The account the caller checked the payment for (the license's owner when it was read,
+    /// before the lock).
+    pub account: AccountId,
+    pub period_months: i64,
+    pub payment: Payment,
+}
+
+/// A placed renewal: the license as it is now (renewed when the order was paid), its product,
+/// the order holding the renewal, and the renewal's price.
+#[derive(Debug)]
+pub struct Renewed {
+    pub license: License,
+    pub product: Product,
+    pub order: Order,
+    pub amount: i64,
+}
+
+/// Places a renewal inside `txn` (the caller commits it, with its idempotent answer, or rolls
+/// it back for a preview). Locks an existing order first, then the license; runs
+/// `precondition` (e.g. `If-Match`) on the locked row. The license must still belong to
+/// `cmd.account` (409 otherwise: the payment was checked for its owner), and a product switch
+/// committed meanwhile is priced with the product the license has now.
+pub async fn renew(
+    txn: &DatabaseTransaction,
+    ctx: &Ctx,
+    caller: &Caller,
+    cmd: RenewLicense,
+    precondition: impl FnOnce(&License) -> AppResult<()>,
+) -> AppResult<Renewed> {
+    let plan = PaymentPlan::resolve(txn, cmd.account, &cmd.payment).await?;
+    let license = licenses::lock(txn, caller.scope, cmd.license)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    precondition(&license)?;
+    if license.account_id != cmd.account {
+        return Err(AppError::Conflict(
+            "the license changed owner during the request; retry".into(),
+        ));
+    }
+    let product = products::find(txn, license.product_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let period = offered_period(&product, cmd.period_months)?;
+    let amount = renewal_cost(&product, &license, period)?;
+    license.lifecycle.can_renew()?;
+    let checkout = Checkout {
+        account: license.account_id,
+        currency: ctx.currency.as_str(),
+        actor: caller.actor,
+        provision_attempts: ctx.policy.provision_attempts,
+        now: ctx.clock.now(),
+    };
+    let item = NewItem::for_license(
+        &license,
+        RENEWAL,
+        period,
+        amount,
+        serde_json::json!({"period_months": period.months()}),
+    );
+    let order = plan.place(txn, &checkout, item).await?;
+    let license = licenses::find(txn, LicenseScope::All, license.id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    Ok(Renewed {
+        license,
+        product,
+        order,
+        amount,
+    })
+}
+
+/// `months` as a renewal period of `product`: one of the periods it prices (422 naming
+/// `period_months` otherwise).
+pub fn offered_period(product: &Product, months: i64) -> AppResult<Period> {
+    let period = Period::new(months)
+        .map_err(|_| AppError::field("period_months", "must be one of 1, 3, 6, 12, 24, 36"))?;
+    if product.pricing.price_for(period).is_none() {
+        return Err(AppError::field(
+            "period_months",
+            format!("the product does not offer {months} months"),
+        ));
+    }
+    Ok(period)
+}
 
 /// Where a new order item goes and whether its order is paid at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

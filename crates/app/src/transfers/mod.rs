@@ -18,6 +18,7 @@ use crate::error::{AppError, AppResult};
 use crate::tx::commit;
 
 pub mod accept;
+pub mod decide;
 pub mod offer;
 
 /// What the receiver is offered: the license as the receiver will get it. Stored with the

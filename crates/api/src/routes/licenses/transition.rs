@@ -90,7 +90,7 @@ async fn transition(
     let (_, product) = visible_license(state, principal, id).await?;
     let annotation = annotation()?;
     let txn = state.db.begin().await?;
-    let attempts = i32::try_from(state.config.provision_attempts).unwrap_or(10);
+    let attempts = state.policy.provision_attempts;
     let saved = lifecycle::transition(
         &txn,
         &principal.caller(),

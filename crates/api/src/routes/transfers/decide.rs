@@ -4,15 +4,14 @@ use licentia_domain::auth::Scope;
 use licentia_domain::ids::TransferId;
 use licentia_domain::transfer::{TransferError, TransferState};
 use licentia_persistence::PersistenceError;
-use licentia_persistence::repo::events::Actor;
-use licentia_persistence::repo::transfers::{self, Viewer};
+use licentia_persistence::repo::transfers;
 use uuid::Uuid;
 
 use super::{TransferOut, transfer_out, viewer};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use licentia_app::transfers as service;
+use licentia_app::transfers::{self as service, decide::Decided};
 
 /// Which party may take a decision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,22 +42,17 @@ async fn decide(
     if !principal.is_admin() && side != principal.account_id() {
         return Err(ApiError::not_found());
     }
-    let now = state.clock.now();
     let txn = state.db.begin().await?;
-    let t = transfers::lock(&txn, Viewer::All, id)
-        .await?
-        .ok_or(ApiError::not_found())?;
-    if let Ok(expired) = t.state.expire(now) {
-        service::settle(&txn, &t, expired, Actor::SYSTEM, now).await?;
-        txn.commit().await.map_err(PersistenceError::from)?;
-        return Err(TransferError::Expired(expired).into());
-    }
-    let next = decide(t.state)?;
-    let after = service::settle(&txn, &t, next, principal.actor(), now)
-        .await?
-        .ok_or_else(|| {
-            ApiError::invalid_transition("the transfer changed meanwhile; read it again".into())
-        })?;
+    let after =
+        match service::decide::decide(&txn, id, decide, principal.actor(), state.clock.now())
+            .await?
+        {
+            Decided::Settled(after) => after,
+            Decided::Lapsed(expired) => {
+                txn.commit().await.map_err(PersistenceError::from)?;
+                return Err(TransferError::Expired(expired).into());
+            }
+        };
     // Settled, so no longer pending: building the answer reads nothing more.
     let out = transfer_out(state, after).await?;
     crate::idempotency::commit(txn, HttpResponse::Ok().json(out)).await
