@@ -26,7 +26,7 @@ pub struct AccountOut {
     pub id: Uuid,
     /// `provider` or `partner`.
     #[schema(value_type = crate::openapi::types::AccountKind, example = "partner")]
-    pub kind: String,
+    pub kind: licentia_domain::auth::AccountKind,
     pub name: String,
     /// ISO 4217 currency of every amount of the account.
     #[schema(example = "USD")]
@@ -45,7 +45,7 @@ impl From<Account> for AccountOut {
     fn from(a: Account) -> Self {
         Self {
             id: a.id.as_uuid(),
-            kind: a.kind.as_str().to_owned(),
+            kind: a.kind,
             name: a.name,
             currency: a.currency.as_str().to_owned(),
             balance: a.balance,

@@ -46,7 +46,7 @@ pub struct ApiKeyOut {
     pub id: Uuid,
     pub name: String,
     #[schema(value_type = Vec<crate::openapi::types::ScopeName>)]
-    pub scopes: Vec<String>,
+    pub scopes: Vec<licentia_domain::auth::Scope>,
     /// The key's first characters.
     pub prefix: String,
     #[serde(with = "time::serde::rfc3339")]
@@ -64,7 +64,7 @@ pub struct CreatedApiKey {
     pub id: Uuid,
     pub name: String,
     #[schema(value_type = Vec<crate::openapi::types::ScopeName>)]
-    pub scopes: Vec<String>,
+    pub scopes: Vec<licentia_domain::auth::Scope>,
     pub prefix: String,
     /// The key, for `X-API-Key`. Store it now: it is never shown again.
     pub key: String,
@@ -79,7 +79,7 @@ impl From<ApiKey> for ApiKeyOut {
         Self {
             id: k.id.as_uuid(),
             name: k.name,
-            scopes: k.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+            scopes: k.scopes.clone(),
             prefix: k.prefix,
             created_at: k.created_at,
             expires_at: k.expires_at,

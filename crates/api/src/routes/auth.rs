@@ -72,10 +72,10 @@ pub struct MeResponse {
     pub api_key: Option<MeApiKey>,
     /// `admin`, `owner`, `operator` or `viewer`.
     #[schema(value_type = crate::openapi::types::Role)]
-    pub role: String,
+    pub role: licentia_domain::auth::Role,
     /// The scopes the caller holds.
     #[schema(value_type = Vec<crate::openapi::types::ScopeName>)]
-    pub scopes: Vec<String>,
+    pub scopes: Vec<licentia_domain::auth::Scope>,
     /// The caller's account.
     pub account: AccountOut,
 }
@@ -298,12 +298,8 @@ pub async fn get_me(state: web::Data<AppState>, principal: Principal) -> ApiResu
     Ok(HttpResponse::Ok().json(MeResponse {
         user,
         api_key,
-        role: principal.role.as_str().to_owned(),
-        scopes: principal
-            .scopes
-            .iter()
-            .map(|s| s.as_str().to_owned())
-            .collect(),
+        role: principal.role,
+        scopes: principal.scopes.to_vec(),
         // Read now: an API key's principal may come from memory with an older balance.
         account: AccountOut::from(
             licentia_persistence::repo::accounts::get(state.db.conn(), principal.account_id())

@@ -141,7 +141,7 @@ pub struct BulkOperationOut {
     pub dry_run: bool,
     /// `pending`, `running`, `completed` or `failed`.
     #[schema(value_type = crate::openapi::types::BulkStatus)]
-    pub status: String,
+    pub status: licentia_domain::bulk::BulkStatus,
     /// Licenses the filter matched when the operation was created.
     pub total: u32,
     /// Licenses handled so far (the length of `results`).
@@ -335,7 +335,7 @@ pub async fn get_bulk_operation(
         action: op.action,
         params: op.params,
         dry_run: op.dry_run,
-        status: op.status.as_str().to_owned(),
+        status: op.status,
         total: op.total,
         done: u32::try_from(results.len()).unwrap_or(u32::MAX),
         results,

@@ -28,7 +28,7 @@ pub struct LedgerEntryOut {
     pub amount: i64,
     /// `credit`, `charge` or `refund`.
     #[schema(value_type = crate::openapi::types::LedgerEntryKind, example = "credit")]
-    pub kind: String,
+    pub kind: licentia_persistence::repo::ledger::LedgerKind,
     /// Free text: the payment reference of a credit, the order of a charge.
     #[schema(example = "Wire transfer 2024-118")]
     pub reference: String,
@@ -44,7 +44,7 @@ impl From<LedgerEntry> for LedgerEntryOut {
             id: e.id.as_uuid(),
             account_id: e.account_id.as_uuid(),
             amount: e.amount,
-            kind: e.kind.as_str().to_owned(),
+            kind: e.kind,
             reference: e.reference,
             order_id: e.order_id.map(|o| o.as_uuid()),
             created_at: e.created_at,

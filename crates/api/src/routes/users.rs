@@ -27,7 +27,7 @@ pub struct UserOut {
     pub email: String,
     /// `admin` (provider staff), `owner`, `operator` or `viewer`.
     #[schema(value_type = crate::openapi::types::Role)]
-    pub role: String,
+    pub role: licentia_domain::auth::Role,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
@@ -38,7 +38,7 @@ impl From<User> for UserOut {
             id: u.id.as_uuid(),
             account_id: u.account_id.as_uuid(),
             email: u.email,
-            role: u.role.as_str().to_owned(),
+            role: u.role,
             created_at: u.created_at,
         }
     }

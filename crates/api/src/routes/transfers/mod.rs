@@ -66,7 +66,7 @@ pub struct TransferOut {
     pub to_account_id: Uuid,
     /// `pending`, `accepted`, `rejected`, `cancelled` or `expired`.
     #[schema(value_type = crate::openapi::types::TransferStatus, example = "pending")]
-    pub status: String,
+    pub status: licentia_domain::transfer::TransferStatus,
     /// Wrong secrets presented so far; the fifth expires the offer.
     pub failed_attempts: u32,
     /// When a pending offer lapses (it is `expired` from then on).
@@ -100,7 +100,7 @@ pub struct CreatedTransfer {
     pub to_account_id: Uuid,
     /// Always `pending`.
     #[schema(value_type = crate::openapi::types::TransferStatus, example = "pending")]
-    pub status: String,
+    pub status: licentia_domain::transfer::TransferStatus,
     /// When the offer lapses.
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
@@ -126,7 +126,7 @@ pub struct TransferPreview {
     pub to_account_id: Uuid,
     /// `pending`: the status the offer would start in.
     #[schema(value_type = crate::openapi::types::TransferStatus, example = "pending")]
-    pub status: String,
+    pub status: licentia_domain::transfer::TransferStatus,
     /// When the offer would lapse if created now.
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
@@ -173,7 +173,7 @@ pub(crate) async fn transfer_out(state: &AppState, t: Transfer) -> ApiResult<Tra
         license_id: t.license_id.as_uuid(),
         from_account_id: t.from_account_id.as_uuid(),
         to_account_id: t.to_account_id.as_uuid(),
-        status: t.state.status.as_str().to_owned(),
+        status: t.state.status,
         failed_attempts: t.state.failed_attempts,
         expires_at: t.state.expires_at,
         license,

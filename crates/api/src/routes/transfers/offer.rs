@@ -76,7 +76,7 @@ pub(crate) async fn offer_transfer(
             license_id: offered.license.id.as_uuid(),
             from_account_id: offered.license.account_id.as_uuid(),
             to_account_id: body.to_account_id,
-            status: offered.state.status.as_str().to_owned(),
+            status: offered.state.status,
             expires_at: offered.state.expires_at,
             license: offered.preview,
         }));
@@ -86,7 +86,7 @@ pub(crate) async fn offer_transfer(
         license_id: created.license_id.as_uuid(),
         from_account_id: created.from_account_id.as_uuid(),
         to_account_id: created.to_account_id.as_uuid(),
-        status: created.state.status.as_str().to_owned(),
+        status: created.state.status,
         expires_at: created.state.expires_at,
         secret,
         license: offered.preview,

@@ -124,7 +124,7 @@ pub struct WebhookDeliveryOut {
     pub event_type: licentia_domain::event::EventType,
     /// `pending` (retries remain), `delivered` (a 2xx answer) or `failed` (given up).
     #[schema(value_type = crate::openapi::types::DeliveryStatus, example = "delivered")]
-    pub status: String,
+    pub status: licentia_domain::event::DeliveryStatus,
     /// Attempts made so far.
     pub attempts: i32,
     /// The HTTP status of the last answer; null when there was none (refused address,
@@ -151,7 +151,7 @@ impl From<Delivery> for WebhookDeliveryOut {
             endpoint_id: d.endpoint_id,
             event_id: d.event_id.as_uuid(),
             event_type: d.event_type,
-            status: d.status.as_str().to_owned(),
+            status: d.status,
             attempts: d.attempts,
             last_status_code: d.last_status_code,
             last_error: d.last_error,
