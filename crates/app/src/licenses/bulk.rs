@@ -21,16 +21,14 @@ use licentia_domain::license_record::Annotation;
 use licentia_domain::period::Period;
 use licentia_persistence::repo::jobs::{self, Job};
 use licentia_persistence::repo::licenses::{self, Filter, Scope as LicenseScope, Sort};
-use licentia_persistence::repo::orders::NewItem;
 use licentia_persistence::repo::{bulk, products};
 use licentia_persistence::{DatabaseTransaction, PersistenceError, TransactionTrait};
 use serde_json::json;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::renew::{Checkout, PaymentPlan, RENEWAL, renewal_cost};
+use super::renew::RenewLicense;
 use super::transition::{self as lifecycle, Caller, Transition};
-use crate::Ctx;
+use crate::{Ctx, Payment};
 use crate::error::{AppError, AppResult};
 use crate::orders as billing;
 use crate::snapshot::{license_snapshot, record_change};
@@ -342,7 +340,7 @@ async fn perform(
         Action::Disable => Transition::Disable,
         Action::Enable => Transition::Enable,
         Action::Delete => Transition::Delete,
-        Action::Renew { period } => return renew(txn, ctx, caller, license, period, now).await,
+        Action::Renew { period } => return renew(txn, ctx, caller, license, period).await,
         Action::SetAutoRenew { period } => {
             return set_auto_renew(txn, caller, license, period).await;
         }
@@ -361,43 +359,33 @@ async fn perform(
     Ok((saved.account_id, 0))
 }
 
-/// `POST /v1/licenses/{id}/renewals` with `{"method":"balance"}`.
+/// `POST /v1/licenses/{id}/renewals` with `{"method":"balance"}`, for the license's owner as
+/// it stands when the item runs.
 async fn renew(
     txn: &DatabaseTransaction,
     ctx: &Ctx,
     caller: &Caller,
     license: LicenseId,
     period: Period,
-    now: OffsetDateTime,
 ) -> AppResult<(AccountId, i64)> {
-    let license = licenses::lock(txn, caller.scope, license)
+    let owner = licenses::find(txn, caller.scope, license)
         .await?
-        .ok_or(AppError::NotFound)?;
-    let product = products::find(txn, license.product_id)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    let amount = renewal_cost(&product, &license, period)?;
-    license.lifecycle.can_renew()?;
-    let checkout = Checkout {
-        account: license.account_id,
-        currency: ctx.currency.as_str(),
-        actor: caller.actor,
-        provision_attempts: ctx.policy.provision_attempts,
-        now,
-    };
-    let item = NewItem::for_license(
-        &license,
-        RENEWAL,
-        period,
-        amount,
-        json!({"period_months": period.months()}),
-    );
-    let plan = PaymentPlan {
-        existing: None,
-        pay_now: true,
-    };
-    plan.place(txn, &checkout, item).await?;
-    Ok((license.account_id, amount))
+        .ok_or(AppError::NotFound)?
+        .account_id;
+    let renewed = super::renew::renew(
+        txn,
+        ctx,
+        caller,
+        RenewLicense {
+            license,
+            account: owner,
+            period_months: i64::from(period.months()),
+            payment: Payment::Balance {},
+        },
+        |_| Ok(()),
+    )
+    .await?;
+    Ok((renewed.license.account_id, renewed.amount))
 }
 
 /// `PATCH /v1/licenses/{id}` with `{"auto_renew_months": …}`.
