@@ -1,7 +1,7 @@
 //! Catalog prices and the money rules of CONTRACT §3 and §5.
 //!
 //! Amounts here are bare `i64` minor units: one currency per deployment, so the catalog does
-//! not repeat it on every price; callers wrap results in [`crate::money::Money`] at the edge.
+//! not repeat it on every price (see [`crate::money`]).
 
 mod prorate;
 mod validate;
