@@ -17,6 +17,8 @@ use licentia_api::config::Secret;
 use licentia_app::provisioning::Provisioner;
 use reqwest::{Method, StatusCode};
 use sea_orm::{ConnectionTrait, Database};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 /// The environment variable naming the PostgreSQL server for the suite, e.g.
@@ -371,6 +373,30 @@ impl TestApp {
     pub async fn put(&self, path: &str, token: &str, body: Value) -> Resp {
         self.call(Method::PUT, path, Some(token), Some(body)).await
     }
+    /// `GET path` as `token`, asserting `status`; the body decoded as `T`, e.g. the service's
+    /// own `LicenseOut` or `Page<OrderOut>`.
+    pub async fn get_as<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        token: &str,
+        status: StatusCode,
+    ) -> T {
+        self.get(path, token).await.decode(status)
+    }
+
+    /// `POST path` with `body` (any serializable value) as `token`, asserting `status`; the
+    /// answer decoded as `T`.
+    pub async fn post_as<In: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        token: &str,
+        body: &In,
+        status: StatusCode,
+    ) -> T {
+        let body = serde_json::to_value(body).expect("a request body serializes");
+        self.post(path, token, body).await.decode(status)
+    }
+
     pub async fn delete(&self, path: &str, token: &str) -> Resp {
         self.call(Method::DELETE, path, Some(token), None).await
     }
@@ -496,6 +522,20 @@ impl Resp {
 
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts `status` and decodes the body as `T`: a field renamed, dropped or re-typed on
+    /// the wire fails here, naming the type.
+    #[track_caller]
+    pub fn decode<T: DeserializeOwned>(&self, status: StatusCode) -> T {
+        self.assert_status(status);
+        serde_json::from_str(&self.text).unwrap_or_else(|e| {
+            panic!(
+                "the body does not decode as {}: {e}; body: {}",
+                std::any::type_name::<T>(),
+                self.text
+            )
+        })
     }
 
     #[track_caller]

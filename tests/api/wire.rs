@@ -4,6 +4,14 @@
 //! answered. Review a change with `cargo insta review`, or accept it with
 //! `INSTA_UPDATE=always cargo test -p licentia-tests --test api wire`.
 use licentia_api::Config;
+use licentia_api::error::Problem;
+use licentia_api::pagination::Page;
+use licentia_api::routes::accounts::AccountOut;
+use licentia_api::routes::licenses::{LicenseOut, LicenseWithOrder};
+use licentia_api::routes::orders::OrderOut;
+use licentia_api::routes::registrations::RegistrationOut;
+use licentia_domain::license::LicenseStatus;
+use licentia_domain::order::OrderStatus;
 use licentia_tests::{TestApp, db_test, test_config};
 use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
@@ -60,6 +68,8 @@ async fn wire_format(app: &TestApp) {
     app.credit(&admin, &account, 100_000).await;
     let got = app.get(&format!("/v1/accounts/{account}"), &admin).await;
     insta::assert_json_snapshot!("account", stable(&got.body));
+    let typed: AccountOut = got.decode(StatusCode::OK);
+    assert_eq!((typed.balance, typed.name.as_str()), (100_000, "Wire"));
 
     let ordered = app
         .post(
@@ -70,13 +80,23 @@ async fn wire_format(app: &TestApp) {
                    "payment": {"method": "balance"}}),
         )
         .await;
-    ordered.assert_status(StatusCode::CREATED);
     insta::assert_json_snapshot!("license_ordered", stable(&ordered.body));
-    let id = ordered.body["license"]["id"].as_str().unwrap().to_owned();
+    let typed: LicenseWithOrder = ordered.decode(StatusCode::CREATED);
+    assert_eq!(typed.order.status, OrderStatus::Paid);
+    assert_eq!(typed.order.total, 10_000 + 2 * 1_000);
+    let id = typed.license.id.to_string();
     let license = app.wait_status(&owner, &id, "active").await;
     insta::assert_json_snapshot!("license", stable(&license));
+    let typed: LicenseOut = app
+        .get_as(&format!("/v1/licenses/{id}"), &owner, StatusCode::OK)
+        .await;
+    assert_eq!(typed.status, LicenseStatus::Active);
+    assert_eq!(typed.options.get("extra_domains"), Some(&2));
     let orders = app.get("/v1/orders", &owner).await;
     insta::assert_json_snapshot!("order", stable(&orders.body["items"][0]));
+    let page: Page<OrderOut> = orders.decode(StatusCode::OK);
+    assert_eq!(page.items.len(), 1);
+    assert!(page.next_cursor.is_none());
 
     let key = license["registration_key"].as_str().unwrap();
     let registered = app
@@ -88,8 +108,9 @@ async fn wire_format(app: &TestApp) {
                         "hostname": "host.example.test", "ip": "192.0.2.7"})),
         )
         .await;
-    registered.assert_status(StatusCode::CREATED);
     insta::assert_json_snapshot!("registration", stable(&registered.body));
+    let typed: RegistrationOut = registered.decode(StatusCode::CREATED);
+    assert_eq!(typed.fingerprint, "machine-1");
     let validated = app
         .call(
             Method::POST,
@@ -133,6 +154,8 @@ async fn wire_format(app: &TestApp) {
         .await;
     missing.assert_problem(StatusCode::NOT_FOUND, "not_found");
     insta::assert_json_snapshot!("problem", stable(&missing.body));
+    let typed: Problem = missing.decode(StatusCode::NOT_FOUND);
+    assert_eq!((typed.status, typed.code.as_str()), (404, "not_found"));
 }
 
 db_test!(config = loopback_webhooks; wire_format);

@@ -7,7 +7,7 @@ use licentia_persistence::PersistenceError;
 use serde::Serialize;
 
 /// One invalid field of a command.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct FieldError {
     /// The field (JSON path into the body, or the query parameter) that is invalid.
     pub field: String,

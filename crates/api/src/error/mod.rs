@@ -28,7 +28,7 @@ pub struct FieldErrorSchema {
 }
 
 /// An RFC 9457 problem document.
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, ToSchema)]
 pub struct Problem {
     /// A URI reference naming the problem type: `/problems/<code>`.
     #[serde(rename = "type")]

@@ -20,7 +20,7 @@ use crate::state::AppState;
 pub const MAX_AMOUNT: i64 = 1_000_000_000_000;
 
 /// An account: the provider's own or a partner's.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
 pub struct AccountOut {
     /// The account id (the partner id a sender names in a transfer).
     pub id: Uuid,

@@ -16,7 +16,7 @@ use licentia_app::orders as billing;
 use licentia_domain::order::{ItemKind, ItemStatus, OrderStatus};
 
 /// One line of an order.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
 pub struct OrderItemOut {
     pub id: Uuid,
     /// `license_order`, `renewal` or `configuration_change`.
@@ -33,7 +33,7 @@ pub struct OrderItemOut {
 }
 
 /// An order (invoice).
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
 pub struct OrderOut {
     pub id: Uuid,
     pub account_id: Uuid,

@@ -62,7 +62,7 @@ pub struct RegistrationRequest {
 }
 
 /// A machine registered to a license.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
 pub struct RegistrationOut {
     pub id: Uuid,
     pub fingerprint: String,

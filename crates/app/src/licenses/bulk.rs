@@ -28,10 +28,10 @@ use uuid::Uuid;
 
 use super::renew::RenewLicense;
 use super::transition::{self as lifecycle, Caller, Transition};
-use crate::{Ctx, Payment};
 use crate::error::{AppError, AppResult};
 use crate::orders as billing;
 use crate::snapshot::{license_snapshot, record_change};
+use crate::{Ctx, Payment};
 
 pub const JOB_KIND: &str = "bulk_operation";
 

@@ -36,7 +36,7 @@ pub use read::*;
 pub use transition::*;
 
 /// A software license.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
 pub struct LicenseOut {
     /// UUIDv7.
     pub id: Uuid,
@@ -249,7 +249,7 @@ pub struct CreatedLicense {
 }
 
 /// A license with the order that carries it.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
 pub struct LicenseWithOrder {
     pub license: LicenseOut,
     pub order: OrderOut,
