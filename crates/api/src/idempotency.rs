@@ -194,7 +194,7 @@ async fn run_claimed(
     let keep = kept(status);
     // Bodies may hold secrets shown once (a new API key, a transfer secret): they are kept
     // encrypted, like every other secret at rest.
-    let sealed = crate::crypto::seal(&state.encryption_key, &bytes).ok();
+    let sealed = licentia_app::crypto::seal(&state.encryption_key, &bytes).ok();
     let stored = sealed.filter(|_| keep).map(|body| StoredResponse {
         status: status.as_u16(),
         headers: stored_headers(&head),
@@ -248,7 +248,7 @@ pub async fn commit(txn: DatabaseTransaction, res: HttpResponse) -> Result<HttpR
     let bytes = body::to_bytes(body)
         .await
         .map_err(|e| ApiError::internal(format!("reading the response body: {e}")))?;
-    let sealed = crate::crypto::seal(&current.encryption_key, &bytes)
+    let sealed = licentia_app::crypto::seal(&current.encryption_key, &bytes)
         .map_err(|_| ApiError::internal("could not seal a response".into()))?;
     let headers = stored_headers(&head);
     let status = head.status().as_u16();
@@ -324,7 +324,7 @@ fn stored_headers(res: &HttpResponse<()>) -> Vec<(String, String)> {
 
 /// The stored response again, marked as a replay.
 fn replay(stored: StoredResponse, key: &[u8; 32]) -> HttpResponse {
-    let Some(body) = crate::crypto::open(key, &stored.body) else {
+    let Some(body) = licentia_app::crypto::open(key, &stored.body) else {
         return ApiError::internal("a stored response does not decrypt".into()).error_response();
     };
     let Ok(status) = StatusCode::from_u16(stored.status) else {

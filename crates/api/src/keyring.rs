@@ -16,7 +16,7 @@ use licentia_persistence::repo::signing_keys::{self, NewKey, StoredKey};
 use licentia_persistence::{ConnectionTrait, Db, PersistenceError};
 use rand::RngCore;
 
-use crate::crypto;
+use licentia_app::crypto;
 
 /// How long a process signs with its in-memory key before checking for a rotation.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(30);

@@ -319,7 +319,7 @@ async fn seed_accounts(state: &AppState, size: SeedSize) -> Result<Vec<ManifestA
                     account_id: account.id,
                     name: "seed".into(),
                     prefix,
-                    key_hash: crate::crypto::sha256_hex(&key),
+                    key_hash: licentia_app::crypto::sha256_hex(&key),
                     scopes: Scope::ALL
                         .into_iter()
                         .filter(|s| *s != Scope::AccountAdmin)

@@ -18,13 +18,13 @@ use tracing_actix_web::{RequestId, TracingLogger};
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::auth::jwt::JwtKeys;
 use crate::config::Config;
-use crate::crypto;
 use crate::error::{ApiError, PROBLEM_JSON};
 use crate::fallback::{RouteTable, not_matched};
+use crate::jwt::JwtKeys;
 use crate::pagination::CursorCodec;
 use crate::state::AppState;
+use licentia_app::crypto;
 
 /// A failure to start, phrased for the one line the binary prints.
 #[derive(Debug, thiserror::Error)]
@@ -67,10 +67,10 @@ pub async fn prepare(config: Config, migrate: bool) -> Result<AppState, StartErr
     let signing = crate::keyring::Keyring::load(db.clone(), Arc::new(encryption_key))
         .await
         .map_err(|e| StartError::Other(e.to_string()))?;
-    let events = crate::service::event_stream::EventHub::new(db.clone());
+    let events = crate::event_stream::EventHub::new(db.clone());
     let ctx = licentia_app::Ctx {
         db,
-        clock: Arc::new(crate::clock::SystemClock),
+        clock: Arc::new(licentia_app::clock::SystemClock),
         policy: Arc::new(config.policy()),
         currency,
         encryption_key: Arc::new(encryption_key),

@@ -3,8 +3,8 @@ use std::sync::Arc;
 
 use licentia_app::Ctx;
 
-use crate::auth::jwt::JwtKeys;
 use crate::config::Config;
+use crate::jwt::JwtKeys;
 use crate::pagination::CursorCodec;
 
 /// Application state, cheap to clone (everything behind `Arc` or a pool handle).
@@ -25,7 +25,7 @@ pub struct AppState {
     /// Product codes by id, for answers to the licensed software.
     pub product_codes: Arc<crate::catalog::ProductCodes>,
     /// What wakes live event streams, and their shutdown signal.
-    pub events: Arc<crate::service::event_stream::EventHub>,
+    pub events: Arc<crate::event_stream::EventHub>,
     /// Validations and machine sightings not yet written (see [`crate::usage`]).
     pub usage: Arc<crate::usage::UsageBuffer>,
     /// API keys and products held in memory while the invalidation feed is live.

@@ -5,11 +5,11 @@
 //!   the service reads holding a control character (Unicode category Cc: U+0000–U+001F,
 //!   U+007F–U+009F) answers 422 `validation_failed` naming the parameter or header.
 //!   PostgreSQL refuses U+0000 in text (a 500 otherwise) and SQLite stores it silently;
-//!   neither is an answer. JSON bodies get the same check in [`crate::extract`], which names
+//!   neither is an answer. JSON bodies get the same check in `extract`, which names
 //!   the offending field by its JSON path.
 //! - **Slow bodies.** The request body must arrive within `LICENTIA_BODY_TIMEOUT_SECS`
 //!   (10 s by default) of the head: the payload is wrapped in a deadline, and whoever reads
-//!   it ([`crate::extract::Json`], the idempotency middleware) answers 408
+//!   it (`extract::Json`, the idempotency middleware) answers 408
 //!   `request_timeout` when it passes (see [`payload_error`]). Heads have their own timeout
 //!   (`LICENTIA_REQUEST_TIMEOUT_SECS`, actix's client request timeout).
 use std::future::Future;

@@ -7,13 +7,16 @@
 #![forbid(unsafe_code)]
 
 pub mod accounts;
+pub mod caller;
 pub mod clock;
 pub mod crypto;
 pub mod error;
+pub mod fulfil;
 pub mod licenses;
 pub mod orders;
 pub mod payment;
 pub mod policy;
+pub mod provisioner;
 pub mod provisioning;
 pub mod registrations;
 pub mod snapshot;
@@ -43,7 +46,7 @@ pub struct Ctx {
     /// AES-256-GCM key for secrets at rest (e.g. `admin_password`).
     pub encryption_key: Arc<[u8; 32]>,
     /// Applies licenses to the licensed software (the local provisioner by default).
-    pub provisioner: Arc<dyn provisioning::Provisioner>,
+    pub provisioner: Arc<dyn provisioner::Provisioner>,
 }
 
 impl std::fmt::Debug for Ctx {

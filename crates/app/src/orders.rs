@@ -12,7 +12,7 @@ use licentia_persistence::repo::{accounts, orders};
 use time::OffsetDateTime;
 
 use crate::error::{AppError, AppResult};
-use crate::licenses::fulfil;
+use crate::fulfil;
 use crate::provisioning;
 use crate::snapshot::{license_snapshot, record_change};
 

@@ -2,6 +2,10 @@
 
 use crate::text_enum::text_enum;
 
+/// The shortest password anywhere: a user's (created or changed) and the bootstrap admin's
+/// (`LICENTIA_ADMIN_PASSWORD`). The API's `routes::users` repeats it in its `garde` attribute.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+
 text_enum! {
     /// A user's role. `admin` is provider staff; the others are partner roles.
     pub enum Role("role") {

@@ -7,7 +7,7 @@
 //! ran, closes its connection instead of returning it.
 //!
 //! Statements are still built by sea-query and prepared once per connection by sqlx (its
-//! statement cache); rows come back as `PgRow`s for [`crate::repo::licenses::decode`].
+//! statement cache); rows come back as `PgRow`s for `repo::licenses::decode`.
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -5,7 +5,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::time::Duration;
 
-use crate::PersistenceError;
+use crate::error::PersistenceError;
 
 /// Where a `postgres://` URL points: `host:port` (port 5432 when absent), or `None` for a
 /// Unix socket (`host=/run/postgresql` or no host at all).

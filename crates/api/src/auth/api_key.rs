@@ -3,7 +3,7 @@
 use rand::Rng;
 use rand::distr::Alphanumeric;
 
-use crate::crypto::sha256_hex;
+use licentia_app::crypto::sha256_hex;
 
 const PREFIX: &str = "lic_";
 const BODY_LEN: usize = 32;

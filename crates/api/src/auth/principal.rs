@@ -153,7 +153,7 @@ async fn from_api_key(state: &AppState, key: &str) -> Result<Principal, ApiError
         return Err(ApiError::invalid_token("malformed API key"));
     }
     let db = state.db.conn();
-    let hash = crate::crypto::sha256_hex(key);
+    let hash = licentia_app::crypto::sha256_hex(key);
     let (found, account) = match state.caches.key(&hash) {
         Some(cached) => cached,
         None => {

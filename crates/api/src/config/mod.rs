@@ -189,18 +189,18 @@ impl Config {
             return bad("jwt_secret", "must be at least 32 characters");
         }
         if let Some(key) = &self.encryption_key
-            && crate::crypto::decode_key(key.expose()).is_none()
+            && licentia_app::crypto::decode_key(key.expose()).is_none()
         {
             return bad("encryption_key", "must be 32 bytes, base64-encoded");
         }
         if let Some(password) = &self.admin_password
-            && password.expose().chars().count() < crate::auth::MIN_PASSWORD_CHARS
+            && password.expose().chars().count() < licentia_domain::auth::MIN_PASSWORD_CHARS
         {
             return bad(
                 "admin_password",
                 &format!(
                     "must be at least {} characters, like every password",
-                    crate::auth::MIN_PASSWORD_CHARS
+                    licentia_domain::auth::MIN_PASSWORD_CHARS
                 ),
             );
         }

@@ -1,19 +1,26 @@
 //! The closed set of problem `code`s, for the OpenAPI document: one value of every failure,
 //! each turned into its problem by the one table ([`ApiError::describe`]).
 use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 use super::{ApiError, AppError, FieldError};
 
-/// The schema of a problem's `code`: every code [`all_codes`] lists.
+/// The schema of a problem's `code`: every code [`all_codes`] lists. Built here rather than
+/// with the `openapi` module's closed sets, which sit above this module (their reusable
+/// responses carry a [`super::Problem`]).
 pub struct ProblemCode;
 
 impl utoipa::PartialSchema for ProblemCode {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        crate::openapi::types::string_enum(
-            all_codes(),
-            "A stable, snake_case machine-readable error code: the kind of problem, whatever \
-             the wording of `detail`.",
-        )
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(all_codes()))
+            .description(Some(
+                "A stable, snake_case machine-readable error code: the kind of problem, \
+                 whatever the wording of `detail`.",
+            ))
+            .into()
     }
 }
 

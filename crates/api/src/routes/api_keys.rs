@@ -11,10 +11,10 @@ use uuid::Uuid;
 
 use super::accounts::ListQuery;
 use crate::auth::{Caller, Principal, api_key};
-use crate::crypto;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::pagination::{CursorKey, Page, page_of};
 use crate::state::AppState;
+use licentia_app::crypto;
 
 /// A new API key.
 #[derive(Debug, Deserialize, ToSchema)]

@@ -8,10 +8,10 @@ use uuid::Uuid;
 
 use super::accounts::AccountOut;
 use crate::auth::{Caller, Principal};
-use crate::crypto;
 use crate::error::{ApiError, ApiResult};
 use crate::limits::LOGIN_FAILURES;
 use crate::state::AppState;
+use licentia_app::crypto;
 
 /// Credentials for a password login.
 #[derive(Debug, Deserialize, ToSchema)]

@@ -252,9 +252,9 @@ pub async fn stream_events(
         ),
         None => None,
     };
-    crate::service::event_stream::open(
+    crate::event_stream::open(
         &state.events,
-        crate::service::event_stream::StreamRequest {
+        crate::event_stream::StreamRequest {
             filter: StreamFilter {
                 account,
                 license_id,

@@ -13,11 +13,11 @@ use uuid::Uuid;
 
 use super::accounts::{ListQuery, visible_account};
 use crate::auth::{Caller, Principal};
-use crate::crypto;
 use crate::error::{ApiError, ApiResult, AppError, FieldError};
 use crate::extract::validate;
 use crate::pagination::{CursorKey, Page, page_of};
 use crate::state::AppState;
+use licentia_app::crypto;
 
 /// A user of an account.
 #[derive(Debug, Serialize, ToSchema)]

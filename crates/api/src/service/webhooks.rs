@@ -22,9 +22,9 @@ use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
-use crate::crypto;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use licentia_app::crypto;
 
 /// The event `POST /v1/webhook-endpoints/{id}/ping` sends to that one endpoint.
 pub const PING: EventType = EventType::WebhookPing;

@@ -9,10 +9,10 @@ use licentia_persistence::DatabaseTransaction;
 use licentia_persistence::repo::orders::{NewItem, Order};
 use licentia_persistence::repo::{ledger, licenses, products};
 
-use super::fulfil::apply_options;
 use super::renew::{CONFIGURATION_CHANGE, Checkout, PaymentPlan, configuration_delta};
 use super::transition::Caller;
 use crate::error::{AppError, AppResult, pricing_error};
+use crate::fulfil::apply_options;
 use crate::{Ctx, Payment};
 
 /// A new configuration for a license the caller has read.

@@ -2,7 +2,6 @@
 pub mod bulk;
 pub mod configure;
 pub mod edit;
-pub mod fulfil;
 pub mod order;
 pub mod renew;
 pub mod transition;

@@ -1,6 +1,6 @@
 //! Renewals and configuration changes: their prices, and how their order items are placed
 //! and paid. What happens to the license once such an item is paid is in
-//! [`super::fulfil`], which [`crate::orders::pay_order`] calls.
+//! [`crate::fulfil`], which [`crate::orders::pay_order`] calls.
 //!
 //! Lock order, kept by every money path so that concurrent requests never deadlock: an existing
 //! order first, then the license(s), then the account (the charge).

@@ -7,10 +7,10 @@ use licentia_domain::license::{
 };
 use licentia_domain::license_record::{Annotation, License};
 use licentia_persistence::DatabaseTransaction;
-use licentia_persistence::repo::events::Actor;
-use licentia_persistence::repo::licenses::{self, Scope as LicenseScope};
+use licentia_persistence::repo::licenses;
 use time::OffsetDateTime;
 
+pub use crate::caller::Caller;
 use crate::error::{AppError, AppResult};
 use crate::snapshot::{license_snapshot, record_change};
 use crate::{provisioning, transfers};
@@ -46,35 +46,6 @@ impl Transition {
             Self::Disable => lifecycle.disable(role),
             Self::Enable => lifecycle.enable(role, now),
             Self::Delete => lifecycle.delete(),
-        }
-    }
-}
-
-/// Who makes a change: which licenses they reach, their role in the state machine, and how
-/// events name them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Caller {
-    pub scope: LicenseScope,
-    pub role: LifecycleActor,
-    pub actor: Actor,
-}
-
-impl Caller {
-    /// A provider's administrator: every license, the administrator's transitions.
-    pub fn admin(actor: Actor) -> Self {
-        Self {
-            scope: LicenseScope::All,
-            role: LifecycleActor::Admin,
-            actor,
-        }
-    }
-
-    /// A partner: the account's own licenses, the partner's transitions.
-    pub fn partner(account: licentia_domain::ids::AccountId, actor: Actor) -> Self {
-        Self {
-            scope: LicenseScope::Tenant(account),
-            role: LifecycleActor::Partner,
-            actor,
         }
     }
 }

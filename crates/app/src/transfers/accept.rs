@@ -12,8 +12,8 @@ use licentia_persistence::repo::transfers::{self, Transfer, Viewer};
 
 use super::{Preview, settle};
 use crate::Ctx;
+use crate::caller::Caller;
 use crate::error::{AppError, AppResult};
-use crate::licenses::transition::Caller;
 use crate::snapshot::{license_snapshot, record_change};
 use crate::tx::commit;
 

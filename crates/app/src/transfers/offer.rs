@@ -13,8 +13,8 @@ use licentia_persistence::{DatabaseTransaction, PersistenceError};
 
 use super::{Preview, record_for_both, settle};
 use crate::Ctx;
+use crate::caller::Caller;
 use crate::error::{AppError, AppResult, FieldError};
-use crate::licenses::transition::Caller;
 
 /// An offer of a license the caller has read (its owner is `owner`).
 #[derive(Clone, Debug)]

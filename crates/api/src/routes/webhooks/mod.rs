@@ -17,11 +17,11 @@ use uuid::Uuid;
 
 use super::accounts::ListQuery;
 use crate::auth::Principal;
-use crate::crypto;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::pagination::{CursorKey, Page, page_of};
 use crate::service::webhooks::{self as service, ALL_TYPES};
 use crate::state::AppState;
+use licentia_app::crypto;
 
 mod deliveries;
 pub use deliveries::*;

@@ -41,7 +41,7 @@ impl std::fmt::Debug for JwtKeys {
 
 /// The key id of a secret: a digest prefix, so the id reveals nothing about the secret.
 pub fn kid_for(secret: &str) -> String {
-    crate::crypto::sha256_hex(&format!("licentia-jwt-kid:{secret}"))[..16].to_owned()
+    licentia_app::crypto::sha256_hex(&format!("licentia-jwt-kid:{secret}"))[..16].to_owned()
 }
 
 /// Why a presented token was refused (all answer 401 `invalid_token`).

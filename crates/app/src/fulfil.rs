@@ -1,5 +1,5 @@
 //! What a paid renewal or configuration item does to its license ([`fulfil_renewal`],
-//! [`fulfil_configuration`], called by [`crate::orders::pay_order`]), and the options change
+//! [`fulfil_configuration`], called by `orders::pay_order`), and the options change
 //! that a configuration applies at once ([`apply_options`]). Below both the order's payment
 //! and the use cases that place such items.
 use std::collections::BTreeMap;
