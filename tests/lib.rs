@@ -129,12 +129,12 @@ pub fn test_config(database_url: &str) -> Config {
         rate_limit: licentia_api::config::Switch::Off,
         log: "warn".into(),
         workers: 1,
-        db_max_connections: 5,
+        db_max_connections: std::num::NonZeroU32::new(5).expect("positive"),
         // The suite shares two cores with its own builds and many servers: a request waiting
         // on row locks held by another must not turn into a 503 merely because the machine is
         // busy. The outage test sets its own, short, timeout.
-        db_acquire_timeout_ms: 10_000,
-        job_poll_ms: 50,
+        db_acquire_timeout_ms: licentia_api::config::Millis::new(10_000),
+        job_poll_ms: licentia_api::config::Millis::new(50),
         encryption_key: Some(Secret::new("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")),
         ..Config::default()
     }

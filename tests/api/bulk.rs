@@ -415,7 +415,7 @@ db_test!(
 
 fn two_matches_at_most(url: &str) -> licentia_api::Config {
     licentia_api::Config {
-        bulk_max_matches: 2,
+        bulk_max_matches: std::num::NonZeroU64::new(2).expect("positive"),
         ..licentia_tests::test_config(url)
     }
 }

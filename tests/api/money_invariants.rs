@@ -405,7 +405,7 @@ async fn money_invariants_postgres() {
     // noise here): the instances wait up to 10 s for a connection.
     fn patient(url: &str) -> licentia_api::Config {
         let mut config = licentia_tests::test_config(url);
-        config.db_acquire_timeout_ms = 10_000;
+        config.db_acquire_timeout_ms = licentia_api::config::Millis::new(10_000);
         config
     }
     let Some(app) = TestApp::builder(Backend::Postgres)

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 pub fn receiving(url: &str) -> licentia_api::Config {
     licentia_api::Config {
         webhook_allowed_hosts: "127.0.0.1".into(),
-        webhook_retry_base_ms: 10,
+        webhook_retry_base_ms: licentia_api::config::Millis::new(10),
         ..licentia_tests::test_config(url)
     }
 }

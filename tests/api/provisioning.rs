@@ -26,7 +26,7 @@ impl licentia_app::provisioning::Provisioner for Flaky {
 
 fn two_attempts(url: &str) -> licentia_api::Config {
     licentia_api::Config {
-        provision_attempts: 2,
+        provision_attempts: std::num::NonZeroU32::new(2).expect("positive"),
         ..licentia_tests::test_config(url)
     }
 }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 fn one_second(url: &str) -> licentia_api::Config {
     licentia_api::Config {
-        request_timeout_secs: 1,
+        request_timeout_secs: licentia_api::config::Secs::new(1),
         ..licentia_tests::test_config(url)
     }
 }
@@ -71,7 +71,7 @@ async fn slow_clients_are_cut_at_the_request_timeout() {
 
 fn two_second_bodies(url: &str) -> licentia_api::Config {
     licentia_api::Config {
-        body_timeout_secs: 2,
+        body_timeout_secs: licentia_api::config::Secs::new(2),
         ..licentia_tests::test_config(url)
     }
 }
@@ -193,7 +193,7 @@ async fn slow_bodies_are_cut_with_408_after_ten_seconds_by_default() {
     let app = TestApp::builder(licentia_tests::Backend::Sqlite)
         .spawn()
         .await;
-    assert_eq!(app.state.config.body_timeout_secs, 10);
+    assert_eq!(app.state.config.body_timeout_secs.get(), 10);
     slow_login_body(&app, Duration::from_secs(10)).await;
     app.finish().await;
 }

@@ -369,7 +369,7 @@ clock_test!(
 /// Settings whose sweep slot is a century long: the background worker sweeps once, at start.
 fn one_slot(url: &str) -> licentia_api::Config {
     licentia_api::Config {
-        sweep_interval_secs: 100 * 365 * 86_400,
+        sweep_interval_secs: licentia_api::config::Secs::new(100 * 365 * 86_400),
         ..licentia_tests::test_config(url)
     }
 }

@@ -172,7 +172,7 @@ async fn validations_are_buffered_then_written_forward(app: &TestApp) {
 
 fn flush_every_second(url: &str) -> licentia_api::Config {
     licentia_api::Config {
-        usage_flush_secs: 1,
+        usage_flush_secs: licentia_api::config::Secs::new(1),
         ..licentia_tests::test_config(url)
     }
 }

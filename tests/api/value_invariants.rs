@@ -581,7 +581,7 @@ fn frozen_clock() -> Arc<ManualClock> {
 
 fn patient(url: &str) -> licentia_api::Config {
     let mut config = licentia_tests::test_config(url);
-    config.db_acquire_timeout_ms = 10_000;
+    config.db_acquire_timeout_ms = licentia_api::config::Millis::new(10_000);
     config
 }
 

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 fn receiving(url: &str) -> Config {
     Config {
         webhook_allowed_hosts: "127.0.0.1".into(),
-        webhook_retry_base_ms: 10,
+        webhook_retry_base_ms: licentia_api::config::Millis::new(10),
         ..test_config(url)
     }
 }

@@ -54,7 +54,7 @@ pub async fn prepare(config: Config, migrate: bool) -> Result<AppState, StartErr
         std::slice::from_ref(&jwt_secret),
         &config.jwt_issuer,
         &config.jwt_audience,
-        config.access_token_ttl_secs,
+        config.access_token_ttl_secs.get(),
         config.jwt_leeway_secs,
     )
     .map_err(StartError::Other)?;
@@ -94,8 +94,8 @@ pub async fn prepare(config: Config, migrate: bool) -> Result<AppState, StartErr
 /// its lag probe.
 async fn connect(config: &Config, migrate: bool) -> Result<Db, StartError> {
     let pool = PoolConfig {
-        max_connections: config.db_max_connections,
-        acquire_timeout: Duration::from_millis(config.db_acquire_timeout_ms),
+        max_connections: config.db_max_connections.get(),
+        acquire_timeout: config.db_acquire_timeout_ms.duration(),
     };
     let mut db = Db::connect(&config.database_url, &pool).await?;
     if migrate {
@@ -355,8 +355,8 @@ pub fn serve_with_worker(
 ) -> std::io::Result<(Server, crate::worker::Worker)> {
     let doc = crate::document::document();
     let routes = web::Data::new(RouteTable::from_document(&doc));
-    let body_limit = usize::try_from(state.config.body_limit_bytes).unwrap_or(usize::MAX);
-    let request_timeout = Duration::from_secs(state.config.request_timeout_secs);
+    let body_limit = usize::try_from(state.config.body_limit_bytes.get()).unwrap_or(usize::MAX);
+    let request_timeout = state.config.request_timeout_secs.duration();
     let workers = state.config.workers;
     let cors_origins = state.config.cors_origins.items().to_vec();
     // Every serving process also works the job queue; jobs are leased, so several can.
@@ -365,7 +365,7 @@ pub fn serve_with_worker(
     crate::usage::spawn_flusher(
         state.usage.clone(),
         state.db.clone(),
-        Duration::from_secs(state.config.usage_flush_secs),
+        state.config.usage_flush_secs.duration(),
     );
     // The hot paths' connections open now rather than during the first burst of requests.
     let db = state.db.clone();

@@ -106,7 +106,7 @@ pub async fn middleware(
     let timeout = req
         .app_data::<web::Data<AppState>>()
         .map_or(DEFAULT_BODY_TIMEOUT, |s| {
-            Duration::from_secs(s.config.body_timeout_secs)
+            s.config.body_timeout_secs.duration()
         });
     let payload = req.take_payload();
     if !matches!(payload, Payload::None) {

@@ -108,7 +108,7 @@ pub fn spawn_worker(state: AppState) -> Worker {
     let db = state.db.clone();
     let id = worker_id.clone();
     let task = tokio::spawn(async move {
-        let poll = Duration::from_millis(state.config.job_poll_ms);
+        let poll = state.config.job_poll_ms.duration();
         let provisioner = state.provisioner.clone();
         let mut sweep_slot = None;
         loop {

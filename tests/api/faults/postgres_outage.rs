@@ -306,7 +306,8 @@ async fn ledger_totals(http: &reqwest::Client, load: &Load) -> (usize, i64) {
 async fn postgres_outage_answers_503_then_recovers_with_the_ledger_intact() {
     let Some(pg) = PrivatePg::start() else { return };
     let mut config = test_config(&pg.url());
-    config.db_acquire_timeout_ms = u64::try_from(ACQUIRE_TIMEOUT.as_millis()).unwrap();
+    config.db_acquire_timeout_ms =
+        licentia_api::config::Millis::new(u64::try_from(ACQUIRE_TIMEOUT.as_millis()).unwrap());
     let state = licentia_api::prepare(config, true).await.unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

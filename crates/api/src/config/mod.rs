@@ -2,6 +2,7 @@
 //! environment variables. A bad value stops the start with one line naming it.
 mod values;
 
+use std::num::{NonZeroU32, NonZeroU64};
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
@@ -9,7 +10,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use licentia_domain::money::Currency;
 use serde::{Deserialize, Serialize};
 
-pub use values::{Bind, JwtAlgorithm, List, LogFormat, Secret, Switch};
+pub use values::{Bind, Days, Hours, JwtAlgorithm, List, LogFormat, Millis, Secret, Secs, Switch};
 
 /// Every setting of the service. Field names are the environment variables without the
 /// `LICENTIA_` prefix, lower-cased.
@@ -26,42 +27,42 @@ pub struct Config {
     pub jwt_audience: String,
     /// Clock skew tolerated on `exp`/`nbf`; kept small on purpose.
     pub jwt_leeway_secs: u64,
-    pub access_token_ttl_secs: u64,
-    pub refresh_token_ttl_secs: u64,
-    pub provision_attempts: u32,
+    pub access_token_ttl_secs: Secs,
+    pub refresh_token_ttl_secs: Secs,
+    pub provision_attempts: NonZeroU32,
     pub encryption_key: Option<Secret>,
-    pub job_poll_ms: u64,
-    pub sweep_interval_secs: u64,
-    pub renew_lead_days: u64,
-    pub grace_days: u64,
-    pub expiring_soon_days: u64,
-    pub transfer_ttl_hours: u64,
-    pub license_file_ttl_days: u64,
-    pub body_limit_bytes: u64,
+    pub job_poll_ms: Millis,
+    pub sweep_interval_secs: Secs,
+    pub renew_lead_days: Days,
+    pub grace_days: Days,
+    pub expiring_soon_days: Days,
+    pub transfer_ttl_hours: Hours,
+    pub license_file_ttl_days: Days,
+    pub body_limit_bytes: NonZeroU64,
     pub cors_origins: List,
     /// Host names or IP literals webhooks may target even when they are (or resolve to)
     /// loopback, private or link-local addresses; comma-separated, matched exactly.
     pub webhook_allowed_hosts: List,
     /// The first webhook retry waits this long; each next one twice as long, up to an hour.
-    pub webhook_retry_base_ms: u64,
+    pub webhook_retry_base_ms: Millis,
     pub rate_limit: Switch,
     pub log: String,
     pub log_format: LogFormat,
-    pub db_max_connections: u32,
-    pub db_acquire_timeout_ms: u64,
-    pub request_timeout_secs: u64,
+    pub db_max_connections: NonZeroU32,
+    pub db_acquire_timeout_ms: Millis,
+    pub request_timeout_secs: Secs,
     /// A request body must arrive within this many seconds of its head (else 408).
-    pub body_timeout_secs: u64,
+    pub body_timeout_secs: Secs,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
     /// The most licenses one bulk operation may match (more: 422 `too_many_matches`).
-    pub bulk_max_matches: u64,
+    pub bulk_max_matches: NonZeroU64,
     /// An `Idempotency-Key` still in progress after this long belongs to a request whose
     /// process died; a retry with it may run (its effect commits only with its own claim).
     pub idempotency_stale_secs: u64,
     /// How often each serving process writes the usage it recorded (`last_validated_at`,
     /// registrations' `last_seen_at`); a crash loses at most this much.
-    pub usage_flush_secs: u64,
+    pub usage_flush_secs: Secs,
     /// A PostgreSQL streaming replica for validations, license files, reports and exports.
     pub read_database_url: Option<String>,
     /// The replica is bypassed while its replayed WAL position is behind the primary's for
@@ -82,32 +83,32 @@ impl Default for Config {
             jwt_issuer: "licentia".into(),
             jwt_audience: "licentia-api".into(),
             jwt_leeway_secs: 5,
-            access_token_ttl_secs: 900,
-            refresh_token_ttl_secs: 30 * 24 * 3600,
-            provision_attempts: 10,
+            access_token_ttl_secs: Secs::new(900),
+            refresh_token_ttl_secs: Secs::new(30 * 24 * 3600),
+            provision_attempts: NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN),
             encryption_key: None,
-            job_poll_ms: 1000,
-            sweep_interval_secs: 60,
-            renew_lead_days: 3,
-            grace_days: 30,
-            expiring_soon_days: 7,
-            transfer_ttl_hours: 168,
-            license_file_ttl_days: 30,
-            body_limit_bytes: 65536,
+            job_poll_ms: Millis::new(1000),
+            sweep_interval_secs: Secs::new(60),
+            renew_lead_days: Days::new(3),
+            grace_days: Days::new(30),
+            expiring_soon_days: Days::new(7),
+            transfer_ttl_hours: Hours::new(168),
+            license_file_ttl_days: Days::new(30),
+            body_limit_bytes: NonZeroU64::new(65536).unwrap_or(NonZeroU64::MIN),
             cors_origins: List::default(),
             webhook_allowed_hosts: List::default(),
-            webhook_retry_base_ms: 1000,
+            webhook_retry_base_ms: Millis::new(1000),
             rate_limit: Switch::On,
             log: "info".into(),
             log_format: LogFormat::Text,
-            db_max_connections: 10,
-            db_acquire_timeout_ms: 2000,
-            request_timeout_secs: 30,
-            body_timeout_secs: 10,
+            db_max_connections: NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN),
+            db_acquire_timeout_ms: Millis::new(2000),
+            request_timeout_secs: Secs::new(30),
+            body_timeout_secs: Secs::new(10),
             workers: 0,
-            bulk_max_matches: 10_000,
+            bulk_max_matches: NonZeroU64::new(10_000).unwrap_or(NonZeroU64::MIN),
             idempotency_stale_secs: 30,
-            usage_flush_secs: 60,
+            usage_flush_secs: Secs::new(60),
             read_database_url: None,
             read_max_lag_secs: 10,
         }
@@ -129,13 +130,13 @@ impl Config {
         const DAY: u64 = 86_400;
         const MAX_DAYS: u64 = 3_652_500;
         licentia_app::Policy {
-            transfer_ttl: seconds(self.transfer_ttl_hours, 3_600, 100 * 366 * 24),
-            sweep_interval: seconds(self.sweep_interval_secs.max(1), 1, MAX_DAYS * DAY),
-            renew_lead: seconds(self.renew_lead_days, DAY, MAX_DAYS),
-            grace: seconds(self.grace_days, DAY, MAX_DAYS),
-            expiring_soon: seconds(self.expiring_soon_days, DAY, MAX_DAYS),
-            provision_attempts: i32::try_from(self.provision_attempts).unwrap_or(i32::MAX),
-            bulk_max_matches: self.bulk_max_matches,
+            transfer_ttl: seconds(self.transfer_ttl_hours.get(), 3_600, 100 * 366 * 24),
+            sweep_interval: seconds(self.sweep_interval_secs.get(), 1, MAX_DAYS * DAY),
+            renew_lead: seconds(self.renew_lead_days.get(), DAY, MAX_DAYS),
+            grace: seconds(self.grace_days.get(), DAY, MAX_DAYS),
+            expiring_soon: seconds(self.expiring_soon_days.get(), DAY, MAX_DAYS),
+            provision_attempts: i32::try_from(self.provision_attempts.get()).unwrap_or(i32::MAX),
+            bulk_max_matches: self.bulk_max_matches.get(),
         }
     }
 
@@ -207,31 +208,6 @@ impl Config {
         if !self.admin_email.contains('@') {
             return bad("admin_email", "is not an e-mail address");
         }
-        let positive: [(&str, u64); 18] = [
-            ("access_token_ttl_secs", self.access_token_ttl_secs),
-            ("refresh_token_ttl_secs", self.refresh_token_ttl_secs),
-            ("provision_attempts", u64::from(self.provision_attempts)),
-            ("job_poll_ms", self.job_poll_ms),
-            ("sweep_interval_secs", self.sweep_interval_secs),
-            ("renew_lead_days", self.renew_lead_days),
-            ("grace_days", self.grace_days),
-            ("expiring_soon_days", self.expiring_soon_days),
-            ("transfer_ttl_hours", self.transfer_ttl_hours),
-            ("license_file_ttl_days", self.license_file_ttl_days),
-            ("body_limit_bytes", self.body_limit_bytes),
-            ("db_max_connections", u64::from(self.db_max_connections)),
-            ("db_acquire_timeout_ms", self.db_acquire_timeout_ms),
-            ("request_timeout_secs", self.request_timeout_secs),
-            ("body_timeout_secs", self.body_timeout_secs),
-            ("webhook_retry_base_ms", self.webhook_retry_base_ms),
-            ("bulk_max_matches", self.bulk_max_matches),
-            ("usage_flush_secs", self.usage_flush_secs),
-        ];
-        for (name, value) in positive {
-            if value == 0 {
-                return bad(name, "must be a positive integer");
-            }
-        }
         if tracing_subscriber::EnvFilter::try_new(&self.log).is_err() {
             return bad("log", "is not a valid tracing filter");
         }
@@ -275,6 +251,8 @@ mod tests {
     use figment::Figment;
     use figment::providers::{Format, Serialized, Toml};
 
+    use std::time::Duration;
+
     use super::Config;
 
     fn with(toml: &str) -> Result<Config, String> {
@@ -287,7 +265,11 @@ mod tests {
     fn defaults_are_valid() {
         let config = with("").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(config.bind.as_str(), "127.0.0.1:8080");
-        assert_eq!(config.access_token_ttl_secs, 900);
+        assert_eq!(config.access_token_ttl_secs.get(), 900);
+        assert_eq!(
+            config.grace_days.duration(),
+            Duration::from_secs(30 * 86_400)
+        );
         assert!(config.rate_limit_enabled());
     }
 
@@ -304,6 +286,8 @@ mod tests {
             ),
             ("grace_days = 0", "LICENTIA_GRACE_DAYS"),
             ("usage_flush_secs = 0", "LICENTIA_USAGE_FLUSH_SECS"),
+            ("db_max_connections = 0", "LICENTIA_DB_MAX_CONNECTIONS"),
+            ("job_poll_ms = -1", "LICENTIA_JOB_POLL_MS"),
             ("bind = \"nowhere\"", "LICENTIA_BIND"),
             ("currency = \"usd\"", "LICENTIA_CURRENCY"),
             ("jwt_algorithm = \"none\"", "LICENTIA_JWT_ALGORITHM"),

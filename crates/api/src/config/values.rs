@@ -1,6 +1,8 @@
 //! The typed values of [`super::Config`]: each parses (or fails, naming its variable) when the
 //! configuration is loaded, so nothing downstream re-reads a string.
 use std::net::SocketAddr;
+use std::num::NonZeroU64;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -197,3 +199,56 @@ impl List {
         &self.0
     }
 }
+
+/// Declares a positive whole number of some unit, as a setting's name says it (`_secs`,
+/// `_ms`, `_hours`, `_days`): zero or a negative number fails when the configuration is
+/// loaded, naming the variable.
+macro_rules! positive_span {
+    ($(#[$meta:meta])* $name:ident, $per_unit:literal) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(NonZeroU64);
+
+        impl $name {
+            /// `n` of the unit; 0 counts as 1 (the setting is positive).
+            pub const fn new(n: u64) -> Self {
+                match NonZeroU64::new(n) {
+                    Some(n) => Self(n),
+                    None => Self(NonZeroU64::MIN),
+                }
+            }
+
+            /// The number as configured.
+            pub const fn get(self) -> u64 {
+                self.0.get()
+            }
+
+            /// The span (saturating, at about 585 million years).
+            pub const fn duration(self) -> Duration {
+                Duration::from_millis(self.0.get().saturating_mul($per_unit))
+            }
+        }
+    };
+}
+
+positive_span!(
+    /// A positive number of milliseconds.
+    Millis,
+    1
+);
+positive_span!(
+    /// A positive number of seconds.
+    Secs,
+    1_000
+);
+positive_span!(
+    /// A positive number of hours.
+    Hours,
+    3_600_000
+);
+positive_span!(
+    /// A positive number of days.
+    Days,
+    86_400_000
+);

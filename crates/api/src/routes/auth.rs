@@ -87,7 +87,7 @@ async fn issue_pair(state: &AppState, user_id: UserId, family: Uuid) -> ApiResul
         .issue(user_id.as_uuid(), now)
         .map_err(ApiError::internal)?;
     let refresh = format!("lrt_{}", crypto::random_token(32));
-    let ttl = i64::try_from(state.config.refresh_token_ttl_secs).unwrap_or(i64::MAX);
+    let ttl = i64::try_from(state.config.refresh_token_ttl_secs.get()).unwrap_or(i64::MAX);
     tokens::insert(
         state.db.conn(),
         user_id,

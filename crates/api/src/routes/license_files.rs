@@ -93,7 +93,7 @@ fn issue(
             .into());
         }
     }
-    let ttl_days = i64::try_from(state.config.license_file_ttl_days).unwrap_or(i64::MAX);
+    let ttl_days = i64::try_from(state.config.license_file_ttl_days.get()).unwrap_or(i64::MAX);
     let by_ttl = now.checked_add(Duration::days(ttl_days.min(36_500)));
     let expires_at = match (by_ttl, license.lifecycle.valid_until) {
         (Some(ttl), Some(until)) => ttl.min(until),

@@ -18,7 +18,7 @@ use crate::state::AppState;
 )]
 #[get("/metrics")]
 pub async fn get_metrics(state: web::Data<AppState>) -> HttpResponse {
-    crate::metrics::refresh(state.db.conn(), state.config.db_max_connections).await;
+    crate::metrics::refresh(state.db.conn(), state.config.db_max_connections.get()).await;
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(crate::metrics::render())

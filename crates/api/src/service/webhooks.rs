@@ -161,7 +161,7 @@ async fn run(state: &AppState, job: &Job) -> ApiResult<()> {
             Err(failure) => {
                 crate::metrics::webhook_failed();
                 let last = job.attempts >= job.max_attempts;
-                let wait = retry_delay(state.config.webhook_retry_base_ms, job.attempts);
+                let wait = retry_delay(state.config.webhook_retry_base_ms.get(), job.attempts);
                 Attempt {
                     attempts: job.attempts,
                     status: if last {
@@ -278,7 +278,7 @@ mod tests {
 
     #[test]
     fn retries_span_more_than_a_day_with_the_default_base() {
-        let base = crate::config::Config::default().webhook_retry_base_ms;
+        let base = crate::config::Config::default().webhook_retry_base_ms.get();
         let waits: Vec<Duration> = (1..MAX_ATTEMPTS).map(|n| retry_delay(base, n)).collect();
         assert_eq!(waits[0], Duration::from_secs(1));
         assert_eq!(waits[1], Duration::from_secs(2));
