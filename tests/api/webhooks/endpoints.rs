@@ -3,6 +3,7 @@
 use licentia_tests::{TestApp, db_test};
 use reqwest::StatusCode;
 use serde_json::json;
+use tokio::task::JoinSet;
 
 use super::{Receiver, receiving_test, register};
 
@@ -313,6 +314,44 @@ async fn endpoint_lists_page(app: &TestApp) {
         .assert_invalid_field("limit");
 }
 
+/// Registrations sent all at once never pass the cap of endpoints per account: each counts
+/// the account's endpoints with the account locked.
+async fn the_endpoint_cap_holds_under_parallel_requests(app: &TestApp) {
+    let admin = app.admin_token().await;
+    let (_, owner) = app.partner_with_owner(&admin, "Crowd").await;
+    let cap = usize::try_from(licentia_api::routes::webhooks::MAX_ENDPOINTS).unwrap();
+    let mut tasks = JoinSet::new();
+    for i in 0..cap + 10 {
+        let (client, url, token) = (
+            app.client.clone(),
+            app.url("/v1/webhook-endpoints"),
+            owner.clone(),
+        );
+        tasks.spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"url": format!("http://127.0.0.1:9/{i}"), "event_types": ["*"]}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        });
+    }
+    let statuses = tasks.join_all().await;
+    let created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CONFLICT)
+        .count();
+    assert_eq!((created, refused), (cap, 10), "{statuses:?}");
+    let listed = app.get("/v1/webhook-endpoints?limit=200", &owner).await;
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), cap);
+}
+
 db_test!(
     internal_urls_are_refused,
     secret_is_shown_once,
@@ -320,4 +359,7 @@ db_test!(
     endpoints_are_tenant_scoped,
     endpoint_lists_page
 );
-receiving_test!(only_listed_hosts_are_allowed);
+receiving_test!(
+    only_listed_hosts_are_allowed,
+    the_endpoint_cap_holds_under_parallel_requests
+);

@@ -152,11 +152,26 @@ pub async fn list(
 }
 
 /// How many endpoints the account has registered.
-pub async fn count(db: &impl ConnectionTrait, account: AccountId) -> Result<u64> {
+async fn count(db: &impl ConnectionTrait, account: AccountId) -> Result<u64> {
     Ok(endpoints::Entity::find()
         .filter(E::AccountId.eq(account.as_uuid()))
         .count(db)
         .await?)
+}
+
+/// Inserts `new` unless its account already has `max` endpoints (`None` then). The account's
+/// row is locked first (inside the caller's transaction), so registrations running at once
+/// count one after the other and never pass `max` together.
+pub async fn insert_within(
+    txn: &sea_orm::DatabaseTransaction,
+    new: NewEndpoint,
+    max: u64,
+) -> Result<Option<Endpoint>> {
+    super::accounts::lock(txn, new.account_id).await?;
+    if count(txn, new.account_id).await? >= max {
+        return Ok(None);
+    }
+    insert(txn, new).await.map(Some)
 }
 
 /// Changes to an endpoint; `None` leaves a field as it is.

@@ -230,26 +230,22 @@ pub async fn create_webhook_endpoint(
     let event_types = event_types(&body.event_types)?;
     let url = service::check_url(&state, &body.url).await?;
     let account = principal.account_id();
-    let txn = state.db.begin().await?;
-    if webhooks::count(&txn, account).await? >= MAX_ENDPOINTS {
-        return Err(ApiError::conflict(format!(
-            "an account may register at most {MAX_ENDPOINTS} webhook endpoints; delete one first"
-        )));
-    }
     let secret = service::generate_secret();
     let secret_enc =
         crypto::seal(&state.encryption_key, secret.as_bytes()).map_err(ApiError::internal)?;
-    let stored = webhooks::insert(
-        &txn,
-        NewEndpoint {
-            account_id: account,
-            all_accounts: principal.is_admin(),
-            url,
-            event_types,
-            secret_enc,
-        },
-    )
-    .await?;
+    let txn = state.db.begin().await?;
+    let new = NewEndpoint {
+        account_id: account,
+        all_accounts: principal.is_admin(),
+        url,
+        event_types,
+        secret_enc,
+    };
+    let Some(stored) = webhooks::insert_within(&txn, new, MAX_ENDPOINTS).await? else {
+        return Err(ApiError::conflict(format!(
+            "an account may register at most {MAX_ENDPOINTS} webhook endpoints; delete one first"
+        )));
+    };
     let res = HttpResponse::Created().json(CreatedWebhookEndpoint {
         endpoint: stored.into(),
         secret,
