@@ -9,7 +9,9 @@ use licentia_persistence::DatabaseTransaction;
 use licentia_persistence::repo::orders::{NewItem, Order};
 use licentia_persistence::repo::{ledger, licenses, products};
 
-use super::renew::{CONFIGURATION_CHANGE, Checkout, PaymentPlan, configuration_delta};
+use super::renew::{
+    CONFIGURATION_CHANGE, Checkout, PaymentPlan, configuration_delta, lock_for_checkout,
+};
 use super::transition::Caller;
 use crate::error::{AppError, AppResult, pricing_error};
 use crate::fulfil::apply_options;
@@ -49,17 +51,15 @@ pub async fn configure(
     precondition: impl FnOnce(&License) -> AppResult<()>,
 ) -> AppResult<Configured> {
     let options = normalized(&cmd.product, &cmd.options)?;
-    // Lock order: an existing order first, then the license (see `renew`).
-    let plan = PaymentPlan::resolve(txn, cmd.owner, &cmd.payment).await?;
-    let license = licenses::lock(txn, caller.scope, cmd.license)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    precondition(&license)?;
-    if license.account_id != cmd.owner {
-        return Err(AppError::Conflict(
-            "the license changed owner during the request; retry".into(),
-        ));
-    }
+    let (plan, license) = lock_for_checkout(
+        txn,
+        caller,
+        cmd.license,
+        cmd.owner,
+        &cmd.payment,
+        precondition,
+    )
+    .await?;
     // A product switch committed between the read and the lock: price with the product the
     // license has now (serialized, not refused).
     let (product, options) = if license.product_id == cmd.product.id {

@@ -65,16 +65,15 @@ pub async fn renew(
     cmd: RenewLicense,
     precondition: impl FnOnce(&License) -> AppResult<()>,
 ) -> AppResult<Renewed> {
-    let plan = PaymentPlan::resolve(txn, cmd.account, &cmd.payment).await?;
-    let license = licenses::lock(txn, caller.scope, cmd.license)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    precondition(&license)?;
-    if license.account_id != cmd.account {
-        return Err(AppError::Conflict(
-            "the license changed owner during the request; retry".into(),
-        ));
-    }
+    let (plan, license) = lock_for_checkout(
+        txn,
+        caller,
+        cmd.license,
+        cmd.account,
+        &cmd.payment,
+        precondition,
+    )
+    .await?;
     let product = products::find(txn, license.product_id)
         .await?
         .ok_or(AppError::NotFound)?;
@@ -105,6 +104,31 @@ pub async fn renew(
         order,
         amount,
     })
+}
+
+/// What a renewal and a configuration change do first, in the lock order of every money path:
+/// resolve `payment` for `owner` (locking an existing order), then lock the license within the
+/// caller's scope and run `precondition` (e.g. `If-Match`) on it. A license that no longer
+/// belongs to `owner` (the payment was checked for them) is a 409 to retry.
+pub(crate) async fn lock_for_checkout(
+    txn: &DatabaseTransaction,
+    caller: &Caller,
+    license: LicenseId,
+    owner: AccountId,
+    payment: &Payment,
+    precondition: impl FnOnce(&License) -> AppResult<()>,
+) -> AppResult<(PaymentPlan, License)> {
+    let plan = PaymentPlan::resolve(txn, owner, payment).await?;
+    let license = licenses::lock(txn, caller.scope, license)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    precondition(&license)?;
+    if license.account_id != owner {
+        return Err(AppError::Conflict(
+            "the license changed owner during the request; retry".into(),
+        ));
+    }
+    Ok((plan, license))
 }
 
 /// `months` as a renewal period of `product`: one of the periods it prices (422 naming
