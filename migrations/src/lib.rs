@@ -17,6 +17,7 @@ mod m0010_partner_tools;
 mod m0011_report_indexes;
 mod m0012_cache_invalidation;
 pub mod m0013_due_index;
+pub mod m0014_key_lookup_index;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0011_report_indexes::Migration),
             Box::new(m0012_cache_invalidation::Migration),
             Box::new(m0013_due_index::Migration),
+            Box::new(m0014_key_lookup_index::Migration),
         ]
     }
 }

@@ -142,6 +142,49 @@ impl Caches {
         );
     }
 
+    /// Keeps keys read from the database under `ticket` (see [`Caches::keep_key`]), up to
+    /// the cache's bound.
+    pub fn keep_keys(&self, ticket: Ticket, read: Vec<(String, ApiKey, Account)>) {
+        let Ok(mut keys) = self.keys.write() else {
+            return;
+        };
+        if !self.current(ticket) {
+            return;
+        }
+        let now = Instant::now();
+        for (hash, key, account) in read {
+            if keys.len() >= MAX_KEYS {
+                break;
+            }
+            keys.insert(
+                hash,
+                KeyEntry {
+                    key,
+                    account,
+                    at: now,
+                },
+            );
+        }
+    }
+
+    /// Loads the live API keys (at most the cache's bound) once the invalidation feed is
+    /// live, so that the first request of each partner after a start does not wait on the
+    /// database: the same read as a miss, for every key at once, kept under the same ticket
+    /// rule (a notice that arrives meanwhile discards the whole load).
+    pub async fn load_keys(&self, db: &licentia_persistence::sea_orm::DatabaseConnection) {
+        let ticket = self.ticket();
+        if ticket.0.is_none() {
+            return;
+        }
+        let now = licentia_persistence::now();
+        match licentia_persistence::repo::api_keys::live_with_accounts(db, now, MAX_KEYS as u64)
+            .await
+        {
+            Ok(read) => self.keep_keys(ticket, read),
+            Err(e) => tracing::warn!(error = %e, "the API key cache was not loaded ahead"),
+        }
+    }
+
     /// Records a use written to the database, so the next request does not write it again.
     pub fn touched(&self, hash: &str, at: time::OffsetDateTime) {
         if let Ok(mut keys) = self.keys.write()

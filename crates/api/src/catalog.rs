@@ -14,6 +14,21 @@ use crate::error::{ApiError, ApiResult};
 pub struct ProductCodes(RwLock<BTreeMap<ProductId, Arc<str>>>);
 
 impl ProductCodes {
+    /// Reads every product's code ahead, so that the first validations after a start do not
+    /// each wait on the database for it; a failure leaves the codes to be read when needed.
+    pub async fn load(&self, db: &impl ConnectionTrait) {
+        match products::codes(db).await {
+            Ok(codes) => {
+                if let Ok(mut m) = self.0.write() {
+                    for (id, code) in codes {
+                        m.insert(id, Arc::from(code.as_str()));
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "product codes were not read ahead"),
+        }
+    }
+
     /// The code of product `id`, read from the database the first time only.
     pub async fn code(&self, db: &impl ConnectionTrait, id: ProductId) -> ApiResult<String> {
         if let Some(code) = self.0.read().ok().and_then(|m| m.get(&id).cloned()) {

@@ -367,20 +367,32 @@ pub fn serve_with_worker(
         state.db.clone(),
         state.config.usage_flush_secs.duration(),
     );
-    // The hot paths' connections open now rather than during the first burst of requests.
-    let db = state.db.clone();
-    tokio::spawn(async move { db.warm().await });
     // Caches serve only while this process hears the database's invalidation notices.
     if state.config.database_url.starts_with("postgres") {
         let caches = state.caches.clone();
+        let db = state.db.clone();
         tokio::spawn(licentia_persistence::notices::listen(
             state.config.database_url.clone(),
-            move |notice| caches.apply(&notice),
+            move |notice| {
+                caches.apply(&notice);
+                // Each time the feed is (again) live, the keys are read ahead.
+                if notice == licentia_persistence::notices::Notice::Live {
+                    let (caches, db) = (caches.clone(), db.clone());
+                    tokio::spawn(async move { caches.load_keys(db.conn()).await });
+                }
+            },
         ));
     }
     crate::metrics::spawn_upkeep();
+    // Product codes are immutable: read once, ahead of the first validations that need them.
+    let (codes, db) = (state.product_codes.clone(), state.db.clone());
+    tokio::spawn(async move { codes.load(db.conn()).await });
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
+        // Runs on each HTTP worker's thread, in its runtime: the worker's own hot-path
+        // connections open now rather than during the first burst of requests.
+        let db = data.db.clone();
+        tokio::spawn(async move { db.warm().await });
         let (app, _) = App::new()
             .into_utoipa_app()
             .app_data(data.clone())

@@ -8,7 +8,17 @@
 //!
 //! Statements are still built by sea-query and prepared once per connection by sqlx (its
 //! statement cache); rows come back as `PgRow`s for `repo::licenses::decode`.
-use std::sync::Arc;
+//!
+//! Each thread has its own connections. A connection's socket is driven by the reactor of the
+//! runtime it was opened on, and every HTTP worker runs its own single-threaded runtime: a
+//! connection opened on one thread and used by a request on another has each answer noticed
+//! by the first thread's reactor, then handed over with a wake-up — two threads per statement
+//! instead of one, and the connection idle while the hand-over waits its turn (a fifth of the
+//! machine idle under the validation load). So a request only ever leases a connection that
+//! its own thread opened; a thread's share of the connections is the pool's size divided by
+//! the number of cores (the number of HTTP workers), rounded up.
+use std::cell::RefCell;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use deadpool::Runtime;
@@ -43,19 +53,35 @@ impl managed::Manager for Manager {
     }
 }
 
-/// A pool of hot-path connections to the PostgreSQL primary.
+/// A pool of hot-path connections to the PostgreSQL primary: one set per thread.
 #[derive(Clone)]
-pub struct HotPool(Pool<Manager>);
+pub struct HotPool(Arc<Shared>);
+
+/// What each thread's connections are opened with.
+struct Shared {
+    options: PgConnectOptions,
+    per_thread: usize,
+    wait: Duration,
+}
+
+thread_local! {
+    /// This thread's connections of each live [`HotPool`] (a pool dropped elsewhere is let go
+    /// here, its connections closed, the next time this thread looks).
+    static LOCAL: RefCell<Vec<(Weak<Shared>, Pool<Manager>)>> = const { RefCell::new(Vec::new()) };
+}
 
 impl std::fmt::Debug for HotPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("HotPool").field(&self.0.status()).finish()
+        f.debug_struct("HotPool")
+            .field("per_thread", &self.0.per_thread)
+            .finish_non_exhaustive()
     }
 }
 
 impl HotPool {
-    /// A pool of at most `max` connections to `url`, each session with `settings`; waiting
-    /// for a connection or opening one gives up after `wait`. Connections open when needed.
+    /// A pool of about `max` connections to `url` (each thread holds at most `max` divided by
+    /// the number of cores, rounded up), each session with `settings`; waiting for a
+    /// connection or opening one gives up after `wait`. Connections open when needed.
     pub fn new(url: &str, max: usize, wait: Duration, settings: &[(&str, &str)]) -> Result<Self> {
         let options: PgConnectOptions = url
             .parse()
@@ -65,25 +91,46 @@ impl HotPool {
         } else {
             options.options(settings.iter().copied())
         };
-        let pool = Pool::builder(Manager {
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        Ok(Self(Arc::new(Shared {
             options: options.disable_statement_logging(),
-        })
-        .max_size(max)
-        .wait_timeout(Some(wait))
-        .create_timeout(Some(wait))
-        .runtime(Runtime::Tokio1)
-        .build()
-        .map_err(|e| PersistenceError::Unavailable(e.to_string()))?;
-        Ok(Self(pool))
+            per_thread: max.div_ceil(threads).max(1),
+            wait,
+        })))
     }
 
-    /// Opens every connection the pool may hold, so that the first burst of requests does not
-    /// wait while they open one by one. Stops at the first failure (the pool then opens them
-    /// when needed, as it would anyway).
+    /// This thread's connections.
+    fn local(&self) -> Result<Pool<Manager>> {
+        LOCAL.with_borrow_mut(|pools| {
+            pools.retain(|(shared, _)| shared.strong_count() > 0);
+            if let Some((_, pool)) = pools
+                .iter()
+                .find(|(shared, _)| std::ptr::eq(shared.as_ptr(), Arc::as_ptr(&self.0)))
+            {
+                return Ok(pool.clone());
+            }
+            let pool = Pool::builder(Manager {
+                options: self.0.options.clone(),
+            })
+            .max_size(self.0.per_thread)
+            .wait_timeout(Some(self.0.wait))
+            .create_timeout(Some(self.0.wait))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| PersistenceError::Unavailable(e.to_string()))?;
+            pools.push((Arc::downgrade(&self.0), pool.clone()));
+            Ok(pool)
+        })
+    }
+
+    /// Opens every connection this thread's share may hold, so that the first burst of
+    /// requests does not wait while they open one by one. Stops at the first failure (the pool
+    /// then opens them when needed, as it would anyway).
     pub async fn warm(&self) {
-        let mut held = Vec::with_capacity(self.0.status().max_size);
-        for _ in 0..self.0.status().max_size {
-            match self.0.get().await {
+        let Ok(pool) = self.local() else { return };
+        let mut held = Vec::with_capacity(self.0.per_thread);
+        for _ in 0..self.0.per_thread {
+            match pool.get().await {
                 Ok(conn) => held.push(conn),
                 Err(e) => {
                     tracing::debug!(error = %e, "a hot-path connection did not open ahead");
@@ -107,6 +154,19 @@ impl HotPool {
         Ok(rows)
     }
 
+    /// Runs a statement that returns no rows (a small write that needs no transaction of
+    /// its own); how many rows it changed.
+    pub async fn execute(&self, q: &impl SqlxBinder) -> Result<u64> {
+        let (sql, values) = q.build_sqlx(PostgresQueryBuilder);
+        let mut lease = self.lease().await?;
+        let done = sea_orm::sqlx::query_with(AssertSqlSafe(sql), values)
+            .execute(lease.conn())
+            .await
+            .map_err(driver_error)?;
+        lease.done();
+        Ok(done.rows_affected())
+    }
+
     /// The first row a fixed statement finds with `params` bound (as text, in order): for a
     /// statement built once instead of per request.
     pub async fn fetch_optional_sql(
@@ -128,7 +188,7 @@ impl HotPool {
     }
 
     async fn lease(&self) -> Result<Lease> {
-        match self.0.get().await {
+        match self.local()?.get().await {
             Ok(conn) => Ok(Lease(Some(conn), false)),
             Err(PoolError::Backend(e)) => Err(driver_error(e)),
             Err(e) => Err(PersistenceError::Unavailable(format!(

@@ -317,6 +317,12 @@ impl Db {
         self.search.as_ref().unwrap_or(&self.conn)
     }
 
+    /// The primary's hot-path pool with the default settings ([`hot`]), whatever the
+    /// replicas: for a small write on a request's path (an API key's use); `None` on SQLite.
+    pub fn hot_primary(&self) -> Option<&hot::HotPool> {
+        self.hot.as_ref().map(|(plain, _)| plain)
+    }
+
     /// The hot-path pool for the licensed software's look-ups ([`hot`]): the primary's,
     /// without a replica; `None` with a replica (look-ups then go where [`Db::lookup`] says)
     /// and on SQLite.
@@ -338,9 +344,9 @@ impl Db {
             .map(|(plain, search)| if filtered { search } else { plain })
     }
 
-    /// Opens the connections of the hot-path pool with the default settings (validations and
-    /// unfiltered list pages) ahead of the first requests; PostgreSQL only. The search pool
-    /// (filtered pages) opens its connections when needed.
+    /// Opens this thread's connections of the hot-path pool with the default settings
+    /// (validations and unfiltered list pages) ahead of the first requests; PostgreSQL only.
+    /// The search pool (filtered pages) opens its connections when needed.
     pub async fn warm(&self) {
         if let Some((plain, _)) = &self.hot {
             plain.warm().await;

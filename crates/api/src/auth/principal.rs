@@ -171,7 +171,20 @@ async fn from_api_key(state: &AppState, key: &str) -> Result<Principal, ApiError
     }
     // At most one write a minute per key; the read above already tells whether it is due.
     if api_keys::touch_due(&found, now) {
-        api_keys::touch(db, found.id, now).await?;
+        let on_hot = match state.db.hot_primary() {
+            Some(hot) => api_keys::touch_hot(hot, found.id, now).await,
+            None => Err(licentia_persistence::PersistenceError::Unavailable(
+                String::new(),
+            )),
+        };
+        match on_hot {
+            Ok(()) => {}
+            // No hot-path pool, or its connection had died: through the pinged pool.
+            Err(licentia_persistence::PersistenceError::Unavailable(_)) => {
+                api_keys::touch(db, found.id, now).await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
         state.caches.touched(&hash, now);
     }
     // A key has no role of its own; report the narrowest role that holds its scopes.

@@ -107,25 +107,85 @@ pub async fn find_with_account(
     Ok(Some((key, account)))
 }
 
+/// Live keys (not revoked, not expired at `now`) with their accounts, by key hash: at most
+/// `limit`, the most recently used first. What a serving process loads into its key cache when
+/// it starts, so that the first request of each partner does not wait on the database.
+pub async fn live_with_accounts(
+    db: &impl ConnectionTrait,
+    now: OffsetDateTime,
+    limit: u64,
+) -> Result<Vec<(String, ApiKey, licentia_domain::account::Account)>> {
+    use sea_orm::FromQueryResult;
+    use sea_orm::sea_query::{Asterisk, ExprTrait, NullOrdering, Order, Query};
+    let mut q = Query::select();
+    q.column((Entity, Asterisk));
+    super::select_prefixed::<accounts::Entity>(&mut q, "a_");
+    q.from(Entity)
+        .inner_join(
+            accounts::Entity,
+            Expr::col((accounts::Entity, accounts::Column::Id)).equals((Entity, Column::AccountId)),
+        )
+        .and_where(Expr::col((Entity, Column::RevokedAt)).is_null())
+        .cond_where(
+            Condition::any()
+                .add(Expr::col((Entity, Column::ExpiresAt)).is_null())
+                .add(Expr::col((Entity, Column::ExpiresAt)).gt(crate::truncate(now))),
+        )
+        .order_by_with_nulls(
+            (Entity, Column::LastUsedAt),
+            Order::Desc,
+            NullOrdering::Last,
+        )
+        .limit(limit);
+    let rows = db.query_all(&q).await?;
+    rows.iter()
+        .map(|row| {
+            let model = api_keys::Model::from_query_result(row, "")?;
+            let hash = model.key_hash.clone();
+            let key = ApiKey::try_from(model)?;
+            let account = accounts::Model::from_query_result(row, "a_")?.try_into()?;
+            Ok((hash, key, account))
+        })
+        .collect()
+}
+
 /// Whether [`touch`] would write: the key was never used or not within the last minute.
 pub fn touch_due(key: &ApiKey, now: OffsetDateTime) -> bool {
     key.last_used_at
         .is_none_or(|at| at < now - time::Duration::minutes(1))
 }
 
+/// The statement of [`touch`].
+fn touch_statement(id: ApiKeyId, now: OffsetDateTime) -> sea_orm::sea_query::UpdateStatement {
+    use sea_orm::sea_query::{ExprTrait, Query};
+    let stale = now - time::Duration::minutes(1);
+    Query::update()
+        .table(Entity)
+        .value(Column::LastUsedAt, crate::truncate(now))
+        .and_where(Expr::col(Column::Id).eq(id.as_uuid()))
+        .cond_where(
+            Condition::any()
+                .add(Expr::col(Column::LastUsedAt).is_null())
+                .add(Expr::col(Column::LastUsedAt).lt(crate::truncate(stale))),
+        )
+        .to_owned()
+}
+
 /// Records use at most once a minute per key, so authentication does not write on every call.
 pub async fn touch(db: &impl ConnectionTrait, id: ApiKeyId, now: OffsetDateTime) -> Result<()> {
-    let stale = now - time::Duration::minutes(1);
-    Entity::update_many()
-        .col_expr(Column::LastUsedAt, Expr::value(crate::truncate(now)))
-        .filter(Column::Id.eq(id.as_uuid()))
-        .filter(
-            Condition::any()
-                .add(Column::LastUsedAt.is_null())
-                .add(Column::LastUsedAt.lt(stale)),
-        )
-        .exec(db)
-        .await?;
+    db.execute(&touch_statement(id, now)).await?;
+    Ok(())
+}
+
+/// [`touch`] on a hot-path connection of the primary ([`crate::hot`]): one round trip on the
+/// request's own thread instead of a checkout with a ping. A failure to reach the server is
+/// [`PersistenceError::Unavailable`], for the caller to write through [`touch`] instead.
+pub async fn touch_hot(
+    pool: &crate::hot::HotPool,
+    id: ApiKeyId,
+    now: OffsetDateTime,
+) -> Result<()> {
+    pool.execute(&touch_statement(id, now)).await?;
     Ok(())
 }
 

@@ -183,6 +183,21 @@ pub async fn find_many(db: &impl ConnectionTrait, ids: &[ProductId]) -> Result<V
         .collect()
 }
 
+/// Every product's id and code, archived ones included (codes never change and products
+/// are never deleted): what a serving process keeps in memory from its start.
+pub async fn codes(db: &impl ConnectionTrait) -> Result<Vec<(ProductId, String)>> {
+    Ok(Entity::find()
+        .select_only()
+        .column(Column::Id)
+        .column(Column::Code)
+        .into_tuple::<(uuid::Uuid, String)>()
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|(id, code)| (ProductId::from_uuid(id), code))
+        .collect())
+}
+
 /// Filters of the catalog list.
 #[derive(Clone, Debug, Default)]
 pub struct ProductFilter {

@@ -1,0 +1,62 @@
+//! The hot-path pool keeps one set of connections per thread: a request only ever uses a
+//! connection its own thread opened (so its socket is driven by that thread's runtime), and
+//! a thread holds at most its share. Needs PostgreSQL (`LICENTIA_TEST_DATABASE_URL`); without
+//! it there is nothing to test (SQLite has no hot-path pool).
+#![allow(clippy::unwrap_used)]
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use licentia_persistence::hot::HotPool;
+use licentia_persistence::sea_orm::sqlx::Row;
+
+/// The backend process ids `n` statements on this thread ran on, a few at a time.
+fn backends_seen_on_a_thread(pool: HotPool, n: usize) -> BTreeSet<i32> {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let mut seen = BTreeSet::new();
+            for _ in 0..n / 4 {
+                const PID: &str = "SELECT pg_backend_pid() AS pid";
+                let (a, b, c, d) = tokio::join!(
+                    pool.fetch_optional_sql(PID, &[]),
+                    pool.fetch_optional_sql(PID, &[]),
+                    pool.fetch_optional_sql(PID, &[]),
+                    pool.fetch_optional_sql(PID, &[]),
+                );
+                for row in [a, b, c, d] {
+                    seen.insert(row.unwrap().unwrap().try_get::<i32, _>("pid").unwrap());
+                }
+            }
+            seen
+        })
+    })
+    .join()
+    .unwrap()
+}
+
+#[test]
+fn each_thread_uses_only_its_own_connections_and_at_most_its_share() {
+    let Ok(url) = std::env::var("LICENTIA_TEST_DATABASE_URL") else {
+        return;
+    };
+    if !url.starts_with("postgres") {
+        return;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let max = 2 * cores;
+    let share = max.div_ceil(cores);
+    let pool = HotPool::new(&url, max, Duration::from_secs(10), &[]).unwrap();
+
+    let one = backends_seen_on_a_thread(pool.clone(), 40);
+    let two = backends_seen_on_a_thread(pool.clone(), 40);
+    assert!(!one.is_empty() && !two.is_empty());
+    assert!(one.len() <= share, "{one:?} on one thread, share {share}");
+    assert!(two.len() <= share, "{two:?} on one thread, share {share}");
+    assert!(
+        one.is_disjoint(&two),
+        "a connection served two threads: {one:?} and {two:?}"
+    );
+}
