@@ -81,13 +81,9 @@ pub async fn insert(db: &impl ConnectionTrait, new: NewApiKey) -> Result<ApiKey>
         .try_into()
 }
 
-/// The live key with this hash (not revoked) and its account, in one statement
-/// (authentication's look-up); expiry is the caller's to check.
-pub async fn find_with_account(
-    db: &impl ConnectionTrait,
-    key_hash: &str,
-) -> Result<Option<(ApiKey, licentia_domain::account::Account)>> {
-    use sea_orm::FromQueryResult;
+/// Keys that are not revoked, each with its account's columns (prefixed `a_`), in one
+/// statement; the callers add their conditions.
+fn live_keys_with_accounts() -> sea_orm::sea_query::SelectStatement {
     use sea_orm::sea_query::{Asterisk, ExprTrait, Query};
     let mut q = Query::select();
     q.column((Entity, Asterisk));
@@ -97,13 +93,35 @@ pub async fn find_with_account(
             accounts::Entity,
             Expr::col((accounts::Entity, accounts::Column::Id)).equals((Entity, Column::AccountId)),
         )
-        .and_where(Expr::col((Entity, Column::KeyHash)).eq(key_hash))
         .and_where(Expr::col((Entity, Column::RevokedAt)).is_null());
+    q
+}
+
+/// A row of [`live_keys_with_accounts`]: the key's hash, the key and its account.
+fn key_with_account(
+    row: &sea_orm::QueryResult,
+) -> Result<(String, ApiKey, licentia_domain::account::Account)> {
+    use sea_orm::FromQueryResult;
+    let model = api_keys::Model::from_query_result(row, "")?;
+    let hash = model.key_hash.clone();
+    let key = ApiKey::try_from(model)?;
+    let account = accounts::Model::from_query_result(row, "a_")?.try_into()?;
+    Ok((hash, key, account))
+}
+
+/// The live key with this hash (not revoked) and its account, in one statement
+/// (authentication's look-up); expiry is the caller's to check.
+pub async fn find_with_account(
+    db: &impl ConnectionTrait,
+    key_hash: &str,
+) -> Result<Option<(ApiKey, licentia_domain::account::Account)>> {
+    use sea_orm::sea_query::ExprTrait;
+    let mut q = live_keys_with_accounts();
+    q.and_where(Expr::col((Entity, Column::KeyHash)).eq(key_hash));
     let Some(row) = db.query_one(&q).await? else {
         return Ok(None);
     };
-    let key = ApiKey::try_from(api_keys::Model::from_query_result(&row, "")?)?;
-    let account = accounts::Model::from_query_result(&row, "a_")?.try_into()?;
+    let (_, key, account) = key_with_account(&row)?;
     Ok(Some((key, account)))
 }
 
@@ -115,37 +133,23 @@ pub async fn live_with_accounts(
     now: OffsetDateTime,
     limit: u64,
 ) -> Result<Vec<(String, ApiKey, licentia_domain::account::Account)>> {
-    use sea_orm::FromQueryResult;
-    use sea_orm::sea_query::{Asterisk, ExprTrait, NullOrdering, Order, Query};
-    let mut q = Query::select();
-    q.column((Entity, Asterisk));
-    super::select_prefixed::<accounts::Entity>(&mut q, "a_");
-    q.from(Entity)
-        .inner_join(
-            accounts::Entity,
-            Expr::col((accounts::Entity, accounts::Column::Id)).equals((Entity, Column::AccountId)),
-        )
-        .and_where(Expr::col((Entity, Column::RevokedAt)).is_null())
-        .cond_where(
-            Condition::any()
-                .add(Expr::col((Entity, Column::ExpiresAt)).is_null())
-                .add(Expr::col((Entity, Column::ExpiresAt)).gt(crate::truncate(now))),
-        )
-        .order_by_with_nulls(
-            (Entity, Column::LastUsedAt),
-            Order::Desc,
-            NullOrdering::Last,
-        )
-        .limit(limit);
-    let rows = db.query_all(&q).await?;
-    rows.iter()
-        .map(|row| {
-            let model = api_keys::Model::from_query_result(row, "")?;
-            let hash = model.key_hash.clone();
-            let key = ApiKey::try_from(model)?;
-            let account = accounts::Model::from_query_result(row, "a_")?.try_into()?;
-            Ok((hash, key, account))
-        })
+    use sea_orm::sea_query::{ExprTrait, NullOrdering, Order};
+    let mut q = live_keys_with_accounts();
+    q.cond_where(
+        Condition::any()
+            .add(Expr::col((Entity, Column::ExpiresAt)).is_null())
+            .add(Expr::col((Entity, Column::ExpiresAt)).gt(crate::truncate(now))),
+    )
+    .order_by_with_nulls(
+        (Entity, Column::LastUsedAt),
+        Order::Desc,
+        NullOrdering::Last,
+    )
+    .limit(limit);
+    db.query_all(&q)
+        .await?
+        .iter()
+        .map(key_with_account)
         .collect()
 }
 
