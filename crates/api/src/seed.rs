@@ -448,10 +448,7 @@ pub async fn seed(state: &AppState, size: SeedSize) -> Result<Manifest, String> 
     db.execute_unprepared("VACUUM (ANALYZE)")
         .await
         .map_err(|e| e.to_string())?;
-    // The load's pages written out and synced now, as a database that has been running for a
-    // while has them: otherwise the checkpoint that the load's gigabyte of WAL set off keeps
-    // writing (and the kernel flushing) them for minutes into whatever runs next. Needs the
-    // right to checkpoint (a superuser, or `pg_checkpoint`); without it the seed still stands.
+    // Synced now, not for minutes into what runs next (needs superuser or `pg_checkpoint`).
     if let Err(e) = db.execute_unprepared("CHECKPOINT").await {
         tracing::warn!(error = %e, "the seeded database was not checkpointed");
     }
