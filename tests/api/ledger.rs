@@ -20,6 +20,7 @@ async fn direct(app: &TestApp) -> Db {
         max_connections: 10,
         // Fifty tasks share ten connections on a busy machine: waiting is expected.
         acquire_timeout: Duration::from_secs(60),
+        ..PoolConfig::default()
     };
     Db::connect(&app.database_url, &pool).await.unwrap()
 }

@@ -185,6 +185,7 @@ async fn flush_usage(usage: &licentia_api::usage::UsageBuffer, database_url: &st
     let pool = licentia_persistence::PoolConfig {
         max_connections: 1,
         acquire_timeout: std::time::Duration::from_secs(5),
+        hot_threads: 0,
     };
     let written = match licentia_persistence::Db::connect(database_url, &pool).await {
         Ok(db) => {

@@ -96,6 +96,8 @@ async fn connect(config: &Config, migrate: bool) -> Result<Db, StartError> {
     let pool = PoolConfig {
         max_connections: config.db_max_connections.get(),
         acquire_timeout: config.db_acquire_timeout_ms.duration(),
+        // The HTTP workers share the hot-path pools (0: one per core, as the server counts).
+        hot_threads: config.workers,
     };
     let mut db = Db::connect(&config.database_url, &pool).await?;
     if migrate {

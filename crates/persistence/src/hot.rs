@@ -78,11 +78,29 @@ impl std::fmt::Debug for HotPool {
     }
 }
 
+/// Each thread's share of a pool of `max` connections shared by `threads` threads (0: one
+/// per core): `max` divided by them, rounded up, at least one.
+fn share(max: usize, threads: usize) -> usize {
+    let threads = if threads > 0 {
+        threads
+    } else {
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+    };
+    max.div_ceil(threads).max(1)
+}
+
 impl HotPool {
-    /// A pool of about `max` connections to `url` (each thread holds at most `max` divided by
-    /// the number of cores, rounded up), each session with `settings`; waiting for a
-    /// connection or opening one gives up after `wait`. Connections open when needed.
-    pub fn new(url: &str, max: usize, wait: Duration, settings: &[(&str, &str)]) -> Result<Self> {
+    /// A pool of about `max` connections to `url` shared by `threads` threads (0: one per
+    /// core), each holding at most its share (`max` divided by `threads`, rounded up), each
+    /// session with `settings`; waiting for a connection or opening one gives up after
+    /// `wait`. Connections open when needed.
+    pub fn new(
+        url: &str,
+        max: usize,
+        threads: usize,
+        wait: Duration,
+        settings: &[(&str, &str)],
+    ) -> Result<Self> {
         let options: PgConnectOptions = url
             .parse()
             .map_err(|e: sea_orm::sqlx::Error| PersistenceError::Unavailable(e.to_string()))?;
@@ -91,10 +109,9 @@ impl HotPool {
         } else {
             options.options(settings.iter().copied())
         };
-        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         Ok(Self(Arc::new(Shared {
             options: options.disable_statement_logging(),
-            per_thread: max.div_ceil(threads).max(1),
+            per_thread: share(max, threads),
             wait,
         })))
     }
@@ -226,4 +243,20 @@ impl Drop for Lease {
 
 fn driver_error(e: sea_orm::sqlx::Error) -> PersistenceError {
     PersistenceError::from(DbErr::Query(RuntimeErr::SqlxError(Arc::new(e))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::share;
+
+    #[test]
+    fn the_threads_shares_add_up_to_the_pool_size_or_just_over() {
+        assert_eq!(share(10, 2), 5);
+        assert_eq!(share(10, 3), 4);
+        // More HTTP workers than connections: one each (the pool needs at least one).
+        assert_eq!(share(10, 16), 1);
+        assert_eq!(share(1, 1), 1);
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        assert_eq!(share(10, 0), 10usize.div_ceil(cores));
+    }
 }

@@ -99,8 +99,12 @@ fn plain(message: &str) -> String {
 /// Pool settings chosen by the application's configuration.
 #[derive(Clone, Debug)]
 pub struct PoolConfig {
+    /// The size of each of the process's pools to one server (see [`Db`]).
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+    /// How many threads share each hot-path pool ([`hot`]): the HTTP workers. Each holds
+    /// `max_connections` divided by this, rounded up; 0 counts one per core.
+    pub hot_threads: usize,
 }
 
 impl Default for PoolConfig {
@@ -108,6 +112,7 @@ impl Default for PoolConfig {
         Self {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(2),
+            hot_threads: 0,
         }
     }
 }
@@ -190,8 +195,14 @@ impl Db {
             let url = preflight::connect_url(url);
             let max = pool.max_connections as usize;
             Some((
-                hot::HotPool::new(&url, max, pool.acquire_timeout, &[])?,
-                hot::HotPool::new(&url, max, pool.acquire_timeout, SEARCH_SETTINGS)?,
+                hot::HotPool::new(&url, max, pool.hot_threads, pool.acquire_timeout, &[])?,
+                hot::HotPool::new(
+                    &url,
+                    max,
+                    pool.hot_threads,
+                    pool.acquire_timeout,
+                    SEARCH_SETTINGS,
+                )?,
             ))
         };
         Ok(Self {

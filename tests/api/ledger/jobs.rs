@@ -25,6 +25,7 @@ fn pool() -> PoolConfig {
     PoolConfig {
         max_connections: 10,
         acquire_timeout: Duration::from_secs(60),
+        ..PoolConfig::default()
     }
 }
 
