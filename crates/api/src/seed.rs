@@ -29,7 +29,7 @@ use licentia_persistence::PersistenceError;
 use licentia_persistence::repo::ledger::LedgerKind;
 use licentia_persistence::repo::registrations::Registration;
 use licentia_persistence::repo::{accounts, api_keys, ledger, licenses, products, registrations};
-use licentia_persistence::sea_orm::{ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait};
+use licentia_persistence::sea_orm::{DbBackend, EntityTrait, PaginatorTrait};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -37,6 +37,8 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::state::AppState;
+
+mod settle;
 
 /// Licenses per multi-row statement: 30 columns × 2,000 rows stays under PostgreSQL's 65,535
 /// bound values.
@@ -441,17 +443,7 @@ pub async fn seed(state: &AppState, size: SeedSize) -> Result<Manifest, String> 
     };
 
     seed_licenses(db, size, &manifest, &product_list, now, started).await?;
-    // Fresh statistics, so that the first queries are planned on the real distribution, and
-    // the visibility map set, as autovacuum leaves a table some time after a bulk load: without
-    // it, counts and reports read the heap instead of answering from an index (a partner's
-    // count of 200,000 licenses: 250 ms before, 36 ms after, at 1M).
-    db.execute_unprepared("VACUUM (ANALYZE)")
-        .await
-        .map_err(|e| e.to_string())?;
-    // Synced now, not for minutes into what runs next (needs superuser or `pg_checkpoint`).
-    if let Err(e) = db.execute_unprepared("CHECKPOINT").await {
-        tracing::warn!(error = %e, "the seeded database was not checkpointed");
-    }
+    settle::settle(state).await?;
     tracing::info!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "seed complete"
