@@ -71,7 +71,13 @@ fn main() -> ExitCode {
         &config.log,
         config.log_format == licentia_api::config::LogFormat::Json,
     );
+    // Requests run on the HTTP workers (one single-threaded runtime each, one per core);
+    // this runtime carries only the background: the usage flusher, the job worker, the
+    // invalidation feed, webhooks, metrics upkeep. Its work is waiting on the database, so
+    // one thread carries it; a second thread per process added wake-ups that competed with
+    // the HTTP workers for the cores (validate's p99 in docs/performance.md, seventh round).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
     {
@@ -186,6 +192,7 @@ async fn flush_usage(usage: &licentia_api::usage::UsageBuffer, database_url: &st
         max_connections: 1,
         acquire_timeout: std::time::Duration::from_secs(5),
         hot_threads: 0,
+        hot_per_thread: 0,
     };
     let written = match licentia_persistence::Db::connect(database_url, &pool).await {
         Ok(db) => {

@@ -98,6 +98,7 @@ async fn connect(config: &Config, migrate: bool) -> Result<Db, StartError> {
         acquire_timeout: config.db_acquire_timeout_ms.duration(),
         // The HTTP workers share the hot-path pools (0: one per core, as the server counts).
         hot_threads: config.workers,
+        hot_per_thread: config.db_hot_connections.get() as usize,
     };
     let mut db = Db::connect(&config.database_url, &pool).await?;
     if migrate {

@@ -15,8 +15,9 @@
 //! by the first thread's reactor, then handed over with a wake-up — two threads per statement
 //! instead of one, and the connection idle while the hand-over waits its turn (a fifth of the
 //! machine idle under the validation load). So a request only ever leases a connection that
-//! its own thread opened; a thread's share of the connections is the pool's size divided by
-//! the number of cores (the number of HTTP workers), rounded up.
+//! its own thread opened; a thread holds the number of connections it is configured with
+//! ([`HotPool::per_thread`]), or else its share of the pool's size (divided by the number of
+//! HTTP workers, rounded up).
 use std::cell::RefCell;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -114,6 +115,20 @@ impl HotPool {
             per_thread: share(max, threads),
             wait,
         })))
+    }
+
+    /// The same pool with `n` connections a thread instead of its share of `max` (0 keeps
+    /// the share). Before any thread has used the pool.
+    #[must_use]
+    pub fn per_thread(self, n: usize) -> Self {
+        if n == 0 {
+            return self;
+        }
+        Self(Arc::new(Shared {
+            options: self.0.options.clone(),
+            per_thread: n,
+            wait: self.0.wait,
+        }))
     }
 
     /// This thread's connections.

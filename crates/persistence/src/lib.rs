@@ -102,9 +102,12 @@ pub struct PoolConfig {
     /// The size of each of the process's pools to one server (see [`Db`]).
     pub max_connections: u32,
     pub acquire_timeout: Duration,
-    /// How many threads share each hot-path pool ([`hot`]): the HTTP workers. Each holds
-    /// `max_connections` divided by this, rounded up; 0 counts one per core.
+    /// How many threads share each hot-path pool ([`hot`]): the HTTP workers; 0 counts one
+    /// per core.
     pub hot_threads: usize,
+    /// How many connections each of those threads holds in each hot-path pool; 0:
+    /// `max_connections` divided among the threads, rounded up.
+    pub hot_per_thread: usize,
 }
 
 impl Default for PoolConfig {
@@ -113,6 +116,7 @@ impl Default for PoolConfig {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(2),
             hot_threads: 0,
+            hot_per_thread: 0,
         }
     }
 }
@@ -194,16 +198,11 @@ impl Db {
         } else {
             let url = preflight::connect_url(url);
             let max = pool.max_connections as usize;
-            Some((
-                hot::HotPool::new(&url, max, pool.hot_threads, pool.acquire_timeout, &[])?,
-                hot::HotPool::new(
-                    &url,
-                    max,
-                    pool.hot_threads,
-                    pool.acquire_timeout,
-                    SEARCH_SETTINGS,
-                )?,
-            ))
+            let open = |settings| {
+                hot::HotPool::new(&url, max, pool.hot_threads, pool.acquire_timeout, settings)
+                    .map(|hot| hot.per_thread(pool.hot_per_thread))
+            };
+            Some((open(&[])?, open(SEARCH_SETTINGS)?))
         };
         Ok(Self {
             conn,

@@ -49,6 +49,9 @@ pub struct Config {
     pub log: String,
     pub log_format: LogFormat,
     pub db_max_connections: NonZeroU32,
+    /// Connections each HTTP worker holds for each of the two hot paths (validation look-ups,
+    /// list pages) on PostgreSQL.
+    pub db_hot_connections: NonZeroU32,
     pub db_acquire_timeout_ms: Millis,
     pub request_timeout_secs: Secs,
     /// A request body must arrive within this many seconds of its head (else 408).
@@ -102,6 +105,7 @@ impl Default for Config {
             log: "info".into(),
             log_format: LogFormat::Text,
             db_max_connections: NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN),
+            db_hot_connections: NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN),
             db_acquire_timeout_ms: Millis::new(2000),
             request_timeout_secs: Secs::new(30),
             body_timeout_secs: Secs::new(10),
@@ -287,6 +291,7 @@ mod tests {
             ("grace_days = 0", "LICENTIA_GRACE_DAYS"),
             ("usage_flush_secs = 0", "LICENTIA_USAGE_FLUSH_SECS"),
             ("db_max_connections = 0", "LICENTIA_DB_MAX_CONNECTIONS"),
+            ("db_hot_connections = 0", "LICENTIA_DB_HOT_CONNECTIONS"),
             ("job_poll_ms = -1", "LICENTIA_JOB_POLL_MS"),
             ("bind = \"nowhere\"", "LICENTIA_BIND"),
             ("currency = \"usd\"", "LICENTIA_CURRENCY"),
