@@ -1,7 +1,8 @@
 //! The hot-path pool keeps one set of connections per thread: a request only ever uses a
 //! connection its own thread opened (so its socket is driven by that thread's runtime), and
-//! a thread holds at most its share. Needs PostgreSQL (`LICENTIA_TEST_DATABASE_URL`); without
-//! it there is nothing to test (SQLite has no hot-path pool).
+//! a thread holds at most its share, or the number it is configured with. Needs PostgreSQL
+//! (`LICENTIA_TEST_DATABASE_URL`); without it there is nothing to test (SQLite has no hot-path
+//! pool).
 #![allow(clippy::unwrap_used)]
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -58,4 +59,24 @@ fn each_thread_uses_only_its_own_connections_and_at_most_its_share() {
         one.is_disjoint(&two),
         "a connection served two threads: {one:?} and {two:?}"
     );
+}
+
+#[test]
+fn a_thread_holds_the_configured_number_of_connections() {
+    let Ok(url) = std::env::var("LICENTIA_TEST_DATABASE_URL") else {
+        return;
+    };
+    if !url.starts_with("postgres") {
+        return;
+    }
+    // A share of ten a thread, overridden: four statements at a time then run on three
+    // connections (a share would have opened four), or on one.
+    let pool = HotPool::new(&url, 20, 2, Duration::from_secs(10), &[]).unwrap();
+    let three = backends_seen_on_a_thread(pool.clone().per_thread(3), 40);
+    assert_eq!(three.len(), 3, "{three:?}");
+    let one = backends_seen_on_a_thread(pool.clone().per_thread(1), 40);
+    assert_eq!(one.len(), 1, "{one:?}");
+    // Zero keeps the share.
+    let share = backends_seen_on_a_thread(pool.per_thread(0), 40);
+    assert_eq!(share.len(), 4, "{share:?}");
 }
