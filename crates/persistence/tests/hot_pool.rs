@@ -10,6 +10,13 @@ use std::time::Duration;
 use licentia_persistence::hot::HotPool;
 use licentia_persistence::sea_orm::sqlx::Row;
 
+/// The PostgreSQL URL the suite runs against, if any.
+fn postgres_url() -> Option<String> {
+    std::env::var("LICENTIA_TEST_DATABASE_URL")
+        .ok()
+        .filter(|url| url.starts_with("postgres"))
+}
+
 /// The backend process ids `n` statements on this thread ran on, a few at a time.
 fn backends_seen_on_a_thread(pool: HotPool, n: usize) -> BTreeSet<i32> {
     std::thread::spawn(move || {
@@ -40,12 +47,9 @@ fn backends_seen_on_a_thread(pool: HotPool, n: usize) -> BTreeSet<i32> {
 
 #[test]
 fn each_thread_uses_only_its_own_connections_and_at_most_its_share() {
-    let Ok(url) = std::env::var("LICENTIA_TEST_DATABASE_URL") else {
+    let Some(url) = postgres_url() else {
         return;
     };
-    if !url.starts_with("postgres") {
-        return;
-    }
     // Two threads share a pool of four: two connections each.
     let share = 2;
     let pool = HotPool::new(&url, 4, 2, Duration::from_secs(10), &[]).unwrap();
@@ -63,12 +67,9 @@ fn each_thread_uses_only_its_own_connections_and_at_most_its_share() {
 
 #[test]
 fn a_thread_holds_the_configured_number_of_connections() {
-    let Ok(url) = std::env::var("LICENTIA_TEST_DATABASE_URL") else {
+    let Some(url) = postgres_url() else {
         return;
     };
-    if !url.starts_with("postgres") {
-        return;
-    }
     // A share of ten a thread, overridden: four statements at a time then run on three
     // connections (a share would have opened four), or on one.
     let pool = HotPool::new(&url, 20, 2, Duration::from_secs(10), &[]).unwrap();

@@ -49,8 +49,8 @@ pub struct Config {
     pub log: String,
     pub log_format: LogFormat,
     pub db_max_connections: NonZeroU32,
-    /// Connections each HTTP worker holds for each of the two hot paths (validation look-ups,
-    /// list pages) on PostgreSQL.
+    /// Connections each HTTP worker holds in each of the two hot-path pools on PostgreSQL
+    /// (validation look-ups and unfiltered list pages; filtered list pages).
     pub db_hot_connections: NonZeroU32,
     pub db_acquire_timeout_ms: Millis,
     pub request_timeout_secs: Secs,
