@@ -317,6 +317,19 @@ impl TestApp {
         .await
     }
 
+    /// [`TestApp::spawn_second_instance`] with settings of its own.
+    pub async fn spawn_second_instance_with(&self, configure: fn(&str) -> Config) -> TestApp {
+        Self::start(
+            self.backend,
+            self.database_url.clone(),
+            Store::Shared,
+            configure,
+            self.clock.clone(),
+            Some(self.state.ctx.provisioner.clone()),
+        )
+        .await
+    }
+
     /// Stops the server and removes the database.
     pub async fn finish(self) {
         self.server.stop(false).await;

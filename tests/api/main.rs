@@ -18,6 +18,7 @@ mod license_edit;
 mod licensed_software;
 mod licenses;
 mod list_filters;
+mod list_pages;
 mod messages;
 mod metrics;
 mod money_invariants;

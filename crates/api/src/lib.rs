@@ -19,6 +19,7 @@ pub mod keyring;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod pages;
 pub mod pagination;
 pub mod read;
 pub mod routes;

@@ -79,6 +79,10 @@ fn describe() {
     );
     // Present from the start, so that rate() sees the first failure.
     counter!(WEBHOOK_FAILURES).increment(0);
+    describe_counter!(
+        "licentia_list_pages_total",
+        "License list pages by outcome: hit (the kept answer, its rows checked unchanged), changed (kept but changed: read again), miss (read in full)"
+    );
     describe_gauge!(
         DB_POOL,
         "Database pool connections: open, idle, and the configured maximum"

@@ -76,6 +76,7 @@ pub async fn prepare(config: Config, migrate: bool) -> Result<AppState, StartErr
         encryption_key: Arc::new(encryption_key),
         provisioner: Arc::new(licentia_app::provisioning::LocalProvisioner),
     };
+    let pages = Arc::new(crate::pages::Pages::new(config.page_cache_mb));
     Ok(AppState {
         ctx,
         config: Arc::new(config),
@@ -87,6 +88,7 @@ pub async fn prepare(config: Config, migrate: bool) -> Result<AppState, StartErr
         events,
         usage: Arc::default(),
         caches: Arc::default(),
+        pages,
     })
 }
 

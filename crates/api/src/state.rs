@@ -30,6 +30,8 @@ pub struct AppState {
     pub usage: Arc<crate::usage::UsageBuffer>,
     /// API keys and products held in memory while the invalidation feed is live.
     pub caches: Arc<crate::cache::Caches>,
+    /// License list pages checked against the database per request (see [`crate::pages`]).
+    pub pages: Arc<crate::pages::Pages>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -53,6 +53,9 @@ pub struct Config {
     /// (validation look-ups and unfiltered list pages; filtered list pages).
     pub db_hot_connections: NonZeroU32,
     pub db_acquire_timeout_ms: Millis,
+    /// MiB of license list pages each process keeps and checks per request against the
+    /// database (PostgreSQL); 0 keeps none.
+    pub page_cache_mb: u64,
     pub request_timeout_secs: Secs,
     /// A request body must arrive within this many seconds of its head (else 408).
     pub body_timeout_secs: Secs,
@@ -107,6 +110,7 @@ impl Default for Config {
             db_max_connections: NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN),
             db_hot_connections: NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN),
             db_acquire_timeout_ms: Millis::new(2000),
+            page_cache_mb: 16,
             request_timeout_secs: Secs::new(30),
             body_timeout_secs: Secs::new(10),
             workers: 0,

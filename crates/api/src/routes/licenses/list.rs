@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use licentia_domain::auth::Scope;
 use licentia_domain::ids::{AccountId, LicenseId, ProductId};
@@ -96,24 +97,159 @@ pub async fn list_licenses(
         None => None,
         Some(c) => Some(after_of(sort, state.cursors.decode(&scope_key, c)?)),
     };
-    let rows = read_page(&state, scope, &filter, sort, after, limit + 1).await?;
-    let catalog = catalog_of(&state, &rows).await?;
-    let mut items = Vec::new();
+    let page = PageRead {
+        scope,
+        filter: &filter,
+        sort,
+        after,
+        limit,
+    };
+    // Every page but those by last validation (two statements) may be kept: keyed by all the
+    // answer depends on besides its rows and products.
+    let kept_key =
+        (state.pages.is_on() && !matches!(sort, Sort::LastValidatedAt { .. })).then(|| {
+            format!(
+                "{scope:?}|{limit}|{scope_key}|{}",
+                q.cursor.as_deref().unwrap_or("")
+            )
+        });
+    if let Some(key) = kept_key
+        && let Some(hot) = state.db.hot_page(!filter.is_empty())
+    {
+        return kept_page(&state, hot, key, &page, &scope_key).await;
+    }
+    let rows = read_page(&state, &page).await?;
+    let catalog = catalog_of(&state, product_ids(&rows)).await?;
+    let (body, _) = answer(&state, &page, &scope_key, rows, &catalog)?;
+    Ok(json_answer(body))
+}
+
+/// What a page read is for.
+struct PageRead<'a> {
+    scope: LicenseScope,
+    filter: &'a licenses::Filter,
+    sort: Sort,
+    after: Option<After>,
+    /// Licenses on the page; one more is read to tell whether a next page exists.
+    limit: u64,
+}
+
+/// A page on PostgreSQL's hot path through [`crate::pages`]: the kept answer when the
+/// database still finds the same rows at the same versions and the products read the same;
+/// else the page read in full (with its rows' versions) and kept.
+async fn kept_page(
+    state: &AppState,
+    hot: &licentia_persistence::hot::HotPool,
+    key: String,
+    page: &PageRead<'_>,
+    scope_key: &str,
+) -> ApiResult<HttpResponse> {
+    let (scope, filter, sort, limit) = (page.scope, page.filter, page.sort, page.limit + 1);
+    let mut slot = None;
+    match state.pages.lookup(&key).await {
+        crate::pages::Lookup::Kept(kept) => {
+            let now =
+                licenses::page_versions_hot(hot, scope, filter, sort, page.after.clone(), limit);
+            match now.await {
+                Ok(Some(rows)) if rows == kept.rows => {
+                    let catalog = catalog_of(state, kept.product_ids()).await?;
+                    if kept.products_match(&catalog)
+                        && let Some(body) = kept.answer()
+                    {
+                        state.pages.count("hit");
+                        return Ok(json_answer(body));
+                    }
+                    state.pages.count("changed");
+                }
+                Ok(_) => state.pages.count("changed"),
+                // The connection had died: read in full on the pinged pool below.
+                Err(PersistenceError::Unavailable(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        crate::pages::Lookup::Empty(empty) => {
+            state.pages.count("miss");
+            slot = Some(empty);
+        }
+        crate::pages::Lookup::Off => {}
+    }
+    let read =
+        licenses::list_hot_versioned(hot, scope, filter, sort, page.after.clone(), limit).await;
+    let (rows, versions): (Vec<License>, Vec<_>) = match read {
+        Ok(Some(read)) => read
+            .into_iter()
+            .map(|(l, v)| {
+                let id = l.id.as_uuid();
+                (l, (id, v))
+            })
+            .unzip(),
+        Ok(None) | Err(PersistenceError::Unavailable(_)) => {
+            let rows = read_page(state, page).await?;
+            let catalog = catalog_of(state, product_ids(&rows)).await?;
+            return Ok(json_answer(
+                answer(state, page, scope_key, rows, &catalog)?.0,
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let catalog = catalog_of(state, product_ids(&rows)).await?;
+    let (body, products) = answer(state, page, scope_key, rows, &catalog)?;
+    let kept = crate::pages::Kept::new(versions, &products, &body);
+    match slot {
+        Some(slot) => slot.fill(kept),
+        None => state.pages.keep(key, kept),
+    }
+    Ok(json_answer(body))
+}
+
+/// The JSON answer of a page of `rows` (read with one row beyond the page), and the products
+/// it shows.
+fn answer<'c>(
+    state: &AppState,
+    page: &PageRead<'_>,
+    scope_key: &str,
+    rows: Vec<License>,
+    catalog: &'c BTreeMap<ProductId, Product>,
+) -> ApiResult<(Bytes, Vec<&'c Product>)> {
+    let sort = page.sort;
     let key_of = |l: &License| cursor_key(sort, l);
-    let page = crate::pagination::page_of(rows, limit, &state.cursors, &scope_key, key_of, |l| l);
+    let page =
+        crate::pagination::page_of(rows, page.limit, &state.cursors, scope_key, key_of, |l| l);
+    let mut items = Vec::with_capacity(page.items.len());
+    let mut shown: Vec<&Product> = Vec::new();
     for l in page.items {
         if let Some(p) = catalog.get(&l.product_id) {
+            if !shown.iter().any(|s| s.id == p.id) {
+                shown.push(p);
+            }
             items.push(LicenseOut::new(l, p));
         }
     }
-    Ok(crate::pagination::json_ok(
+    // About a kilobyte a license: one buffer, no regrowth while writing.
+    let mut body = Vec::with_capacity(1024 * items.len().min(200) + 256);
+    serde_json::to_writer(
+        &mut body,
         &crate::pagination::Page {
             items,
             next_cursor: page.next_cursor,
         },
-        // About a kilobyte a license: one buffer, no regrowth while writing.
-        1024 * (limit as usize).min(200) + 256,
-    ))
+    )
+    .map_err(|e| ApiError::internal(format!("serializing a page: {e}")))?;
+    Ok((Bytes::from(body), shown))
+}
+
+fn json_answer(body: Bytes) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(actix_web::http::header::ContentType::json())
+        .body(body)
+}
+
+fn product_ids(rows: &[License]) -> Vec<ProductId> {
+    rows.iter()
+        .map(|l| l.product_id)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
 }
 
 fn parse_sort(text: &str) -> Option<Sort> {
@@ -169,16 +305,10 @@ fn cursor_key(sort: Sort, l: &License) -> crate::pagination::CursorKey {
 /// the search settings, or without them when nothing is filtered (see
 /// [`licentia_persistence::Db::hot_page`]). No pool pings its connections: a page that
 /// failed on one that had died is read again on the pinged pool.
-async fn read_page(
-    state: &AppState,
-    scope: LicenseScope,
-    filter: &licenses::Filter,
-    sort: Sort,
-    after: Option<After>,
-    limit: u64,
-) -> ApiResult<Vec<License>> {
-    let filtered = !filter.is_empty();
-    let first = match state.db.hot_page(filtered) {
+async fn read_page(state: &AppState, page: &PageRead<'_>) -> ApiResult<Vec<License>> {
+    let (scope, filter, sort, limit) = (page.scope, page.filter, page.sort, page.limit + 1);
+    let after = page.after.clone();
+    let first = match state.db.hot_page(!filter.is_empty()) {
         Some(hot) => licenses::list_hot(hot, scope, filter, sort, after.clone(), limit).await,
         // SQLite: one pool for everything.
         None => licenses::list(state.db.search(), scope, filter, sort, after.clone(), limit).await,
@@ -196,13 +326,10 @@ async fn read_page(
 
 /// The products of a page's licenses: from memory ([`crate::cache`]), or in one statement
 /// however many licenses refer to them.
-async fn catalog_of(state: &AppState, rows: &[License]) -> ApiResult<BTreeMap<ProductId, Product>> {
-    let product_ids: Vec<ProductId> = rows
-        .iter()
-        .map(|l| l.product_id)
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
+async fn catalog_of(
+    state: &AppState,
+    product_ids: Vec<ProductId>,
+) -> ApiResult<BTreeMap<ProductId, Product>> {
     let (mut found, missing) = state.caches.products(&product_ids);
     if !missing.is_empty() {
         let ticket = state.caches.ticket();

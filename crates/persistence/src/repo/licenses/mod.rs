@@ -21,9 +21,11 @@ use crate::error::{PersistenceError, Result, parse};
 pub mod decode;
 mod due;
 mod query;
+mod versions;
 
 pub use due::*;
 pub use query::*;
+pub use versions::*;
 
 /// Whose licenses a query may see.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -208,11 +208,27 @@ async fn list_from<C: ConnectionTrait>(
     after: Option<After>,
     limit: u64,
 ) -> Result<Vec<License>> {
-    let cond = condition(db.backend(), scope, filter);
-    if let Sort::LastValidatedAt { desc } = sort {
-        return list_by_validation(db, cond, desc, after, limit).await;
+    match page_select(db.backend(), scope, filter, sort, after.clone(), limit) {
+        Some(q) => fetch(db, q).await,
+        None => {
+            let cond = condition(db.backend(), scope, filter);
+            let desc = matches!(sort, Sort::LastValidatedAt { desc: true });
+            list_by_validation(db, cond, desc, after, limit).await
+        }
     }
-    let mut q = Entity::find().filter(cond);
+}
+
+/// The one statement that reads a page, for every sort but `last_validated_at` (two parts:
+/// see [`list_by_validation`]); `None` for that one.
+pub(super) fn page_select(
+    backend: DbBackend,
+    scope: Scope,
+    filter: &Filter,
+    sort: Sort,
+    after: Option<After>,
+    limit: u64,
+) -> Option<sea_orm::Select<Entity>> {
+    let mut q = Entity::find().filter(condition(backend, scope, filter));
     let dir = |desc: bool| if desc { Order::Desc } else { Order::Asc };
     match sort {
         Sort::CreatedAt { desc } => {
@@ -240,9 +256,9 @@ async fn list_from<C: ConnectionTrait>(
                 .order_by(Column::NameLower, dir(desc))
                 .order_by(Column::Id, dir(desc));
         }
-        Sort::LastValidatedAt { .. } => unreachable!("listed by list_by_validation"),
+        Sort::LastValidatedAt { .. } => return None,
     }
-    fetch(db, q.limit(limit)).await
+    Some(q.limit(limit))
 }
 
 /// Ids beyond `id` in the walk's direction.
