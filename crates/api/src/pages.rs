@@ -231,6 +231,33 @@ mod tests {
         assert_eq!(kept.rows, vec![(uuid::Uuid::nil(), 1)]);
     }
 
+    #[tokio::test]
+    async fn a_page_being_read_is_read_once() {
+        let pages = Pages::new(1);
+        let Lookup::Empty(slot) = pages.lookup("k").await else {
+            panic!("nothing is kept yet");
+        };
+        // A second request for the page waits while the first reads it...
+        let second = pages.lookup("k");
+        tokio::pin!(second);
+        assert!(
+            futures_util::FutureExt::now_or_never(second.as_mut()).is_none(),
+            "the second request waits for the first read"
+        );
+        // ...and gets what the first kept, to check like any kept page.
+        slot.fill(kept(10));
+        match second.await {
+            Lookup::Kept(k) => assert_eq!(k.rows, vec![(uuid::Uuid::nil(), 7)]),
+            _ => panic!("the second request gets the page the first read"),
+        }
+        // A slot dropped unfilled (the read failed) hands the read to the next request.
+        let Lookup::Empty(slot) = pages.lookup("other").await else {
+            panic!("nothing is kept under another key");
+        };
+        drop(slot);
+        assert!(matches!(pages.lookup("other").await, Lookup::Empty(_)));
+    }
+
     #[test]
     fn nothing_is_kept_when_off() {
         let pages = Pages::new(0);
