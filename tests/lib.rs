@@ -599,3 +599,20 @@ impl Resp {
         self
     }
 }
+
+/// Until `done` holds or five seconds pass (well inside the caches' 60 s entry age, so what
+/// ends the wait is the database's notice, not the age), asking every 20 ms; how long it took.
+pub async fn within_notice<F, Fut>(mut done: F) -> std::time::Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(5) {
+        if done().await {
+            return start.elapsed();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the change did not reach the other process within 5 s");
+}

@@ -1,4 +1,4 @@
-use licentia_tests::{TestApp, db_test};
+use licentia_tests::{TestApp, db_test, within_notice};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -141,23 +141,6 @@ async fn expired_keys_stop_working(app: &TestApp) {
     with_key(app, Method::GET, "/v1/me", &key)
         .await
         .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
-}
-
-/// Until `done` holds or five seconds pass (well inside the caches' 60 s entry age, so what
-/// ends the wait is the database's notice, not the age), asking every 20 ms; how long it took.
-async fn within_notice<F, Fut>(mut done: F) -> std::time::Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = std::time::Instant::now();
-    while start.elapsed() < std::time::Duration::from_secs(5) {
-        if done().await {
-            return start.elapsed();
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("the change did not reach the other process within 5 s");
 }
 
 /// Two server processes on one database: a key and a product name cached by the second are

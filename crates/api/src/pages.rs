@@ -161,12 +161,6 @@ impl Pages {
         self.cache.is_some()
     }
 
-    /// The page kept under `key`, unless it is older than [`MAX_AGE`].
-    pub fn get(&self, key: &str) -> Option<Arc<Kept>> {
-        let kept = self.cache.as_ref()?.get(key)?;
-        (kept.at.elapsed() < MAX_AGE).then_some(kept)
-    }
-
     /// The page kept under `key`, or the slot to read it into (waiting while another request
     /// reads it). A page older than [`MAX_AGE`] is dropped and reported empty.
     pub async fn lookup(&self, key: &str) -> Lookup<'_> {
@@ -218,15 +212,17 @@ mod tests {
         Kept::new(vec![(uuid::Uuid::nil(), 7)], &[], &body)
     }
 
-    #[test]
-    fn the_answer_comes_back_as_it_was_kept() {
+    #[tokio::test]
+    async fn the_answer_comes_back_as_it_was_kept() {
         let pages = Pages::new(1);
         let body = br#"{"items":[{"id":"a","name":"web-1.example.org"}],"next_cursor":null}"#;
         pages.keep(
             "k".into(),
             Kept::new(vec![(uuid::Uuid::nil(), 1)], &[], body),
         );
-        let kept = pages.get("k").expect("kept");
+        let Lookup::Kept(kept) = pages.lookup("k").await else {
+            panic!("kept");
+        };
         assert_eq!(kept.answer().as_deref(), Some(&body[..]));
         assert_eq!(kept.rows, vec![(uuid::Uuid::nil(), 1)]);
     }
@@ -258,16 +254,16 @@ mod tests {
         assert!(matches!(pages.lookup("other").await, Lookup::Empty(_)));
     }
 
-    #[test]
-    fn nothing_is_kept_when_off() {
+    #[tokio::test]
+    async fn nothing_is_kept_when_off() {
         let pages = Pages::new(0);
         assert!(!pages.is_on());
         pages.keep("k".into(), kept(10));
-        assert!(pages.get("k").is_none());
+        assert!(matches!(pages.lookup("k").await, Lookup::Off));
     }
 
-    #[test]
-    fn the_weight_of_the_answers_is_bounded() {
+    #[tokio::test]
+    async fn the_weight_of_the_answers_is_bounded() {
         let pages = Pages::new(1);
         for i in 0..100 {
             pages.keep(format!("k{i}"), kept(100 * 1024));
@@ -277,6 +273,6 @@ mod tests {
         assert!(cache.len() < 100);
         // An answer above the bound is not kept at all.
         pages.keep("big".into(), kept(MAX_ANSWER + 1));
-        assert!(pages.get("big").is_none());
+        assert!(matches!(pages.lookup("big").await, Lookup::Empty(_)));
     }
 }

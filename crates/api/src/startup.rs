@@ -76,7 +76,12 @@ pub async fn prepare(config: Config, migrate: bool) -> Result<AppState, StartErr
         encryption_key: Arc::new(encryption_key),
         provisioner: Arc::new(licentia_app::provisioning::LocalProvisioner),
     };
-    let pages = Arc::new(crate::pages::Pages::new(config.page_cache_mb));
+    // Pages are checked by PostgreSQL's row versions: SQLite keeps none.
+    let page_cache_mb = match ctx.db.backend() {
+        licentia_persistence::sea_orm::DbBackend::Postgres => config.page_cache_mb,
+        _ => 0,
+    };
+    let pages = Arc::new(crate::pages::Pages::new(page_cache_mb));
     Ok(AppState {
         ctx,
         config: Arc::new(config),

@@ -7,7 +7,7 @@
 //! the same versions, in the same order, are the same rows: nothing in them changed. The
 //! versions are 32-bit transaction ids that only repeat after about four billion
 //! transactions, which is why a copy is only ever checked within seconds of its read.
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, SelectStatement};
 use sea_orm::sqlx::Row;
 use sea_orm::{DbBackend, QuerySelect, QueryTrait};
 
@@ -35,14 +35,9 @@ pub async fn list_hot_versioned(
     after: Option<After>,
     limit: u64,
 ) -> Result<Option<Vec<(License, i64)>>> {
-    let Some(q) = page_select(DbBackend::Postgres, scope, filter, sort, after, limit) else {
+    let Some(q) = versioned(scope, filter, sort, after, limit, read_columns()) else {
         return Ok(None);
     };
-    let q = q
-        .select_only()
-        .columns(read_columns())
-        .expr(Expr::cust(ROW_VERSION))
-        .into_query();
     let rows = pool.fetch_all(&q).await?;
     let models = pg_models(&rows)?;
     let mut out = Vec::with_capacity(rows.len());
@@ -63,14 +58,9 @@ pub async fn page_versions_hot(
     after: Option<After>,
     limit: u64,
 ) -> Result<Option<Vec<RowVersion>>> {
-    let Some(q) = page_select(DbBackend::Postgres, scope, filter, sort, after, limit) else {
+    let Some(q) = versioned(scope, filter, sort, after, limit, [Column::Id]) else {
         return Ok(None);
     };
-    let q = q
-        .select_only()
-        .column(Column::Id)
-        .expr(Expr::cust(ROW_VERSION))
-        .into_query();
     pool.fetch_all(&q)
         .await?
         .iter()
@@ -82,6 +72,25 @@ pub async fn page_versions_hot(
         })
         .collect::<Result<Vec<_>>>()
         .map(Some)
+}
+
+/// The page's statement selecting `columns`, then the row version; `None` for a sort read in
+/// two statements.
+fn versioned(
+    scope: Scope,
+    filter: &Filter,
+    sort: Sort,
+    after: Option<After>,
+    limit: u64,
+    columns: impl IntoIterator<Item = Column>,
+) -> Option<SelectStatement> {
+    let q = page_select(DbBackend::Postgres, scope, filter, sort, after, limit)?;
+    Some(
+        q.select_only()
+            .columns(columns)
+            .expr(Expr::cust(ROW_VERSION))
+            .into_query(),
+    )
 }
 
 fn corrupt(e: sea_orm::sqlx::Error) -> PersistenceError {
